@@ -1,0 +1,2 @@
+//! Placeholder: replaced by the cmap benchmarks.
+fn main() {}

@@ -1,0 +1,2 @@
+//! Placeholder: replaced by the memory_store benchmarks.
+fn main() {}

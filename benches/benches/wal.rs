@@ -1,0 +1,2 @@
+//! Placeholder: replaced by the wal benchmarks.
+fn main() {}

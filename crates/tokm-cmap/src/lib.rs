@@ -1,0 +1,1 @@
+//! tokm-cmap (work in progress).

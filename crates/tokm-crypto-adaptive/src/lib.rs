@@ -1,0 +1,1 @@
+//! tokm-crypto-adaptive (work in progress).

@@ -1,0 +1,1 @@
+//! tokm-domain (work in progress).

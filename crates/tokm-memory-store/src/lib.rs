@@ -1,0 +1,1 @@
+//! tokm-memory-store (work in progress).

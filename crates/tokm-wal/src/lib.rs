@@ -1,0 +1,1 @@
+//! tokm-wal (work in progress).
