@@ -1,1 +1,58 @@
-fn main() {}
+//! Project automation for tokm, run as `cargo xtask <command>` (an alias in `.cargo/config.toml`).
+//!
+//! Is: the one place that knows how to generate code, run every check, run benchmarks and soak
+//! tests. Is not: part of any build; library crates never depend on it.
+//!
+//! Commands:
+//!
+//! | command | what it does |
+//! |---|---|
+//! | `codegen [--check]` | compile `proto/v1/*.proto` into committed Rust; `--check` fails if stale |
+//! | `ci` | every check CI runs: fmt, clippy, codegen freshness, tests, docs, benches compile |
+//! | `bench [NAME] [--quick]` | criterion benchmarks (all, or one bench file by name) |
+//! | `soak wal\|engine --cycles N` | long crash-and-recover loops, outside CI |
+
+mod bench;
+mod ci;
+mod codegen;
+mod shell;
+mod soak;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  codegen [--check]           regenerate Rust from proto/v1 (--check: fail if the committed code is stale)
+  ci                          run every check and test, as CI does
+  bench [NAME] [--quick]      run the criterion benchmarks (NAME: one bench file, e.g. cmap, wal)
+  soak wal --cycles N         SIGKILL crash-and-recover loop on the WAL, N cycles
+  help                        this text
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((command, rest)) = args.split_first() else {
+        eprint!("{USAGE}");
+        return ExitCode::FAILURE;
+    };
+    let result = match command.as_str() {
+        "codegen" => codegen::run(rest),
+        "ci" => ci::run(rest),
+        "bench" => bench::run(rest),
+        "soak" => soak::run(rest),
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown command `{other}`\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
