@@ -1,1 +1,126 @@
-//! tokm-crypto-adaptive (work in progress).
+//! Authenticated encryption for tokm: AES-256-GCM or ChaCha20-Poly1305 chosen by the CPU,
+//! keys with ids and rotation, and nonces that cannot repeat.
+//!
+//! Is: a [`Keyring`] of [`Key`]s named by [`KeyId`]; self-describing sealed blobs for
+//! standalone values; a [`FileCipher`] per file for the records of the WAL and snapshots.
+//! The only tokm crate that sees key bytes.
+//!
+//! Is not: a file format (callers store the key id, algorithm and [`FileSalt`] in their own
+//! headers), a key-management service (keys come from bytes, a key file or the OS random
+//! source), or a password hash.
+//!
+//! # Example
+//!
+//! ```
+//! use tokm_crypto_adaptive::{Algorithm, Key, KeyId, Keyring};
+//!
+//! # fn main() -> Result<(), tokm_crypto_adaptive::CryptoError> {
+//! let mut keyring = Keyring::new(KeyId::new(1), Key::generate()?, Algorithm::detect());
+//!
+//! // A standalone value: the blob names its algorithm and key id.
+//! let blob = keyring.seal(b"session:42", b"secret value")?;
+//! assert_eq!(keyring.open(b"session:42", &blob)?, b"secret value");
+//!
+//! // Rotation: key 2 seals from now on, key 1 still opens what it sealed.
+//! keyring.insert(KeyId::new(2), Key::generate()?)?;
+//! keyring.set_active(KeyId::new(2))?;
+//! assert_eq!(keyring.open(b"session:42", &blob)?, b"secret value");
+//!
+//! // Records of a new file: store key id, algorithm and salt in its header.
+//! let writer = keyring.new_file_cipher()?;
+//! let mut sealed = Vec::new();
+//! writer.seal_into(0, b"segment 7, seq 0", b"record", &mut sealed)?;
+//!
+//! // Reading the file back later.
+//! let reader = keyring.file_cipher(writer.key_id(), writer.algorithm(), writer.salt())?;
+//! let mut plaintext = Vec::new();
+//! reader.open_into(0, b"segment 7, seq 0", &sealed, &mut plaintext)?;
+//! assert_eq!(plaintext, b"record");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Choosing the algorithm
+//!
+//! [`Algorithm::detect`] picks AES-256-GCM when the CPU has AES and carry-less multiply
+//! instructions and ChaCha20-Poly1305 otherwise; choosing an [`Algorithm`] for the
+//! [`Keyring`] overrides it. Readers always use the algorithm recorded with the data, so files
+//! move freely between machines that would have chosen differently.
+//!
+//! # Sealed blob format (version 1)
+//!
+//! | offset | size | field          | encoding                                  |
+//! |--------|------|----------------|-------------------------------------------|
+//! | 0      | 1    | format version | `1`                                       |
+//! | 1      | 1    | algorithm      | 1 AES-256-GCM, 2 ChaCha20-Poly1305        |
+//! | 2      | 4    | key id         | u32 LE                                    |
+//! | 6      | 12   | nonce          | random                                    |
+//! | 18     | n    | ciphertext     | same length as the plaintext              |
+//! | 18 + n | 16   | tag            | over AAD = bytes 0..18 ‖ caller's AAD     |
+//!
+//! The caller's associated data is authenticated, not stored. Random 96-bit nonces keep the
+//! collision risk negligible for up to 2^32 blobs per key (NIST SP 800-38D); bulk data uses
+//! [`FileCipher`], whose nonces are counters.
+//!
+//! # Key files
+//!
+//! [`Key::from_file`] accepts exactly 32 raw bytes, or 64 hex digits optionally followed by
+//! one `\n`. On Unix the file must have no group or other permission bits (`chmod 600`);
+//! otherwise it is refused with [`CryptoError::KeyFilePermissions`], naming path and mode.
+//!
+//! # Why a file's (subkey, nonce) pair never repeats
+//!
+//! AES-GCM and ChaCha20-Poly1305 lose confidentiality and integrity if one (key, nonce) pair
+//! seals two different messages. A nonce derived only from a segment id and record index is
+//! not enough: after a crash truncates a segment, new records would take the old positions.
+//! [`FileCipher`] rules this out:
+//!
+//! 1. Every new file gets a fresh [`FileSalt`]: 32 bytes from the OS CSPRNG
+//!    ([`Keyring::new_file_cipher`]), stored in the file header.
+//! 2. The file's subkey is `BLAKE3-derive_key("tokm 2026-11 file subkey v1", key ‖ salt)`.
+//!    Two files share a subkey only if their salts collide, probability about n² / 2^257 for
+//!    n files: nil in practice.
+//! 3. Within a file, record `counter` has nonce `counter (u64 LE) ‖ 0x00000000`. The writer
+//!    gives each record of a file a distinct counter (its index or sequence number), so no
+//!    nonce repeats under that file's subkey.
+//! 4. After a crash the WAL never appends to a file that was open at the crash: it starts a
+//!    new file, which gets a new salt and so a new subkey (step 1). Records rewritten "at the
+//!    same positions" therefore use a different subkey from the records they replace.
+//!
+//! Hence (subkey, nonce) never repeats, and the master key itself never seals a file record.
+//! Associated data should bind each record to its place (segment id, sequence number), so
+//! records cannot be swapped or replayed between positions or files undetected.
+//!
+//! # Secrets
+//!
+//! [`Key`] keeps its bytes in one heap allocation and wipes them on drop; the ciphers wipe
+//! their expanded key schedules on drop, and per-file subkeys are wiped once the cipher is
+//! built. `Debug` of [`Key`], [`Keyring`] and [`FileCipher`] shows no key bytes, and no error
+//! message contains key bytes, key file contents or plaintext. Wiping is best effort: copies
+//! the compiler makes in registers or on the stack are out of reach.
+//!
+//! # API
+//!
+//! - [`Algorithm`]: `detect`, `id`, `name`, `TryFrom<u8>`.
+//! - [`KeyId`], [`Key`]: `from_bytes`, `from_file`, `generate`.
+//! - [`Keyring`]: `new`, `insert`, `set_active`, `seal`, `open`, `new_file_cipher`,
+//!   `file_cipher`.
+//! - [`FileSalt`], [`FileCipher`]: `seal_into`, `open_into`; [`TAG_LEN`].
+//! - [`CryptoError`] with stable codes `TM-CRYP-NNNN`.
+#![forbid(unsafe_code)]
+
+pub use crate::algorithm::Algorithm;
+pub use crate::cipher::TAG_LEN;
+pub use crate::error::{CryptoError, Result};
+pub use crate::file::{FileCipher, FileSalt};
+pub use crate::key::{Key, KeyId};
+pub use crate::keyring::Keyring;
+
+mod algorithm;
+mod blob;
+mod cipher;
+mod error;
+mod file;
+mod key;
+mod keyring;
+mod random;
