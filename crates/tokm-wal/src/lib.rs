@@ -1,1 +1,97 @@
-//! tokm-wal (work in progress).
+//! Segmented, checksummed, optionally encrypted write-ahead log.
+//!
+//! Is: append with group commit ([`Wal::append`], [`Durability`]), rotation, replay under a
+//! [`RecoveryMode`] with a [`RecoveryReport`], compaction ([`Wal::compact`]), a storage seam
+//! ([`Storage`]) and a fault-injecting, crash-simulating storage for tests ([`testkit`]).
+//!
+//! Is not: a session store; payloads are opaque bytes it never interprets. It does not lock the
+//! directory against a second writer process (the engine owns that), and it reads time only
+//! through the injected [`tokm_domain::Clock`] (segment `created_at` and age-based rotation).
+//!
+//! ```
+//! use std::ops::ControlFlow;
+//! use tokm_wal::{Durability, Lsn, Wal, WalOptions};
+//!
+//! # fn main() -> Result<(), tokm_wal::WalError> {
+//! let dir = tempfile::tempdir().expect("temp dir");
+//! let (wal, report) = Wal::open(dir.path(), WalOptions::default())?;
+//! assert_eq!(report.records_count, 0);
+//! let first = wal.append(b"create session 1", Durability::Sync)?;
+//! wal.append_batch(&[b"update session 1", b"delete session 1"], Durability::Batch)?;
+//! wal.close()?;
+//!
+//! // Cold start: reopen (recovery runs and a new segment starts), then replay after the
+//! // snapshot's LSN; here there is no snapshot, so replay everything.
+//! let (wal, report) = Wal::open(dir.path(), WalOptions::default())?;
+//! assert_eq!(report.last_lsn, Lsn::new(first.get() + 2));
+//! let mut payloads = Vec::new();
+//! wal.replay(Lsn::ZERO, |_lsn, payload| {
+//!     payloads.push(payload.to_vec());
+//!     ControlFlow::Continue(())
+//! })?;
+//! assert_eq!(payloads[0], b"create session 1");
+//! assert_eq!(payloads.len(), 3);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Durability
+//! [`Durability::Sync`] returns after the record's write and `fdatasync`. Group commit needs no
+//! dedicated thread: appenders encode into one bounded buffer (at most
+//! `group_commit_records_max` records / `group_commit_bytes_max` bytes) and whichever waiter
+//! finds a round free runs it: a *write round* writes the whole buffer, a *sync round* runs one
+//! `fdatasync` covering everything written before it began, a *rotation round* seals the
+//! segment and creates the next. Writes overlap an in-flight fsync, so records arriving during
+//! one fsync share the next. A new segment is created under a temp name, its header synced,
+//! renamed, and the directory synced.
+//!
+//! [`Durability::Batch`] returns after buffering; the background flusher writes and syncs every
+//! `sync_interval` (a power cut loses at most that window), and a full buffer is written inline
+//! (never waiting for an fsync). After any failed write or sync the writer *fails closed*: every
+//! waiter and every later append gets [`WalError::WriterFailed`], and nothing not durable was
+//! ever reported durable. A segment open at a crash is never appended to again; opening always
+//! starts a new one.
+//!
+//! # Recovery
+//! A *torn tail* is an invalid frame in the newest segment with no intact frame anywhere after
+//! it (a partial write, or zeros); every mode truncates it. An invalid frame *followed by* an
+//! intact one, any invalid frame in a sealed (older) segment, an intact frame with the wrong
+//! LSN, or a sealed payload that fails authentication is *damage*, handled per [`RecoveryMode`].
+//! The catch: damage to the very last record of the newest segment looks like a torn tail.
+//!
+//! Directory contents: `*.wal` files must be segments (else [`WalError::NotASegment`] /
+//! [`WalError::UnsupportedVersion`], and nothing is changed); `*.wal.tmp` files are
+//! half-created segments and are removed; quarantined data goes to `*.quarantine`; any other
+//! file is ignored and never touched.
+//!
+//! # Encryption
+//! With [`WalOptions::with_keyring`] every new segment gets a fresh random salt (its own
+//! subkey); each payload is sealed with counter = LSN and associated data = segment id ‖ LSN.
+//! The header carries algorithm, key id, salt and a key-check tag (counter 0), so a wrong key is
+//! [`WalError::WrongKey`], not damage. Since segments are never appended to after a restart, a
+//! (subkey, counter) pair never repeats.
+//!
+//! # On-disk format
+#![doc = include_str!("../FORMAT.md")]
+#![forbid(unsafe_code)]
+
+pub use crate::error::WalError;
+pub use crate::ids::{Lsn, LsnRange, SegmentId};
+pub use crate::options::WalOptions;
+pub use crate::recovery::{
+    DamageKind, DamagedRange, RecoveryMode, RecoveryReport, ReplaySummary, WalReader,
+};
+pub use crate::storage::{Access, DIR_MODE, FILE_MODE, FsStorage, Storage, StorageFile};
+pub use crate::writer::{COMPACT_KEEP_NEWEST_DEFAULT, Durability, Wal};
+
+// Public (the one `pub mod`) so the engine's crash tests reuse the simulated storage.
+pub mod testkit;
+
+mod error;
+mod format;
+mod ids;
+mod options;
+mod recovery;
+mod seal;
+mod storage;
+mod writer;

@@ -1,0 +1,818 @@
+//! The writer: appends with group commit, rotation, fail-closed error handling, compaction.
+//!
+//! Group commit is leader/follower with no dedicated thread: an appender encodes its record
+//! into the shared pending buffer under the state lock, then, until its goal is met, runs
+//! whichever I/O round is needed and free (or waits for the thread running it):
+//! - a *write round* takes the whole pending buffer and writes it with the lock released;
+//! - a *sync round* runs `fdatasync` and then marks durable everything written before it began;
+//! - a *rotation round* (exclusive) writes the rest, syncs, and creates the next segment.
+//!
+//! Writes may overlap a sync, so records arriving during an fsync are written meanwhile and the
+//! next single fsync covers all of them; batch-mode appenders are never stalled by a sync. A
+//! lone appender pays one write and one fdatasync, with no thread hand-off.
+
+use std::io;
+use std::mem;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam::channel::{self, RecvTimeoutError, Sender};
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use crate::error::WalError;
+use crate::format::{
+    FormatVersion, HEADER_LEN, SegmentHeader, abort_frame, begin_frame, finish_frame, frame_len,
+    quarantine_name, segment_name, temp_name,
+};
+use crate::ids::{Lsn, LsnRange, SegmentId};
+use crate::options::WalOptions;
+use crate::recovery::{RecoveryReport, Repair, ReplaySummary, WalReader, scan_directory};
+use crate::seal::PayloadSeal;
+use crate::storage::{Access, StorageFile};
+
+/// How many segments [`Wal::compact`] callers keep by default: the open one and two before it.
+pub const COMPACT_KEEP_NEWEST_DEFAULT: usize = 3;
+
+/// When `append` returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// After the record is on disk (written and fdatasync'ed, sharing the fsync with concurrent
+    /// appenders). A crash never loses it.
+    Sync,
+    /// After the record is buffered. The background flusher writes and syncs every
+    /// `sync_interval`, so a power cut loses at most that window (plus the time one write and
+    /// sync take); a process crash loses what was still buffered.
+    Batch,
+}
+
+/// A segment file being appended to.
+#[derive(Debug)]
+struct OpenSegment {
+    id: SegmentId,
+    name: String,
+    file: Arc<dyn StorageFile>,
+    seal: PayloadSeal,
+    created_at_ms: u64,
+    /// Bytes in the file: the offset of the next write.
+    written_bytes: u64,
+    /// Records in the file plus those pending for it.
+    records_count: u64,
+}
+
+/// Why the writer failed closed.
+#[derive(Clone, Copy, Debug)]
+struct Failure {
+    cause: io::ErrorKind,
+}
+
+#[derive(Debug)]
+struct State {
+    segment: OpenSegment,
+    /// Encoded frames for `segment` not yet written.
+    pending: Vec<u8>,
+    pending_records: usize,
+    /// The previous batch buffer, kept to reuse its capacity.
+    spare: Vec<u8>,
+    next_lsn: Lsn,
+    /// Every record up to here was handed to a successful write.
+    written_lsn: Lsn,
+    /// Every record up to here is on disk.
+    durable_lsn: Lsn,
+    /// A thread is writing the last taken batch with the lock released.
+    writing: bool,
+    /// A thread is in `sync_data` with the lock released.
+    syncing: bool,
+    /// Counts sync rounds (and rotations) started; selects a `sync_done` condvar.
+    sync_generation: u64,
+    /// What the sync in flight will make durable.
+    sync_in_flight_target: Lsn,
+    /// The open segment is full; no record may be encoded until a rotation round runs.
+    rotate_requested: bool,
+    failed: Option<Failure>,
+    /// Copied from the options: the bound on the pending buffer.
+    group_commit_records_max: usize,
+    group_commit_bytes_max: usize,
+}
+
+/// Where a segment lives in the log, for compaction.
+#[derive(Clone, Debug)]
+struct SegmentEntry {
+    name: String,
+    first_lsn: Lsn,
+}
+
+#[derive(Debug)]
+struct Shared {
+    dir: PathBuf,
+    options: WalOptions,
+    /// Lock order: `state`, then `segments`. Never held across I/O: a round sets `writing` or
+    /// `syncing` under it, releases it for the I/O, and clears the flag under it again.
+    state: Mutex<State>,
+    /// Signalled when a write round (or a rotation) ends.
+    write_done: Condvar,
+    /// Signalled when a sync round ends, indexed by sync generation parity: waiters the
+    /// in-flight sync will satisfy sleep on its generation's condvar (all woken when it ends);
+    /// later ones on the next generation's (one woken to start the next sync). This keeps an
+    /// fsync's end from waking appenders it did not cover.
+    sync_done: [Condvar; 2],
+    /// Segments in the log, oldest first; the last is the open one.
+    segments: Mutex<Vec<SegmentEntry>>,
+}
+
+/// A write-ahead log directory opened for appending.
+///
+/// Opening recovers the directory (see [`RecoveryMode`](crate::RecoveryMode)) and starts a new
+/// segment: a segment that was open before is never appended to again. Records recovered at
+/// open are read with [`Wal::replay`]. `Wal` is `Send + Sync`; share it by reference or `Arc`.
+#[derive(Debug)]
+pub struct Wal {
+    shared: Arc<Shared>,
+    reader: WalReader,
+    flusher: Option<(Sender<()>, JoinHandle<()>)>,
+}
+
+impl Wal {
+    /// Opens (creating if needed) the log in `dir`: recovers per `options.recovery_mode`,
+    /// applies the repairs it calls for, starts a new segment and the background flusher.
+    ///
+    /// Errors: `InvalidArgument` for bad options; `NotASegment`/`UnsupportedVersion` when the
+    /// directory holds a `.wal` file this crate did not write (left untouched); `WrongKey`;
+    /// `Corrupt` under `RecoveryMode::Absolute`; `Io`; `Crypto`.
+    pub fn open(dir: &Path, options: WalOptions) -> Result<(Wal, RecoveryReport), WalError> {
+        options.validate()?;
+        let storage = Arc::clone(&options.storage);
+        let dir_name = dir.display().to_string();
+        storage
+            .create_dir_all(dir)
+            .map_err(|source| WalError::io("create directory", &dir_name, source))?;
+        let scan = scan_directory(
+            storage.as_ref(),
+            dir,
+            options.recovery_mode,
+            options.keyring.as_deref(),
+        )?;
+        let mut report = scan.report;
+        apply_repairs(&options, dir, &scan.repairs, &mut report)?;
+        // Records recovered from the newest segment may sit in the page cache only (the process
+        // died, the machine did not): make them durable before newer records can be.
+        if let Some(newest) = scan.plan.last() {
+            let file = storage
+                .open(&dir.join(&newest.name), Access::ReadWrite)
+                .map_err(|source| WalError::io("open", &newest.name, source))?;
+            file.sync_data()
+                .map_err(|source| WalError::io("sync", &newest.name, source))?;
+        }
+        let segment = create_segment(
+            &options,
+            dir,
+            scan.next_lsn,
+            report.last_lsn,
+            scan.next_segment_id,
+        )?;
+        let mut segments: Vec<SegmentEntry> = scan
+            .plan
+            .iter()
+            .map(|planned| SegmentEntry {
+                name: planned.name.clone(),
+                first_lsn: planned.header.first_lsn,
+            })
+            .collect();
+        segments.push(SegmentEntry {
+            name: segment.name.clone(),
+            first_lsn: scan.next_lsn,
+        });
+        let recovered_lsn = scan.next_lsn.prev();
+        let state = State {
+            segment,
+            pending: Vec::with_capacity(options.group_commit_bytes_max),
+            pending_records: 0,
+            spare: Vec::with_capacity(options.group_commit_bytes_max),
+            next_lsn: scan.next_lsn,
+            written_lsn: recovered_lsn,
+            durable_lsn: recovered_lsn,
+            writing: false,
+            syncing: false,
+            sync_generation: 0,
+            sync_in_flight_target: recovered_lsn,
+            rotate_requested: false,
+            failed: None,
+            group_commit_records_max: options.group_commit_records_max,
+            group_commit_bytes_max: options.group_commit_bytes_max,
+        };
+        let reader =
+            WalReader::from_plan(Arc::clone(&storage), dir, options.recovery_mode, scan.plan);
+        let sync_interval = options.sync_interval;
+        let shared = Arc::new(Shared {
+            dir: dir.to_path_buf(),
+            options,
+            state: Mutex::new(state),
+            write_done: Condvar::new(),
+            sync_done: [Condvar::new(), Condvar::new()],
+            segments: Mutex::new(segments),
+        });
+        let (stop_sender, stop_receiver) = channel::bounded::<()>(1);
+        let flusher_shared = Arc::clone(&shared);
+        let handle = std::thread::Builder::new()
+            .name("tokm-wal-flusher".to_owned())
+            .spawn(move || {
+                loop {
+                    match stop_receiver.recv_timeout(sync_interval) {
+                        Err(RecvTimeoutError::Timeout) => {
+                            if let Err(error) = flusher_shared.sync() {
+                                tracing::warn!(
+                                    code = error.code(),
+                                    "background WAL sync failed; flusher stops"
+                                );
+                                return;
+                            }
+                        }
+                        Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+            })
+            .map_err(|source| WalError::io("spawn flusher", &dir_name, source))?;
+        let wal = Wal {
+            shared,
+            reader,
+            flusher: Some((stop_sender, handle)),
+        };
+        Ok((wal, report))
+    }
+
+    /// Appends one record and returns its LSN; see [`Durability`] for when it returns.
+    ///
+    /// Errors: `RecordTooLarge` (nothing appended); `WriterFailed` when this or an earlier
+    /// write or sync failed (the writer then refuses all appends); `LsnExhausted`; `Crypto`.
+    pub fn append(&self, payload: &[u8], durability: Durability) -> Result<Lsn, WalError> {
+        Ok(self.shared.append_batch(&[payload], durability)?.last)
+    }
+
+    /// Appends several records with consecutive LSNs in one call (one wait for durability).
+    ///
+    /// All sizes are checked before any record is appended; an empty batch is
+    /// `InvalidArgument`.
+    pub fn append_batch(
+        &self,
+        payloads: &[&[u8]],
+        durability: Durability,
+    ) -> Result<LsnRange, WalError> {
+        self.shared.append_batch(payloads, durability)
+    }
+
+    /// Writes buffered records to the file without syncing them.
+    pub fn flush(&self) -> Result<(), WalError> {
+        self.shared.flush()
+    }
+
+    /// Writes and syncs every record appended so far.
+    pub fn sync(&self) -> Result<(), WalError> {
+        self.shared.sync()
+    }
+
+    /// LSN of the last record appended (`Lsn::ZERO` when the log has never held one).
+    pub fn last_lsn(&self) -> Lsn {
+        self.shared.state.lock().next_lsn.prev()
+    }
+
+    /// Every record up to this LSN is on disk.
+    pub fn durable_lsn(&self) -> Lsn {
+        self.shared.state.lock().durable_lsn
+    }
+
+    /// Replays the records recovered at open with an LSN above `after`; see
+    /// [`WalReader::replay`]. Records appended since open are not included. Call it before
+    /// [`Wal::compact`], which may delete the files it reads.
+    pub fn replay(
+        &self,
+        after: Lsn,
+        on_record: impl FnMut(Lsn, &[u8]) -> ControlFlow<()>,
+    ) -> Result<ReplaySummary, WalError> {
+        self.reader.replay(after, on_record)
+    }
+
+    /// Deletes sealed segments whose records all lie before `before` (the LSN of the oldest
+    /// snapshot still retained), always keeping the newest `keep_newest` segments (the open
+    /// one counts; [`COMPACT_KEEP_NEWEST_DEFAULT`] is the usual choice) and never the open segment; then syncs the directory. Returns the names
+    /// deleted.
+    ///
+    /// A segment is dropped from the writer's list before its file is removed, so if a removal
+    /// fails the file stays on disk (still a valid part of the log) until a later open.
+    pub fn compact(&self, before: Lsn, keep_newest: usize) -> Result<Vec<String>, WalError> {
+        let victims: Vec<SegmentEntry> = {
+            let mut segments = self.shared.segments.lock();
+            let protected_from = segments.len().saturating_sub(keep_newest.max(1));
+            let removable = segments
+                .windows(2)
+                .take(protected_from)
+                .take_while(|pair| pair[1].first_lsn <= before)
+                .count();
+            segments.drain(..removable).collect()
+        };
+        if victims.is_empty() {
+            return Ok(Vec::new());
+        }
+        let storage = &self.shared.options.storage;
+        for victim in &victims {
+            storage
+                .remove(&self.shared.dir.join(&victim.name))
+                .map_err(|source| WalError::io("remove", &victim.name, source))?;
+        }
+        storage.sync_dir(&self.shared.dir).map_err(|source| {
+            WalError::io(
+                "sync directory",
+                &self.shared.dir.display().to_string(),
+                source,
+            )
+        })?;
+        Ok(victims.into_iter().map(|victim| victim.name).collect())
+    }
+
+    /// Flushes, syncs and stops the background flusher.
+    pub fn close(mut self) -> Result<(), WalError> {
+        self.stop_flusher();
+        self.shared.sync()
+    }
+
+    fn stop_flusher(&mut self) {
+        if let Some((stop, handle)) = self.flusher.take() {
+            drop(stop);
+            // The flusher only returns; a panic there is our bug and is reported by the log.
+            if handle.join().is_err() {
+                tracing::error!("WAL flusher thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Wal {
+    /// Best effort: stops the flusher and syncs; errors are logged, not raised. Use
+    /// [`Wal::close`] to see them.
+    fn drop(&mut self) {
+        if self.flusher.is_none() {
+            return;
+        }
+        self.stop_flusher();
+        if let Err(error) = self.shared.sync() {
+            tracing::warn!(code = error.code(), "WAL sync on drop failed");
+        }
+    }
+}
+
+impl State {
+    /// Whether a frame of `frame_bytes` must go to a new segment. A segment always takes at
+    /// least one record, however large.
+    fn segment_full(&self, options: &WalOptions, frame_bytes: usize, now_ms: u64) -> bool {
+        let segment = &self.segment;
+        if segment.records_count == 0 {
+            return false;
+        }
+        let bytes_after = segment.written_bytes + (self.pending.len() + frame_bytes) as u64;
+        let age_ms = now_ms.saturating_sub(segment.created_at_ms);
+        bytes_after > options.segment_bytes_max
+            || segment.records_count >= options.segment_records_max
+            || u128::from(age_ms) >= options.segment_age_max.as_millis()
+    }
+
+    fn reached(&self, goal: Goal) -> bool {
+        match goal {
+            Goal::Room => !self.rotate_requested && !self.pending_full_for_room(),
+            Goal::Written(target) => self.written_lsn >= target,
+            Goal::Durable(target) => self.durable_lsn >= target,
+        }
+    }
+
+    /// The pending buffer holds a full group: appenders wait until it is written.
+    fn pending_full_for_room(&self) -> bool {
+        self.pending_records >= self.group_commit_records_max
+            || self.pending.len() >= self.group_commit_bytes_max
+    }
+
+    /// Takes the pending buffer (leaving the spare in its place) and the LSN of its last record.
+    fn take_pending(&mut self) -> (Vec<u8>, Lsn) {
+        let spare = mem::take(&mut self.spare);
+        let batch = mem::replace(&mut self.pending, spare);
+        self.pending_records = 0;
+        (batch, self.next_lsn.prev())
+    }
+
+    /// Keeps a written batch's capacity for reuse.
+    fn recycle(&mut self, mut batch: Vec<u8>) {
+        batch.clear();
+        if batch.capacity() > self.spare.capacity() {
+            self.spare = batch;
+        }
+    }
+
+    /// Fails the writer closed. Never retry a write or fsync on this file: after a failed fsync
+    /// the kernel may have dropped the dirty pages, and a retry would "succeed".
+    fn fail(&mut self, error: &WalError, segment: &str) {
+        tracing::error!(
+            code = error.code(),
+            segment,
+            "WAL i/o failed; the writer fails closed"
+        );
+        let cause = match error {
+            WalError::Io { source, .. } => source.kind(),
+            _ => io::ErrorKind::Other,
+        };
+        self.failed.get_or_insert(Failure { cause });
+    }
+
+    fn failed_error(&self) -> Option<WalError> {
+        let failure = self.failed?;
+        Some(WalError::WriterFailed {
+            cause: failure.cause,
+            durable_lsn: self.durable_lsn,
+        })
+    }
+
+    /// Encodes one record into the pending buffer.
+    fn encode(&mut self, payload: &[u8]) -> Result<Lsn, WalError> {
+        let lsn = self.next_lsn;
+        if lsn.get() == u64::MAX {
+            return Err(WalError::LsnExhausted);
+        }
+        let segment = &mut self.segment;
+        let start = begin_frame(&mut self.pending);
+        if let Err(error) =
+            segment
+                .seal
+                .seal_into(segment.id, lsn, payload, &mut self.pending, &segment.name)
+        {
+            abort_frame(&mut self.pending, start);
+            return Err(error);
+        }
+        finish_frame(&mut self.pending, start, lsn);
+        self.pending_records += 1;
+        segment.records_count += 1;
+        self.next_lsn = lsn.next();
+        Ok(lsn)
+    }
+}
+
+impl Shared {
+    fn append_batch(
+        &self,
+        payloads: &[&[u8]],
+        durability: Durability,
+    ) -> Result<LsnRange, WalError> {
+        let Some((first_payload, rest)) = payloads.split_first() else {
+            return Err(WalError::InvalidArgument {
+                reason: "empty batch",
+            });
+        };
+        let limit_bytes = self.options.record_bytes_max;
+        if let Some(too_large) = payloads.iter().find(|payload| payload.len() > limit_bytes) {
+            return Err(WalError::RecordTooLarge {
+                size_bytes: too_large.len(),
+                limit_bytes,
+            });
+        }
+        let mut state = self.state.lock();
+        let first = self.encode_one(&mut state, first_payload)?;
+        let mut last = first;
+        for payload in rest {
+            last = self.encode_one(&mut state, payload)?;
+        }
+        if durability == Durability::Sync {
+            self.advance(&mut state, Goal::Durable(last))?;
+        }
+        Ok(LsnRange { first, last })
+    }
+
+    /// Encodes one record, first making room: a full buffer is written, a full segment rotated.
+    fn encode_one(
+        &self,
+        state: &mut MutexGuard<'_, State>,
+        payload: &[u8],
+    ) -> Result<Lsn, WalError> {
+        let frame_bytes = frame_len(state.segment.seal.stored_len(payload.len()));
+        // At most two passes: a rotation, once done, leaves an empty segment that accepts the
+        // record whatever its size.
+        loop {
+            self.advance(state, Goal::Room)?;
+            if state.segment_full(
+                &self.options,
+                frame_bytes,
+                self.options.clock.now().as_millis(),
+            ) {
+                state.rotate_requested = true;
+                continue;
+            }
+            return state.encode(payload);
+        }
+    }
+
+    /// Blocks until `goal` is reached, doing whichever I/O round is free and needed, or waiting
+    /// for the thread doing it.
+    fn advance(&self, state: &mut MutexGuard<'_, State>, goal: Goal) -> Result<(), WalError> {
+        // Bounded by writer progress: each round written or synced moves `written_lsn`,
+        // `durable_lsn` or the segment forward, or fails the writer, which ends the loop.
+        loop {
+            // A failed writer takes no new records, but may still confirm what became durable
+            // before it failed.
+            let confirmable = matches!(goal, Goal::Written(_) | Goal::Durable(_));
+            if confirmable && state.reached(goal) {
+                return Ok(());
+            }
+            if let Some(error) = state.failed_error() {
+                return Err(error);
+            }
+            if state.reached(goal) {
+                return Ok(());
+            }
+            let round = if state.rotate_requested {
+                (!state.writing && !state.syncing).then_some(Round::Rotate)
+            } else {
+                match goal {
+                    Goal::Room | Goal::Written(_) => (!state.writing).then_some(Round::Write),
+                    Goal::Durable(target) if state.written_lsn < target => {
+                        (!state.writing).then_some(Round::Write)
+                    }
+                    Goal::Durable(_) => (!state.syncing).then_some(Round::Sync),
+                }
+            };
+            match round {
+                Some(Round::Write) => self.write_round(state),
+                Some(Round::Sync) => self.sync_round(state),
+                Some(Round::Rotate) => self.rotate_round(state),
+                // Wait on the round that blocks this goal only, so appenders waiting for an
+                // fsync are not woken by every write.
+                None if state.writing
+                    && !matches!(goal, Goal::Durable(target) if state.written_lsn >= target) =>
+                {
+                    self.write_done.wait(state);
+                }
+                None => {
+                    let covered = matches!(goal, Goal::Durable(target) if target <= state.sync_in_flight_target);
+                    let generation = state.sync_generation + u64::from(!covered);
+                    self.sync_done[(generation % 2) as usize].wait(state);
+                }
+            }
+        }
+    }
+
+    /// Writes the pending buffer with the lock released. May overlap a sync round: the sync
+    /// only claims what was written before it started.
+    fn write_round(&self, state: &mut MutexGuard<'_, State>) {
+        assert!(!state.writing, "one writer at a time");
+        state.writing = true;
+        let (batch, batch_last) = state.take_pending();
+        let file = Arc::clone(&state.segment.file);
+        // Reserve the range now so size-based rotation counts bytes in flight.
+        let offset = state.segment.written_bytes;
+        state.segment.written_bytes += batch.len() as u64;
+        let name = state.segment.name.clone();
+        let outcome = MutexGuard::unlocked(state, || {
+            file.write_all_at(offset, &batch)
+                .map_err(|source| WalError::io("write", &name, source))
+        });
+        state.writing = false;
+        match outcome {
+            Ok(()) => state.written_lsn = batch_last,
+            Err(error) => {
+                state.fail(&error, &name);
+                self.notify_all_sync_waiters();
+            }
+        }
+        state.recycle(batch);
+        self.write_done.notify_all();
+    }
+
+    /// Syncs everything written so far with the lock released.
+    fn sync_round(&self, state: &mut MutexGuard<'_, State>) {
+        assert!(!state.syncing, "one sync at a time");
+        state.syncing = true;
+        let target = state.written_lsn;
+        state.sync_generation += 1;
+        state.sync_in_flight_target = target;
+        let generation = state.sync_generation;
+        let file = Arc::clone(&state.segment.file);
+        let name = state.segment.name.clone();
+        let outcome = MutexGuard::unlocked(state, || {
+            file.sync_data()
+                .map_err(|source| WalError::io("sync", &name, source))
+        });
+        state.syncing = false;
+        match outcome {
+            Ok(()) => state.durable_lsn = state.durable_lsn.max(target),
+            Err(error) => {
+                state.fail(&error, &name);
+                self.write_done.notify_all();
+                self.notify_all_sync_waiters();
+            }
+        }
+        self.sync_done[(generation % 2) as usize].notify_all();
+        // One waiter not covered by this sync starts the next; the rest ride on it.
+        self.sync_done[((generation + 1) % 2) as usize].notify_one();
+    }
+
+    /// Seals the open segment (write the rest, sync) and creates the next, with the lock
+    /// released and no other round running.
+    fn rotate_round(&self, state: &mut MutexGuard<'_, State>) {
+        assert!(!state.writing && !state.syncing, "rotation runs alone");
+        state.writing = true;
+        state.syncing = true;
+        let (batch, batch_last) = state.take_pending();
+        let file = Arc::clone(&state.segment.file);
+        let offset = state.segment.written_bytes;
+        let name = state.segment.name.clone();
+        let next_first_lsn = state.next_lsn;
+        let next_segment_id = SegmentId::new(state.segment.id.get() + 1);
+        let outcome = MutexGuard::unlocked(state, || -> Result<OpenSegment, WalError> {
+            if !batch.is_empty() {
+                file.write_all_at(offset, &batch)
+                    .map_err(|source| WalError::io("write", &name, source))?;
+            }
+            file.sync_data()
+                .map_err(|source| WalError::io("sync", &name, source))?;
+            create_segment(
+                &self.options,
+                &self.dir,
+                next_first_lsn,
+                batch_last,
+                next_segment_id,
+            )
+        });
+        state.writing = false;
+        state.syncing = false;
+        match outcome {
+            Ok(new_segment) => {
+                state.written_lsn = batch_last;
+                state.durable_lsn = batch_last;
+                self.segments.lock().push(SegmentEntry {
+                    name: new_segment.name.clone(),
+                    first_lsn: next_first_lsn,
+                });
+                state.segment = new_segment;
+                state.rotate_requested = false;
+            }
+            Err(error) => state.fail(&error, &name),
+        }
+        state.recycle(batch);
+        self.write_done.notify_all();
+        self.notify_all_sync_waiters();
+    }
+
+    fn notify_all_sync_waiters(&self) {
+        for condvar in &self.sync_done {
+            condvar.notify_all();
+        }
+    }
+
+    fn flush(&self) -> Result<(), WalError> {
+        let mut state = self.state.lock();
+        let target = state.next_lsn.prev();
+        self.advance(&mut state, Goal::Written(target))
+    }
+
+    fn sync(&self) -> Result<(), WalError> {
+        let mut state = self.state.lock();
+        let target = state.next_lsn.prev();
+        self.advance(&mut state, Goal::Durable(target))
+    }
+}
+
+/// What a caller of `Shared::advance` waits for.
+#[derive(Clone, Copy, Debug)]
+enum Goal {
+    /// The pending buffer has room and no rotation is due.
+    Room,
+    /// Every record up to this LSN is written to the file.
+    Written(Lsn),
+    /// Every record up to this LSN is durable.
+    Durable(Lsn),
+}
+
+/// One unit of I/O, run by whichever waiting thread finds it free.
+#[derive(Clone, Copy, Debug)]
+enum Round {
+    Write,
+    Sync,
+    Rotate,
+}
+
+/// Creates a segment atomically: header written and synced under a temp name, renamed into
+/// place, directory synced. A crash leaves either no segment or a complete header.
+fn create_segment(
+    options: &WalOptions,
+    dir: &Path,
+    first_lsn: Lsn,
+    previous_lsn: Lsn,
+    id: SegmentId,
+) -> Result<OpenSegment, WalError> {
+    let storage = &options.storage;
+    let name = segment_name(first_lsn);
+    let temp = temp_name(first_lsn);
+    let seal = PayloadSeal::for_new_segment(options.keyring.as_deref(), &name)?;
+    let created_at_ms = options.clock.now().as_millis();
+    let header = SegmentHeader {
+        version: FormatVersion::V1,
+        segment_id: id,
+        first_lsn,
+        previous_lsn,
+        created_at_ms,
+        node_id: options.node_id,
+        cipher: seal.header_cipher(id, &name)?,
+    };
+    let final_path = dir.join(&name);
+    // Renaming over an existing segment would destroy it; recovery removes any segment the new
+    // one could collide with, so this is a bug or a foreign writer.
+    if storage.open(&final_path, Access::ReadOnly).is_ok() {
+        return Err(WalError::io(
+            "create",
+            &name,
+            io::Error::new(io::ErrorKind::AlreadyExists, "segment already exists"),
+        ));
+    }
+    let temp_path = dir.join(&temp);
+    let file = storage
+        .create_new(&temp_path)
+        .map_err(|source| WalError::io("create", &temp, source))?;
+    file.write_all_at(0, &header.encode())
+        .map_err(|source| WalError::io("write", &temp, source))?;
+    file.sync_data()
+        .map_err(|source| WalError::io("sync", &temp, source))?;
+    storage
+        .rename(&temp_path, &final_path)
+        .map_err(|source| WalError::io("rename", &temp, source))?;
+    storage
+        .sync_dir(dir)
+        .map_err(|source| WalError::io("sync directory", &dir.display().to_string(), source))?;
+    Ok(OpenSegment {
+        id,
+        name,
+        file,
+        seal,
+        created_at_ms,
+        written_bytes: HEADER_LEN as u64,
+        records_count: 0,
+    })
+}
+
+/// Applies what recovery decided, then syncs the directory.
+fn apply_repairs(
+    options: &WalOptions,
+    dir: &Path,
+    repairs: &[Repair],
+    report: &mut RecoveryReport,
+) -> Result<(), WalError> {
+    if repairs.is_empty() {
+        return Ok(());
+    }
+    let storage = &options.storage;
+    let truncate = |name: &str, offset: u64| -> Result<(), WalError> {
+        let file = storage
+            .open(&dir.join(name), Access::ReadWrite)
+            .map_err(|source| WalError::io("open", name, source))?;
+        file.set_len(offset)
+            .map_err(|source| WalError::io("truncate", name, source))?;
+        file.sync_data()
+            .map_err(|source| WalError::io("sync", name, source))
+    };
+    for repair in repairs {
+        match repair {
+            Repair::RemoveTemp { name } | Repair::RemoveEmpty { name } => storage
+                .remove(&dir.join(name))
+                .map_err(|source| WalError::io("remove", name, source))?,
+            Repair::QuarantineSegment { name } => {
+                let target = quarantine_name(name, 0);
+                storage
+                    .rename(&dir.join(name), &dir.join(&target))
+                    .map_err(|source| WalError::io("rename", name, source))?;
+                report.quarantined.push(target);
+            }
+            Repair::QuarantineTail { name, offset } => {
+                let source_file = storage
+                    .open(&dir.join(name), Access::ReadOnly)
+                    .map_err(|source| WalError::io("open", name, source))?;
+                let len = source_file
+                    .len_bytes()
+                    .map_err(|source| WalError::io("stat", name, source))?;
+                let mut tail = vec![0u8; usize::try_from(len.saturating_sub(*offset)).unwrap_or(0)];
+                source_file
+                    .read_exact_at(*offset, &mut tail)
+                    .map_err(|source| WalError::io("read", name, source))?;
+                let target = quarantine_name(name, *offset);
+                let target_path = dir.join(&target);
+                // A leftover from an interrupted earlier recovery holds the same bytes.
+                let _ = storage.remove(&target_path);
+                let copy = storage
+                    .create_new(&target_path)
+                    .map_err(|source| WalError::io("create", &target, source))?;
+                copy.write_all_at(0, &tail)
+                    .map_err(|source| WalError::io("write", &target, source))?;
+                copy.sync_data()
+                    .map_err(|source| WalError::io("sync", &target, source))?;
+                truncate(name, *offset)?;
+                report.quarantined.push(target);
+            }
+            Repair::Truncate { name, offset } => truncate(name, *offset)?,
+        }
+    }
+    storage
+        .sync_dir(dir)
+        .map_err(|source| WalError::io("sync directory", &dir.display().to_string(), source))
+}

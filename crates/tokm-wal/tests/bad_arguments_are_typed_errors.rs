@@ -1,0 +1,51 @@
+//! Oversized records, empty batches and contradictory options are refused with typed errors,
+//! and a refused batch appends nothing.
+mod common;
+
+use common::{sim_dir, sim_options};
+use tokm_wal::testkit::SimStorage;
+use tokm_wal::{Durability, Lsn, Wal, WalError};
+
+#[test]
+fn bad_arguments_are_typed_errors() {
+    let sim = SimStorage::new();
+    let (wal, _) =
+        Wal::open(&sim_dir(), sim_options(&sim).with_record_bytes_max(16)).expect("open");
+    let error = wal
+        .append(&[0u8; 17], Durability::Sync)
+        .expect_err("too large");
+    assert!(matches!(
+        error,
+        WalError::RecordTooLarge {
+            size_bytes: 17,
+            limit_bytes: 16
+        }
+    ));
+    assert_eq!(error.code(), "TM-WAL-4131");
+    let error = wal
+        .append_batch(&[b"ok", &[0u8; 99]], Durability::Sync)
+        .expect_err("too large");
+    assert_eq!(error.code(), "TM-WAL-4131");
+    assert_eq!(
+        wal.append_batch(&[], Durability::Sync)
+            .expect_err("empty")
+            .code(),
+        "TM-WAL-4001"
+    );
+    assert_eq!(wal.last_lsn(), Lsn::ZERO, "nothing was appended");
+    assert_eq!(
+        wal.append(&[0u8; 16], Durability::Sync)
+            .expect("at the limit"),
+        Lsn::new(1)
+    );
+
+    for options in [
+        sim_options(&sim).with_record_bytes_max(0),
+        sim_options(&sim).with_segment_records_max(0),
+        sim_options(&sim).with_group_commit_bytes_max(0),
+        sim_options(&sim).with_sync_interval(std::time::Duration::ZERO),
+    ] {
+        let error = Wal::open(&sim_dir().join("other"), options).expect_err("invalid options");
+        assert_eq!(error.code(), "TM-WAL-4001");
+    }
+}

@@ -1,0 +1,53 @@
+//! A full disk while creating the next segment fails the writer closed; a reopen removes the
+//! half-created segment and goes on from the last durable record.
+mod common;
+
+use common::{open_and_replay, payload, sim_dir, sim_options};
+use tokm_wal::testkit::{Fault, SimStorage};
+use tokm_wal::{Durability, Lsn, Storage, Wal};
+
+#[test]
+fn enospc_during_rotation_fails_closed() {
+    let sim = SimStorage::new();
+    let dir = sim_dir();
+    let options = sim_options(&sim).with_segment_records_max(3);
+    let (wal, _) = Wal::open(&dir, options.clone()).expect("open");
+    for index in 0..3 {
+        wal.append(&payload(index), Durability::Sync)
+            .expect("append");
+    }
+    // The fourth append rotates: sync the full segment, then write the new header (fails).
+    sim.fail_nth_write(1, Fault::Enospc);
+    let error = wal
+        .append(&payload(3), Durability::Sync)
+        .expect_err("rotation fails");
+    assert_eq!(error.code(), "TM-WAL-5002");
+    assert!(
+        sim.list(&dir)
+            .expect("list")
+            .iter()
+            .any(|name| name.ends_with(".wal.tmp")),
+        "the half-created segment is left under its temp name"
+    );
+    assert_eq!(
+        wal.append(&payload(3), Durability::Batch)
+            .expect_err("closed")
+            .code(),
+        "TM-WAL-5002"
+    );
+    drop(wal);
+
+    let (wal, report, records) = open_and_replay(&dir, options).expect("reopen");
+    assert_eq!(report.records_count, 3);
+    assert_eq!(records.len(), 3);
+    assert!(
+        !sim.list(&dir)
+            .expect("list")
+            .iter()
+            .any(|name| name.ends_with(".tmp"))
+    );
+    assert_eq!(
+        wal.append(&payload(3), Durability::Sync).expect("append"),
+        Lsn::new(4)
+    );
+}
