@@ -1,0 +1,124 @@
+//! Point-in-time snapshots of every session: write, load the newest valid one with fallback,
+//! list, retain.
+//!
+//! Is: a directory of checksummed, optionally encrypted snapshot files ([`SnapshotStore`]),
+//! streamed block by block so a million sessions never need a second copy in memory, read
+//! back with every byte verified, damaged files renamed aside (`*.broken`) and older ones
+//! used instead ([`LoadReport`]), and a retention policy that never leaves fewer than one
+//! intact snapshot.
+//!
+//! Is not: a consistent-view provider. The caller passes sessions that reflect exactly the
+//! log up to `covered_lsn` (`tokm-engine` takes that view); this crate stores what it is given
+//! and never reads the WAL. It does not lock the directory against another process.
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use tokm_domain::{Clock, ManualClock, NewSession, Session, SessionFields, SessionId, Timestamp, TokenHash, UserId};
+//! use tokm_snapshot::{SnapshotOptions, SnapshotStore};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_700_000_000_000)));
+//! let options = SnapshotOptions {
+//!     clock: clock.clone(),
+//!     retention_count: 2,
+//!     retention_days: 0,
+//!     ..SnapshotOptions::default()
+//! };
+//! let store = SnapshotStore::open(dir.path(), options)?;
+//!
+//! let now = clock.now();
+//! let fields = SessionFields::new(
+//!     SessionId::from_parts(now, 1)?,
+//!     UserId::new("alice")?,
+//!     TokenHash::of_token("raw bearer token")?,
+//!     now,
+//!     now.checked_add(Duration::from_secs(3600)).expect("in range"),
+//! );
+//! let sessions = vec![Arc::new(Session::new(NewSession::new(fields)?, Session::VERSION_FIRST)?)];
+//!
+//! // Three snapshots, at LSN 10, 20 and 30.
+//! for lsn in [10, 20, 30] {
+//!     store.write(lsn, sessions.iter().map(|s| s.as_ref()))?;
+//!     clock.advance(Duration::from_secs(60));
+//! }
+//!
+//! // Cold start: the newest valid snapshot, then replay the log after its LSN.
+//! let outcome = store.load_newest()?;
+//! let snapshot = outcome.snapshot.expect("one was written");
+//! assert_eq!(snapshot.meta.covered_lsn, 30);
+//! assert_eq!(snapshot.sessions, sessions);
+//! assert!(outcome.report.fallbacks.is_empty());
+//!
+//! // Retention keeps the newest two; the WAL must keep everything after the oldest kept.
+//! let report = store.apply_retention()?;
+//! assert_eq!(report.removed.len(), 1);
+//! assert_eq!(store.oldest_retained_lsn()?, Some(20));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Writing
+//! [`SnapshotStore::write`] streams blocks into `<name>.snap.tmp` (mode 0600; the directory is
+//! created 0700), syncs it, renames it to its final name and syncs the directory. Any failure
+//! (ENOSPC on any write or sync included) removes the temp file and leaves earlier snapshots
+//! as they were; a temp file left by a crash is removed by the next [`SnapshotStore::open`].
+//!
+//! # Loading and fallback
+//! [`SnapshotStore::load_newest`] tries snapshots newest first. Checks, in order: magic and
+//! version (foreign or newer files stop loading and are left untouched), header checksum,
+//! trailer and footer checksum, structure, each block's checksum, the whole-file checksum;
+//! then each block's tag (after its checksum matched, so a failing tag means the wrong key)
+//! and each session's validity. A snapshot failing any of these is renamed to `*.broken` and
+//! reported in [`LoadReport::fallbacks`] with its error ([`SnapshotError::code`] and
+//! [`SnapshotError::cause_code`]); the next newest is tried. Blocks are decoded on up to four
+//! threads while the calling thread reads and verifies the next ones.
+//!
+//! # Encryption
+//! With [`SnapshotOptions::keyring`] set, each new file gets a fresh random salt and so its own
+//! subkey; block `i` is sealed with counter `i` and associated data binding the snapshot id
+//! and `i`. The header records algorithm, key id and salt, so keys can rotate.
+//!
+//! # Retention
+//! [`SnapshotStore::apply_retention`] keeps the newest `retention_count` snapshots and all
+//! younger than `retention_days` (by the injected [`tokm_domain::Clock`]), and never fewer than
+//! one intact snapshot. [`SnapshotStore::oldest_retained_lsn`] is what the WAL compactor must
+//! keep entries after.
+//!
+//! # Error codes
+//!
+//! | code | variant | meaning |
+//! |---|---|---|
+//! | `TM-SNAP-4001` | `NotASnapshot` | a `*.snap` file without our magic; untouched |
+//! | `TM-SNAP-4002` | `UnsupportedVersion` | a newer format version; untouched |
+//! | `TM-SNAP-4003` | `InvalidArgument` | bad option or an iterator whose `len()` lied |
+//! | `TM-SNAP-4031` | `KeyringMissing` | encrypted snapshot, no keyring configured |
+//! | `TM-SNAP-4091` | `AlreadyExists` | same LSN and millisecond as an existing snapshot |
+//! | `TM-SNAP-5001` | `Io` | a storage call failed; names the operation and file |
+//! | `TM-SNAP-5201` | `ChecksumMismatch` | stored bytes differ from their checksum |
+//! | `TM-SNAP-5202` | `Malformed` | lengths, offsets or counts are inconsistent |
+//! | `TM-SNAP-5203` | `Truncated` | the file ends before its structure does |
+//! | `TM-SNAP-5204` | `Crypto` | unknown key id or wrong key; carries the `TM-CRYP-` code |
+//! | `TM-SNAP-5205` | `Decode` | a message or session is invalid; carries the `TM-PROTO-` code |
+//! | `TM-SNAP-5206` | `NoValidSnapshot` | snapshots exist but every one failed |
+//!
+//! # On-disk format
+#![doc = include_str!("../FORMAT.md")]
+#![forbid(unsafe_code)]
+
+pub use crate::error::SnapshotError;
+pub use crate::meta::{
+    Encryption, Fallback, LoadOutcome, LoadReport, LoadedSnapshot, RetentionReport, SnapshotInfo,
+    SnapshotMeta,
+};
+pub use crate::store::{SnapshotOptions, SnapshotStore};
+
+mod error;
+mod format;
+mod meta;
+mod read;
+mod store;
+mod write;

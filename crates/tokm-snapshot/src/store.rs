@@ -1,0 +1,441 @@
+//! [`SnapshotStore`]: a directory of snapshot files.
+
+use std::borrow::Borrow;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokm_crypto_adaptive::{Algorithm, FileSalt, Keyring};
+use tokm_domain::{Clock, Session, SystemClock};
+use tokm_proto::pb;
+use tokm_wal::{FsStorage, Storage};
+
+use crate::error::SnapshotError;
+use crate::format::{self, NODE_ID_LEN_MAX, SnapshotName};
+use crate::meta::{
+    Encryption, Fallback, LoadOutcome, LoadReport, RetentionReport, SnapshotInfo, SnapshotMeta,
+};
+use crate::read;
+use crate::write::{PendingSnapshot, Target};
+
+/// Milliseconds in a day, for `retention_days`.
+const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// How a [`SnapshotStore`] stores, encrypts, dates and retains snapshots.
+#[derive(Clone, Debug)]
+pub struct SnapshotOptions {
+    /// Where the bytes go: [`FsStorage`] for real, `tokm_wal::testkit::SimStorage` in tests.
+    pub storage: Arc<dyn Storage>,
+    /// When set, new snapshots are sealed with its active key and existing ones opened with
+    /// whichever of its keys they name. Plain snapshots load with or without it.
+    pub keyring: Option<Arc<Keyring>>,
+    /// Retention keeps at least this many newest snapshots (default 5).
+    pub retention_count: usize,
+    /// Retention also keeps every snapshot younger than this many days (default 7).
+    pub retention_days: u32,
+    /// Source of `created_at` and of "now" for retention.
+    pub clock: Arc<dyn Clock>,
+    /// Written into each header to say which node took the snapshot; at most 128 bytes.
+    pub node_id: String,
+}
+
+impl Default for SnapshotOptions {
+    fn default() -> SnapshotOptions {
+        SnapshotOptions {
+            storage: Arc::new(FsStorage),
+            keyring: None,
+            retention_count: 5,
+            retention_days: 7,
+            clock: Arc::new(SystemClock),
+            node_id: String::new(),
+        }
+    }
+}
+
+/// A directory of snapshots: write, load the newest valid one, list, retain.
+///
+/// `Send + Sync`. [`write`](SnapshotStore::write), [`load_newest`](SnapshotStore::load_newest)
+/// and [`apply_retention`](SnapshotStore::apply_retention) change the directory, so they take
+/// one internal lock and hold it across their I/O: they run one at a time. The read-only
+/// [`list`](SnapshotStore::list) and [`oldest_retained_lsn`](SnapshotStore::oldest_retained_lsn)
+/// take no lock.
+#[derive(Debug)]
+pub struct SnapshotStore {
+    dir: PathBuf,
+    options: SnapshotOptions,
+    /// Serialises the operations that create, rename or remove files. Held across I/O; no
+    /// other lock is taken while it is held.
+    directory_lock: Mutex<()>,
+}
+
+impl SnapshotStore {
+    /// Opens (creating it, mode 0700, if missing) the snapshot directory `dir`.
+    ///
+    /// Removes `*.snap.tmp` files: snapshots a crashed or failed writer never finished. They
+    /// were never renamed into place, so nothing depends on them. Other files are not touched.
+    ///
+    /// # Errors
+    /// [`SnapshotError::InvalidArgument`] for a node id over 128 bytes,
+    /// [`SnapshotError::Io`] if the directory cannot be created, listed or cleaned.
+    pub fn open(dir: &Path, options: SnapshotOptions) -> Result<SnapshotStore, SnapshotError> {
+        if options.node_id.len() > NODE_ID_LEN_MAX {
+            return Err(SnapshotError::InvalidArgument {
+                reason: format!(
+                    "node id is {} bytes, at most {NODE_ID_LEN_MAX} allowed",
+                    options.node_id.len()
+                ),
+            });
+        }
+        let dir_name = dir.display().to_string();
+        let storage = &options.storage;
+        storage
+            .create_dir_all(dir)
+            .map_err(|source| SnapshotError::io("create directory", &dir_name, source))?;
+        let names = storage
+            .list(dir)
+            .map_err(|source| SnapshotError::io("list", &dir_name, source))?;
+        let stale: Vec<&String> = names
+            .iter()
+            .filter(|name| format::is_temp_file_name(name))
+            .collect();
+        for name in &stale {
+            storage
+                .remove(&dir.join(name))
+                .map_err(|source| SnapshotError::io("remove stale temp file", name, source))?;
+            tracing::info!(file = %name, "removed a snapshot temp file left by an unfinished write");
+        }
+        if !stale.is_empty() {
+            storage
+                .sync_dir(dir)
+                .map_err(|source| SnapshotError::io("sync directory", &dir_name, source))?;
+        }
+        Ok(SnapshotStore {
+            dir: dir.to_path_buf(),
+            options,
+            directory_lock: Mutex::new(()),
+        })
+    }
+
+    /// The snapshot directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes a snapshot of `sessions`, which reflect every log entry up to `covered_lsn`.
+    ///
+    /// Sessions are streamed to a `*.snap.tmp` file (mode 0600) in blocks, so only one block
+    /// is ever encoded in memory: pass `&[Arc<Session>]`, an iterator over a map's values, or
+    /// anything else with an exact length (the header records the count before the first
+    /// block). The file is synced, renamed to `<covered_lsn>-<created_at_ms>.snap`
+    /// (20 digits each), and the directory synced. On any failure the temp file is removed
+    /// and earlier snapshots are as they were.
+    ///
+    /// # Errors
+    /// [`SnapshotError::AlreadyExists`] if a snapshot of the same LSN was taken in the same
+    /// millisecond, [`SnapshotError::InvalidArgument`] if the iterator's length was wrong,
+    /// [`SnapshotError::Io`] on a failed write, sync or rename (ENOSPC included),
+    /// [`SnapshotError::Crypto`] if the random source fails.
+    pub fn write<I>(&self, covered_lsn: u64, sessions: I) -> Result<SnapshotMeta, SnapshotError>
+    where
+        I: IntoIterator,
+        I::IntoIter: ExactSizeIterator,
+        I::Item: Borrow<Session>,
+    {
+        let sessions = sessions.into_iter();
+        let _directory = self.lock_directory();
+        let (mut pending, mut meta) = self.begin_write(covered_lsn, sessions.len() as u64)?;
+        for session in sessions {
+            pending.push(session.borrow())?;
+        }
+        meta.size_bytes = pending.commit()?;
+        tracing::info!(
+            file = %meta.file_name,
+            covered_lsn,
+            sessions = meta.session_count,
+            size_bytes = meta.size_bytes,
+            "snapshot written"
+        );
+        Ok(meta)
+    }
+
+    /// The non-generic part of `write`: names the file, draws ids and salt, writes the header.
+    fn begin_write(
+        &self,
+        covered_lsn: u64,
+        session_count: u64,
+    ) -> Result<(PendingSnapshot<'_>, SnapshotMeta), SnapshotError> {
+        let name = SnapshotName {
+            covered_lsn,
+            created_at: self.options.clock.now(),
+        };
+        let final_name = name.file_name();
+        if self.snapshot_names()?.contains(&name) {
+            return Err(SnapshotError::AlreadyExists { file: final_name });
+        }
+        let crypto_error = |source| SnapshotError::Crypto {
+            file: final_name.clone(),
+            offset: 0,
+            source,
+        };
+        // Unique per file with overwhelming probability; with encryption the fresh salt
+        // already makes every block key unique, the id additionally binds blocks to the file.
+        let id_source = FileSalt::random().map_err(crypto_error)?;
+        let snapshot_id = u64::from_le_bytes(
+            id_source.as_bytes()[..8]
+                .try_into()
+                .expect("a salt is 32 bytes"),
+        );
+        let cipher = match &self.options.keyring {
+            None => None,
+            Some(keyring) => Some(keyring.new_file_cipher().map_err(crypto_error)?),
+        };
+        let (encryption, header_cipher, key_id, salt) = match &cipher {
+            None => (Encryption::None, pb::Cipher::None, 0, Vec::new()),
+            Some(cipher) => (
+                Encryption::Sealed {
+                    algorithm: cipher.algorithm(),
+                    key_id: cipher.key_id(),
+                },
+                match cipher.algorithm() {
+                    Algorithm::Aes256Gcm => pb::Cipher::Aes256Gcm,
+                    Algorithm::ChaCha20Poly1305 => pb::Cipher::Chacha20Poly1305,
+                },
+                cipher.key_id().get(),
+                cipher.salt().as_bytes().to_vec(),
+            ),
+        };
+        let header = pb::SnapshotHeader {
+            snapshot_id,
+            created_at_ms: name.created_at.as_millis(),
+            node_id: self.options.node_id.clone(),
+            covered_lsn,
+            session_count,
+            compression: pb::Compression::None as i32,
+            cipher: header_cipher as i32,
+            key_id,
+            salt,
+        };
+        let meta = SnapshotMeta {
+            file_name: final_name.clone(),
+            snapshot_id,
+            covered_lsn,
+            created_at: name.created_at,
+            node_id: self.options.node_id.clone(),
+            session_count,
+            encryption,
+            size_bytes: 0,
+        };
+        let pending = PendingSnapshot::create(Target {
+            storage: self.options.storage.as_ref(),
+            dir: &self.dir,
+            temp_name: name.temp_file_name(),
+            final_name,
+            header,
+            cipher,
+        })?;
+        Ok((pending, meta))
+    }
+
+    /// Loads the newest snapshot that passes every check, falling back to older ones.
+    ///
+    /// A snapshot that is truncated, fails a checksum or tag, names a key the keyring lacks,
+    /// or holds undecodable or invalid sessions is renamed to `<name>.broken` (never deleted)
+    /// and reported in [`LoadReport::fallbacks`]; the next newest is tried.
+    ///
+    /// # Errors
+    /// - [`SnapshotError::NoValidSnapshot`] if snapshots exist but all failed (each renamed).
+    /// - [`SnapshotError::NotASnapshot`] / [`SnapshotError::UnsupportedVersion`] for a
+    ///   `*.snap` file that is not ours or is newer: it is left untouched and loading stops,
+    ///   since skipping it could mean silently loading older data.
+    /// - [`SnapshotError::KeyringMissing`] for an encrypted snapshot and no keyring: a
+    ///   configuration error, so nothing is renamed.
+    /// - [`SnapshotError::Io`] when reading fails: the file may be fine, so nothing is renamed.
+    pub fn load_newest(&self) -> Result<LoadOutcome, SnapshotError> {
+        let _directory = self.lock_directory();
+        let mut names = self.snapshot_names()?;
+        names.reverse();
+        let mut report = LoadReport::default();
+        for name in &names {
+            let file_name = name.file_name();
+            let error = match read::load(
+                self.options.storage.as_ref(),
+                &self.dir,
+                &file_name,
+                self.options.keyring.as_deref(),
+            ) {
+                Ok(snapshot) => {
+                    return Ok(LoadOutcome {
+                        snapshot: Some(snapshot),
+                        report,
+                    });
+                }
+                Err(error) if error.is_damage() => error,
+                Err(error) => return Err(error),
+            };
+            let renamed_to = format::broken_file_name(&file_name);
+            self.options
+                .storage
+                .rename(&self.dir.join(&file_name), &self.dir.join(&renamed_to))
+                .map_err(|source| SnapshotError::io("rename to *.broken", &file_name, source))?;
+            self.sync_dir()?;
+            tracing::warn!(
+                file = %file_name,
+                renamed_to = %renamed_to,
+                code = error.code(),
+                cause_code = error.cause_code().unwrap_or("-"),
+                %error,
+                "snapshot failed a check; falling back to the next newest"
+            );
+            report.fallbacks.push(Fallback {
+                file_name,
+                renamed_to,
+                error,
+            });
+        }
+        if names.is_empty() {
+            return Ok(LoadOutcome {
+                snapshot: None,
+                report,
+            });
+        }
+        Err(SnapshotError::NoValidSnapshot {
+            fallbacks: report.fallbacks,
+        })
+    }
+
+    /// Every snapshot file, newest first, with its header and footer checked (blocks are not
+    /// read). `*.broken` and temp files are not listed.
+    ///
+    /// # Errors
+    /// [`SnapshotError::Io`] if the directory cannot be listed; problems with one file are in
+    /// its [`SnapshotInfo::meta`].
+    pub fn list(&self) -> Result<Vec<SnapshotInfo>, SnapshotError> {
+        let mut names = self.snapshot_names()?;
+        names.reverse();
+        Ok(names
+            .into_iter()
+            .map(|name| {
+                let file_name = name.file_name();
+                let meta = read::read_meta(self.options.storage.as_ref(), &self.dir, &file_name);
+                SnapshotInfo {
+                    file_name,
+                    covered_lsn: name.covered_lsn,
+                    created_at: name.created_at,
+                    meta,
+                }
+            })
+            .collect())
+    }
+
+    /// The smallest LSN covered by any snapshot in the directory, `None` if there is none.
+    ///
+    /// Loading may fall back to any retained snapshot, so the log must keep every entry after
+    /// this LSN, not only after the newest snapshot's.
+    ///
+    /// # Errors
+    /// [`SnapshotError::Io`] if the directory cannot be listed.
+    pub fn oldest_retained_lsn(&self) -> Result<Option<u64>, SnapshotError> {
+        Ok(self.snapshot_names()?.first().map(|name| name.covered_lsn))
+    }
+
+    /// Removes snapshots outside the retention policy; returns what it removed and kept.
+    ///
+    /// Kept: the newest `retention_count`, and every snapshot younger than `retention_days`
+    /// by the clock. Never fewer than one *intact* snapshot (every checksum and the structure
+    /// verified; keys are not needed): if no kept snapshot is intact, the newest intact one
+    /// among the rest is kept too. If no snapshot at all is intact, nothing is removed.
+    /// `*.broken` files are never removed.
+    ///
+    /// # Errors
+    /// [`SnapshotError::Io`] if listing, reading or removing fails; files removed before the
+    /// failure stay removed.
+    pub fn apply_retention(&self) -> Result<RetentionReport, SnapshotError> {
+        let _directory = self.lock_directory();
+        let mut names = self.snapshot_names()?;
+        names.reverse();
+        let now = self.options.clock.now();
+        let age_limit_ms = u64::from(self.options.retention_days).saturating_mul(DAY_MS);
+        let mut kept = Vec::new();
+        let mut candidates = Vec::new();
+        for (position, name) in names.iter().enumerate() {
+            // A snapshot dated after `now` (clock moved back) counts as young: kept.
+            let age_ms = now.as_millis().saturating_sub(name.created_at.as_millis());
+            if position < self.options.retention_count || age_ms < age_limit_ms {
+                kept.push(*name);
+            } else {
+                candidates.push(*name);
+            }
+        }
+        if !self.any_intact(&kept)? {
+            let Some(position) = self.first_intact(&candidates)? else {
+                tracing::warn!("no snapshot is intact; retention removes nothing");
+                return Ok(RetentionReport {
+                    removed: Vec::new(),
+                    kept: names.iter().map(|name| name.file_name()).collect(),
+                });
+            };
+            kept.push(candidates.remove(position));
+            kept.sort_by(|a, b| b.cmp(a));
+        }
+        let mut report = RetentionReport {
+            removed: Vec::with_capacity(candidates.len()),
+            kept: kept.iter().map(|name| name.file_name()).collect(),
+        };
+        for name in &candidates {
+            let file_name = name.file_name();
+            self.options
+                .storage
+                .remove(&self.dir.join(&file_name))
+                .map_err(|source| SnapshotError::io("remove", &file_name, source))?;
+            tracing::info!(file = %file_name, "snapshot removed by retention");
+            report.removed.push(file_name);
+        }
+        if !report.removed.is_empty() {
+            self.sync_dir()?;
+        }
+        Ok(report)
+    }
+
+    fn any_intact(&self, names: &[SnapshotName]) -> Result<bool, SnapshotError> {
+        Ok(self.first_intact(names)?.is_some())
+    }
+
+    /// Position of the first snapshot in `names` that verifies; I/O errors are returned, any
+    /// other failure means "not intact".
+    fn first_intact(&self, names: &[SnapshotName]) -> Result<Option<usize>, SnapshotError> {
+        for (position, name) in names.iter().enumerate() {
+            match read::verify(self.options.storage.as_ref(), &self.dir, &name.file_name()) {
+                Ok(_) => return Ok(Some(position)),
+                Err(error @ SnapshotError::Io { .. }) => return Err(error),
+                Err(_) => {}
+            }
+        }
+        Ok(None)
+    }
+
+    /// Names of final snapshot files, oldest first.
+    fn snapshot_names(&self) -> Result<Vec<SnapshotName>, SnapshotError> {
+        let names =
+            self.options.storage.list(&self.dir).map_err(|source| {
+                SnapshotError::io("list", &self.dir.display().to_string(), source)
+            })?;
+        let mut snapshots: Vec<SnapshotName> = names
+            .iter()
+            .filter_map(|name| SnapshotName::parse(name))
+            .collect();
+        snapshots.sort();
+        Ok(snapshots)
+    }
+
+    fn sync_dir(&self) -> Result<(), SnapshotError> {
+        self.options.storage.sync_dir(&self.dir).map_err(|source| {
+            SnapshotError::io("sync directory", &self.dir.display().to_string(), source)
+        })
+    }
+
+    fn lock_directory(&self) -> std::sync::MutexGuard<'_, ()> {
+        // The guarded value is `()`: a panic in another holder leaves nothing inconsistent.
+        self.directory_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}

@@ -1,0 +1,67 @@
+//! Bad options and arguments are typed errors that write nothing.
+
+mod common;
+
+use std::sync::Arc;
+
+use tokm_domain::{ManualClock, Session};
+use tokm_snapshot::SnapshotStore;
+use tokm_wal::testkit::SimStorage;
+
+use common::{START, file_names, sessions, sim_dir, sim_options, sim_store};
+
+#[test]
+fn a_node_id_over_128_bytes_is_refused() {
+    let sim = SimStorage::new();
+    let clock = Arc::new(ManualClock::new(START));
+    let mut options = sim_options(&sim, &clock, None);
+    options.node_id = "n".repeat(129);
+    let error = SnapshotStore::open(&sim_dir(), options).expect_err("too long");
+    assert_eq!(error.code(), "TM-SNAP-4003");
+}
+
+#[test]
+fn the_same_lsn_in_the_same_millisecond_is_refused() {
+    let sim = SimStorage::new();
+    let (store, _clock) = sim_store(&sim);
+    let body = sessions(2, 1);
+    let first = store.write(4, body.iter().map(Arc::as_ref)).expect("write");
+    let error = store
+        .write(4, body.iter().map(Arc::as_ref))
+        .expect_err("same name");
+    assert_eq!(error.code(), "TM-SNAP-4091");
+    assert_eq!(file_names(&sim, &sim_dir()), vec![first.file_name]);
+}
+
+/// An iterator whose `len()` is wrong, as a buggy caller might write.
+struct LyingIter {
+    items: std::vec::IntoIter<Arc<Session>>,
+    claimed: usize,
+}
+
+impl Iterator for LyingIter {
+    type Item = Arc<Session>;
+    fn next(&mut self) -> Option<Arc<Session>> {
+        self.items.next()
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.claimed, Some(self.claimed))
+    }
+}
+
+impl ExactSizeIterator for LyingIter {}
+
+#[test]
+fn an_iterator_with_a_wrong_length_writes_nothing() {
+    for (actual, claimed) in [(5, 3), (3, 5)] {
+        let sim = SimStorage::new();
+        let (store, _clock) = sim_store(&sim);
+        let iter = LyingIter {
+            items: sessions(actual, 1).into_iter(),
+            claimed,
+        };
+        let error = store.write(1, iter).expect_err("length lies");
+        assert_eq!(error.code(), "TM-SNAP-4003", "{actual} vs {claimed}");
+        assert!(file_names(&sim, &sim_dir()).is_empty());
+    }
+}
