@@ -18,7 +18,9 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let started = Instant::now();
     let mut report = Report::default();
 
-    report.step("fmt", || run_checked(&mut cargo(&["fmt", "--all", "--check"])));
+    report.step("fmt", || {
+        run_checked(&mut cargo(&["fmt", "--all", "--check"]))
+    });
     report.step("codegen --check", || {
         crate::codegen::run(&["--check".to_owned()])
     });
@@ -56,7 +58,12 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         run_checked(&mut command)
     });
     report.step("bench (compile)", || {
-        run_checked(&mut cargo(&["bench", "--workspace", "--locked", "--no-run"]))
+        run_checked(&mut cargo(&[
+            "bench",
+            "--workspace",
+            "--locked",
+            "--no-run",
+        ]))
     });
 
     report.finish(started.elapsed())
@@ -126,7 +133,11 @@ struct Report {
 }
 
 impl Report {
-    fn step<T: StepOutcome>(&mut self, name: &'static str, body: impl FnOnce() -> Result<T, String>) {
+    fn step<T: StepOutcome>(
+        &mut self,
+        name: &'static str,
+        body: impl FnOnce() -> Result<T, String>,
+    ) {
         println!("\n==> ci: {name}");
         let started = Instant::now();
         let outcome = body();
@@ -144,7 +155,10 @@ impl Report {
         };
         match &result {
             Ok(()) => println!("<== ci: {name}: ok in {:.1} s", elapsed.as_secs_f64()),
-            Err(message) => println!("<== ci: {name}: FAILED in {:.1} s: {message}", elapsed.as_secs_f64()),
+            Err(message) => println!(
+                "<== ci: {name}: FAILED in {:.1} s: {message}",
+                elapsed.as_secs_f64()
+            ),
         }
         self.steps.push((name, elapsed, result));
     }
@@ -155,7 +169,11 @@ impl Report {
             let verdict = if result.is_ok() { "ok" } else { "FAILED" };
             println!("  {verdict:<6} {:>7.1} s  {name}", elapsed.as_secs_f64());
         }
-        let failed_steps = self.steps.iter().filter(|(_, _, result)| result.is_err()).count();
+        let failed_steps = self
+            .steps
+            .iter()
+            .filter(|(_, _, result)| result.is_err())
+            .count();
         println!(
             "  total  {:>7.1} s  ({} steps, {failed_steps} failed; {} tests ignored)",
             total.as_secs_f64(),
@@ -163,7 +181,10 @@ impl Report {
             self.tests.ignored
         );
         // The closing line CI reads: the test totals across every cargo test run above.
-        println!("ci: {} passed, {} failed", self.tests.passed, self.tests.failed);
+        println!(
+            "ci: {} passed, {} failed",
+            self.tests.passed, self.tests.failed
+        );
         if failed_steps == 0 {
             Ok(())
         } else {

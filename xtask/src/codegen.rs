@@ -49,7 +49,10 @@ fn check() -> Result<(), String> {
         println!("codegen: generated code is up to date");
         return Ok(());
     }
-    let names: Vec<String> = stale.iter().map(|path| path.display().to_string()).collect();
+    let names: Vec<String> = stale
+        .iter()
+        .map(|path| path.display().to_string())
+        .collect();
     Err(format!(
         "stale generated code: {}\n  fix: run `cargo xtask codegen` and commit the result",
         names.join(", ")
@@ -59,7 +62,10 @@ fn check() -> Result<(), String> {
 /// Compiles the schemas into a scratch directory and returns `(file name, contents)` pairs.
 fn render(root: &Path) -> Result<Vec<(String, String)>, String> {
     let proto_dir = root.join("proto");
-    let files: Vec<PathBuf> = SCHEMAS.iter().map(|schema| proto_dir.join(schema)).collect();
+    let files: Vec<PathBuf> = SCHEMAS
+        .iter()
+        .map(|schema| proto_dir.join(schema))
+        .collect();
     let descriptors = protox::compile(&files, [&proto_dir])
         .map_err(|error| format!("compiling proto schemas: {error}"))?;
 
@@ -78,7 +84,8 @@ fn render(root: &Path) -> Result<Vec<(String, String)>, String> {
 
 fn read_generated(dir: &Path) -> Result<Vec<(String, String)>, String> {
     let mut generated = Vec::new();
-    let entries = fs::read_dir(dir).map_err(|error| format!("listing {}: {error}", dir.display()))?;
+    let entries =
+        fs::read_dir(dir).map_err(|error| format!("listing {}: {error}", dir.display()))?;
     for entry in entries {
         let path = entry
             .map_err(|error| format!("listing {}: {error}", dir.display()))?

@@ -27,7 +27,7 @@ commands:
   codegen [--check]           regenerate Rust from proto/v1 (--check: fail if the committed code is stale)
   ci                          run every check and test, as CI does
   bench [NAME] [--quick]      run the criterion benchmarks (NAME: one bench file, e.g. cmap, wal)
-  soak wal --cycles N         SIGKILL crash-and-recover loop on the WAL, N cycles
+  soak wal|engine --cycles N  SIGKILL crash-and-recover loop (WAL or whole engine), N cycles
   help                        this text
 ";
 

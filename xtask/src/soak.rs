@@ -1,4 +1,4 @@
-//! `cargo xtask soak wal --cycles N`: long crash-and-recover loops that CI runs only briefly.
+//! `cargo xtask soak wal|engine --cycles N`: long crash-and-recover loops that CI runs only briefly.
 //!
 //! The crash tests re-run their own test binary as a child, SIGKILL it at a random moment and
 //! check the recovered state; CI runs 20 cycles, a soak as many as asked. Release builds, so a
@@ -7,7 +7,10 @@
 use crate::shell::{cargo, run_checked};
 
 /// Crash suites that honour `TOKM_SOAK_CYCLES`: (target name, package, test file).
-const SUITES: &[(&str, &str, &str)] = &[("wal", "tokm-wal", "crash_sigkill")];
+const SUITES: &[(&str, &str, &str)] = &[
+    ("wal", "tokm-wal", "crash_sigkill"),
+    ("engine", "tokm-engine", "crash_sigkill"),
+];
 
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let usage = || {
@@ -31,7 +34,15 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
 
     println!("soak: {cycles} crash cycles of {package} ({test}), release build");
     let mut command = cargo(&[
-        "test", "--release", "--locked", "--package", package, "--test", test, "--", "--nocapture",
+        "test",
+        "--release",
+        "--locked",
+        "--package",
+        package,
+        "--test",
+        test,
+        "--",
+        "--nocapture",
     ]);
     command.env("TOKM_SOAK_CYCLES", cycles.to_string());
     run_checked(&mut command)

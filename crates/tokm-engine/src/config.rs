@@ -1,0 +1,108 @@
+//! [`EngineConfig`]: where the engine keeps its files and how it trades latency for durability.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokm_crypto_adaptive::Keyring;
+use tokm_domain::{Clock, Quota, SystemClock};
+use tokm_wal::{FsStorage, RecoveryMode, Storage};
+
+pub use tokm_wal::Durability;
+
+/// Everything [`Engine::open`](crate::Engine::open) needs. Build with [`EngineConfig::new`] and
+/// adjust the public fields; the defaults are the seed's.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Data directory: `wal/`, `snapshots/` and the `LOCK` file live inside it.
+    pub dir: PathBuf,
+    /// `Sync`: a write returns after its log record is on disk. `Batch`: after it is buffered;
+    /// a crash loses at most `sync_interval` of writes.
+    pub durability: Durability,
+    /// How often `Batch` mode syncs the log (default 1 s).
+    pub sync_interval: Duration,
+    /// What replay does with damage in the log (default: stop at the last good record).
+    pub recovery_mode: RecoveryMode,
+    /// Per-user session limit and what `create` does at it (default 50, reject).
+    pub quota: Quota,
+    /// When set, log records and snapshot blocks are sealed with its active key.
+    pub keyring: Option<Arc<Keyring>>,
+    /// The only source of time: expiry, timestamps, snapshot ages, rotation.
+    pub clock: Arc<dyn Clock>,
+    /// File I/O (tests pass `tokm_wal::testkit::SimStorage`).
+    pub storage: Arc<dyn Storage>,
+    /// Written into segment and snapshot headers.
+    pub node_id: u64,
+    /// Snapshot triggers and retention.
+    pub snapshots: SnapshotPolicy,
+    /// A `touch` is logged at most once per session per window; touches inside it change
+    /// memory only (default 1 s). After a crash `last_active` may be this much older than the
+    /// last touch, so an idle timeout can end a session up to this much early.
+    pub touch_log_window: Duration,
+}
+
+/// When the engine takes snapshots and how many it keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotPolicy {
+    /// Take one when this long has passed since the last (default 1 h); `None` turns the
+    /// timer off.
+    pub interval: Option<Duration>,
+    /// Take one when this many bytes were logged since the last (default 1 GiB); `None`
+    /// turns it off.
+    pub wal_bytes: Option<u64>,
+    /// Take one right after a cold start that replayed more records than this (default
+    /// 100,000), so the next start is fast; `None` turns it off.
+    pub after_replay_records: Option<u64>,
+    /// Keep at least this many snapshots (default 5).
+    pub retention_count: usize,
+    /// Keep every snapshot younger than this many days (default 7).
+    pub retention_days: u32,
+    /// Log segments the compactor always keeps (default 3).
+    pub wal_segments_kept: usize,
+    /// How often the background thread checks the triggers (default 1 s).
+    pub check_interval: Duration,
+}
+
+impl Default for SnapshotPolicy {
+    fn default() -> SnapshotPolicy {
+        SnapshotPolicy {
+            interval: Some(Duration::from_secs(60 * 60)),
+            wal_bytes: Some(1 << 30),
+            after_replay_records: Some(100_000),
+            retention_count: 5,
+            retention_days: 7,
+            wal_segments_kept: 3,
+            check_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Defaults for a data directory: `Sync` durability, real files, the system clock, no
+    /// encryption.
+    pub fn new(dir: &Path) -> EngineConfig {
+        EngineConfig {
+            dir: dir.to_path_buf(),
+            durability: Durability::Sync,
+            sync_interval: Duration::from_secs(1),
+            recovery_mode: RecoveryMode::default(),
+            quota: Quota::default(),
+            keyring: None,
+            clock: Arc::new(SystemClock),
+            storage: Arc::new(FsStorage),
+            node_id: 0,
+            snapshots: SnapshotPolicy::default(),
+            touch_log_window: Duration::from_secs(1),
+        }
+    }
+
+    /// The log directory.
+    pub fn wal_dir(&self) -> PathBuf {
+        self.dir.join("wal")
+    }
+
+    /// The snapshot directory.
+    pub fn snapshot_dir(&self) -> PathBuf {
+        self.dir.join("snapshots")
+    }
+}

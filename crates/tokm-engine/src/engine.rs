@@ -1,0 +1,458 @@
+//! [`Engine`]: the write path (validate, log, apply), reads, snapshots and shutdown.
+
+use std::fs::File;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender};
+use parking_lot::{Mutex, RwLock};
+use tokm_cmap::ShardedMap;
+use tokm_domain::{
+    CreateOutcome, Cursor, CursorPage, ListResult, Mutation, NewSession, Page, PageSize, Session,
+    SessionError, SessionFilter, SessionId, SessionRepository, Sort, Timestamp, TokenHash,
+    TokenRepository, UserId,
+};
+use tokm_memory_store::{CommitHook, MemoryStore};
+use tokm_snapshot::{SnapshotMeta, SnapshotStore};
+use tokm_wal::{Lsn, Wal, WalError};
+
+use crate::config::EngineConfig;
+use crate::error::EngineError;
+
+/// A durable session store: [`MemoryStore`] for reads, a write-ahead log for every change,
+/// snapshots for fast restarts. Implements [`SessionRepository`] and [`TokenRepository`].
+///
+/// Open with [`Engine::open`](crate::Engine::open); close with [`Engine::close`] (dropping
+/// does the same, best effort). `Send + Sync`: share it behind an `Arc`.
+pub struct Engine {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) background: Option<Background>,
+}
+
+/// The background thread that checks snapshot triggers.
+pub(crate) struct Background {
+    pub(crate) stop: Sender<()>,
+    pub(crate) thread: JoinHandle<()>,
+}
+
+/// State shared by callers and the background thread.
+pub(crate) struct Shared {
+    pub(crate) config: EngineConfig,
+    pub(crate) store: MemoryStore,
+    pub(crate) wal: Wal,
+    pub(crate) snapshots: SnapshotStore,
+    /// Lock order 0, outermost. Every write holds it shared from validation to apply; a
+    /// snapshot holds it exclusively only while it gathers the session pointers and the LSN,
+    /// so the snapshot is exactly the state at that LSN.
+    pub(crate) write_gate: RwLock<()>,
+    /// Serializes snapshots (manual and triggered). Held across snapshot I/O, never by a write.
+    pub(crate) snapshot_state: Mutex<SnapshotState>,
+    /// Payload bytes logged since the last snapshot began (the `wal_bytes` trigger).
+    pub(crate) logged_bytes_since_snapshot: AtomicU64,
+    /// When each session's last touch was logged, for touch coalescing.
+    pub(crate) touch_logged_at: ShardedMap<SessionId, Timestamp>,
+    pub(crate) read_only: AtomicBool,
+    pub(crate) last_error: Mutex<Option<StatusError>>,
+    /// Held for the engine's lifetime: the OS lock that keeps a second engine out.
+    pub(crate) _lock_file: File,
+}
+
+/// Bookkeeping of the snapshot triggers.
+#[derive(Debug, Default)]
+pub(crate) struct SnapshotState {
+    pub(crate) last: Option<SnapshotMeta>,
+    /// When the last snapshot was taken (or the engine opened, if none since).
+    pub(crate) last_at: Timestamp,
+}
+
+/// An error the engine recorded: a write path failure or a failed background snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusError {
+    /// The stable code of the failing layer (`TM-WAL-*`, `TM-SNAP-*`, ...).
+    pub code: &'static str,
+    /// Its message (never holds a secret).
+    pub message: String,
+}
+
+/// What [`Engine::status`] reports.
+#[derive(Clone, Debug)]
+pub struct EngineStatus {
+    /// Writes are refused after a log failure until the engine is reopened; reads still work.
+    pub read_only: bool,
+    /// The most recent failure, if any.
+    pub last_error: Option<StatusError>,
+    /// Sessions held in memory (live or not yet cleaned up).
+    pub sessions: usize,
+    /// LSN of the last logged record.
+    pub last_lsn: u64,
+    /// Every record up to this LSN is on disk.
+    pub durable_lsn: u64,
+    /// The last snapshot taken since open.
+    pub last_snapshot: Option<SnapshotMeta>,
+    /// Payload bytes logged since the last snapshot began.
+    pub logged_bytes_since_snapshot: u64,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("dir", &self.shared.config.dir)
+            .field("sessions", &self.shared.store.len())
+            .field("read_only", &self.shared.read_only.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Health, positions and the last snapshot.
+    pub fn status(&self) -> EngineStatus {
+        let shared = &self.shared;
+        EngineStatus {
+            read_only: shared.read_only.load(Ordering::Acquire),
+            last_error: shared.last_error.lock().clone(),
+            sessions: shared.store.len(),
+            last_lsn: shared.wal.last_lsn().get(),
+            durable_lsn: shared.wal.durable_lsn().get(),
+            last_snapshot: shared.snapshot_state.lock().last.clone(),
+            logged_bytes_since_snapshot: shared.logged_bytes_since_snapshot.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Takes a snapshot now, then applies retention and compacts the log behind the oldest
+    /// snapshot kept. Writes pause only while session pointers are gathered.
+    ///
+    /// # Errors
+    /// [`EngineError::Snapshot`] or [`EngineError::Wal`]; the engine keeps serving either way,
+    /// and earlier snapshots and the log are as they were.
+    pub fn snapshot_now(&self) -> Result<SnapshotMeta, EngineError> {
+        self.shared.take_snapshot()
+    }
+
+    /// Checks the snapshot triggers once and takes a snapshot if one is due; what the
+    /// background thread does every `check_interval`. Returns the snapshot taken, if any.
+    ///
+    /// # Errors
+    /// As [`Engine::snapshot_now`].
+    pub fn run_maintenance(&self) -> Result<Option<SnapshotMeta>, EngineError> {
+        self.shared.maintain()
+    }
+
+    /// The in-memory store behind the engine, for reads that need its extra API. Writing
+    /// through it bypasses the log: don't.
+    pub fn memory_store(&self) -> &MemoryStore {
+        &self.shared.store
+    }
+
+    /// Stops the background thread, then flushes and syncs the log.
+    ///
+    /// # Errors
+    /// [`EngineError::Wal`] if the final sync fails: writes acknowledged in `Batch` mode since
+    /// the last sync may be lost.
+    pub fn close(mut self) -> Result<(), EngineError> {
+        self.stop_background();
+        self.shared.wal.sync()?;
+        Ok(())
+    }
+
+    fn stop_background(&mut self) {
+        if let Some(background) = self.background.take() {
+            // A send error means the thread is already gone, which is what we want.
+            let _ = background.stop.send(());
+            if background.thread.join().is_err() {
+                tracing::error!("tokm engine background thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop_background();
+        if let Err(error) = self.shared.wal.sync() {
+            tracing::warn!(code = error.code(), %error, "final log sync on drop failed");
+        }
+    }
+}
+
+impl Shared {
+    /// The write path: validate (in the store), log (in the hook), apply (in the store), all
+    /// under the store's per-user and per-session stripes and the shared write gate.
+    pub(crate) fn write<T>(
+        &self,
+        operation: impl FnOnce(&MemoryStore, &mut CommitHook<'_>) -> Result<T, SessionError>,
+    ) -> Result<T, SessionError> {
+        if self.read_only.load(Ordering::Acquire) {
+            return Err(SessionError::ReadOnly);
+        }
+        let _gate = self.write_gate.read();
+        operation(&self.store, &mut |mutations: &[Mutation]| {
+            self.log(mutations)
+        })
+    }
+
+    /// The commit hook: encodes `mutations` and appends them to the log as one batch.
+    fn log(&self, mutations: &[Mutation]) -> Result<(), SessionError> {
+        let now = self.config.clock.now();
+        if let [Mutation::Touch { id, .. }] = mutations
+            && !self.touch_is_due(*id, now)
+        {
+            return Ok(());
+        }
+        let payloads: Vec<Vec<u8>> = mutations
+            .iter()
+            .map(|mutation| {
+                let mut payload = Vec::new();
+                tokm_proto::encode_mutation(mutation, now, &mut payload);
+                payload
+            })
+            .collect();
+        let slices: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        if let Err(error) = self.wal.append_batch(&slices, self.config.durability) {
+            return Err(self.fail(error));
+        }
+        let bytes: usize = payloads.iter().map(Vec::len).sum();
+        self.logged_bytes_since_snapshot
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+        for mutation in mutations {
+            if let Mutation::Delete { id, .. } = mutation {
+                self.touch_logged_at.remove(id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a touch of `id` at `now` must be logged: the first one, and then at most one
+    /// per `touch_log_window`. Runs under the session's stripe, so two touches of one session
+    /// never race here.
+    fn touch_is_due(&self, id: SessionId, now: Timestamp) -> bool {
+        let window = self.config.touch_log_window;
+        if let Some(logged_at) = self.touch_logged_at.get(&id)
+            && now.saturating_duration_since(logged_at) < window
+        {
+            return false;
+        }
+        self.touch_logged_at.insert(id, now);
+        true
+    }
+
+    /// Puts the engine into read-only mode after a log failure and converts the error.
+    fn fail(&self, error: WalError) -> SessionError {
+        self.read_only.store(true, Ordering::Release);
+        self.record_error(error.code(), error.to_string());
+        tracing::error!(code = error.code(), %error, "log write failed; engine is read-only");
+        SessionError::Storage {
+            layer_code: error.code(),
+            source: Box::new(error),
+        }
+    }
+
+    pub(crate) fn record_error(&self, code: &'static str, message: String) {
+        *self.last_error.lock() = Some(StatusError { code, message });
+    }
+
+    pub(crate) fn maintain(&self) -> Result<Option<SnapshotMeta>, EngineError> {
+        if !self.snapshot_is_due() {
+            return Ok(None);
+        }
+        self.take_snapshot().map(Some)
+    }
+
+    fn snapshot_is_due(&self) -> bool {
+        let policy = &self.config.snapshots;
+        let logged = self.logged_bytes_since_snapshot.load(Ordering::Relaxed);
+        if policy.wal_bytes.is_some_and(|limit| logged >= limit) {
+            return true;
+        }
+        let Some(interval) = policy.interval else {
+            return false;
+        };
+        let since = self
+            .config
+            .clock
+            .now()
+            .saturating_duration_since(self.snapshot_state.lock().last_at);
+        // An idle engine has nothing new to save; only a log that grew makes a snapshot useful.
+        since >= interval && logged > 0
+    }
+
+    pub(crate) fn take_snapshot(&self) -> Result<SnapshotMeta, EngineError> {
+        if self.read_only.load(Ordering::Acquire) {
+            return Err(EngineError::ReadOnly);
+        }
+        let mut state = self.snapshot_state.lock();
+        let result = self.write_snapshot(state.last.as_ref());
+        match &result {
+            Ok(meta) => {
+                state.last = Some(meta.clone());
+                state.last_at = meta.created_at;
+            }
+            Err(error) => {
+                self.record_error(
+                    error.cause_code().unwrap_or(error.code()),
+                    error.to_string(),
+                );
+            }
+        }
+        result
+    }
+
+    /// Captures the state at one LSN, writes it, then retention and compaction. Returns `last`
+    /// unchanged when nothing was logged since it: an identical snapshot would add nothing.
+    fn write_snapshot(&self, last: Option<&SnapshotMeta>) -> Result<SnapshotMeta, EngineError> {
+        let (sessions, covered, logged_bytes) = {
+            let _exclusive = self.write_gate.write();
+            let covered = self.wal.last_lsn();
+            if let Some(last) = last.filter(|last| last.covered_lsn == covered.get()) {
+                return Ok(last.clone());
+            }
+            let logged = self.logged_bytes_since_snapshot.swap(0, Ordering::Relaxed);
+            (self.store.sessions(), covered, logged)
+        };
+        let written = self.sync_then_write(covered, &sessions);
+        drop(sessions);
+        let meta = match written {
+            Ok(meta) => meta,
+            Err(error) => {
+                // The bytes are still unsnapshotted: put them back so the trigger fires again.
+                self.logged_bytes_since_snapshot
+                    .fetch_add(logged_bytes, Ordering::Relaxed);
+                return Err(error);
+            }
+        };
+        self.snapshots.apply_retention()?;
+        if let Some(oldest) = self.snapshots.oldest_retained_lsn()? {
+            // Records up to the oldest kept snapshot's LSN are in every snapshot we keep.
+            let removed = self.wal.compact(
+                Lsn::new(oldest.saturating_add(1)),
+                self.config.snapshots.wal_segments_kept,
+            )?;
+            tracing::info!(
+                segments = removed.len(),
+                "log compacted behind the oldest snapshot"
+            );
+        }
+        Ok(meta)
+    }
+
+    fn sync_then_write(
+        &self,
+        covered: Lsn,
+        sessions: &[Arc<Session>],
+    ) -> Result<SnapshotMeta, EngineError> {
+        // In `Batch` mode the records up to `covered` may still be buffered. Sync them first, so
+        // the log never ends before a snapshot's position after a crash.
+        self.wal.sync()?;
+        let meta = self
+            .snapshots
+            .write(covered.get(), sessions.iter().map(Arc::as_ref))?;
+        tracing::info!(
+            covered_lsn = meta.covered_lsn,
+            sessions = meta.session_count,
+            "snapshot written"
+        );
+        Ok(meta)
+    }
+}
+
+/// The background thread: checks the snapshot triggers every `check_interval` until told to
+/// stop. Errors are recorded in the status, never raised.
+pub(crate) fn spawn_background(shared: Arc<Shared>) -> Result<Background, EngineError> {
+    let (stop, stopped) = channel::bounded::<()>(1);
+    let check_interval = shared.config.snapshots.check_interval;
+    let thread = std::thread::Builder::new()
+        .name("tokm-engine-maintenance".to_owned())
+        .spawn(move || maintenance_loop(&shared, &stopped, check_interval))
+        .map_err(|source| EngineError::Io {
+            path: "tokm-engine-maintenance thread".into(),
+            source,
+        })?;
+    Ok(Background { stop, thread })
+}
+
+fn maintenance_loop(shared: &Shared, stopped: &Receiver<()>, check_interval: Duration) {
+    loop {
+        match stopped.recv_timeout(check_interval) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+        }
+        if let Err(error) = shared.maintain() {
+            tracing::warn!(code = error.code(), %error, "background snapshot failed");
+        }
+    }
+}
+
+impl SessionRepository for Engine {
+    fn create(&self, session: NewSession) -> Result<CreateOutcome, SessionError> {
+        self.shared
+            .write(|store, hook| store.create_with(session, hook))
+    }
+
+    fn get(&self, id: SessionId) -> Result<Session, SessionError> {
+        self.shared.store.get(id)
+    }
+
+    fn update(&self, session: NewSession, expected_version: u64) -> Result<Session, SessionError> {
+        self.shared
+            .write(|store, hook| store.update_with(session, expected_version, hook))
+    }
+
+    fn delete(&self, id: SessionId) -> Result<bool, SessionError> {
+        self.shared.write(|store, hook| store.delete_with(id, hook))
+    }
+
+    fn list(
+        &self,
+        filter: &SessionFilter,
+        sort: Sort,
+        page: Page,
+    ) -> Result<ListResult<Session>, SessionError> {
+        self.shared.store.list(filter, sort, page)
+    }
+
+    fn list_after(
+        &self,
+        filter: &SessionFilter,
+        sort: Sort,
+        after: Option<&Cursor>,
+        limit: PageSize,
+    ) -> Result<CursorPage<Session>, SessionError> {
+        self.shared.store.list_after(filter, sort, after, limit)
+    }
+
+    fn count_by_user(&self, user_id: &UserId) -> Result<u64, SessionError> {
+        self.shared.store.count_by_user(user_id)
+    }
+
+    fn list_by_user(&self, user_id: &UserId) -> Result<Vec<Session>, SessionError> {
+        self.shared.store.list_by_user(user_id)
+    }
+
+    fn delete_by_user(&self, user_id: &UserId) -> Result<u64, SessionError> {
+        self.shared
+            .write(|store, hook| store.delete_by_user_with(user_id, hook))
+    }
+
+    fn cleanup_expired(&self) -> Result<u64, SessionError> {
+        self.shared
+            .write(|store, hook| store.cleanup_expired_with(hook))
+    }
+}
+
+impl TokenRepository for Engine {
+    fn get_by_token_hash(&self, token_hash: &TokenHash) -> Result<Session, SessionError> {
+        self.shared.store.get_by_token_hash(token_hash)
+    }
+
+    fn touch(
+        &self,
+        id: SessionId,
+        now: Timestamp,
+        last_access_ip: Option<IpAddr>,
+    ) -> Result<Session, SessionError> {
+        self.shared
+            .write(|store, hook| store.touch_with(id, now, last_access_ip, hook))
+    }
+}

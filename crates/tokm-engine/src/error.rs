@@ -1,0 +1,160 @@
+//! [`EngineError`]: why the engine could not open, snapshot or close.
+//!
+//! Repository calls return [`SessionError`](tokm_domain::SessionError) like every store; a
+//! failure below the store reaches callers as `SessionError::Storage` carrying the lower layer's
+//! code, and later writes as `SessionError::ReadOnly`.
+
+use std::path::PathBuf;
+
+use tokm_proto::ProtoError;
+use tokm_snapshot::SnapshotError;
+use tokm_wal::WalError;
+
+/// An engine-level failure: opening, recovering, snapshotting or closing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The configuration contradicts itself.
+    #[error("invalid engine configuration: {reason}")]
+    InvalidConfig {
+        /// What is wrong.
+        reason: String,
+    },
+    /// Another process (or another engine in this one) has the data directory open.
+    #[error("data directory {dir} is locked by another engine")]
+    Locked {
+        /// The data directory.
+        dir: PathBuf,
+    },
+    /// Creating, locking or reading the data directory failed.
+    #[error("i/o on {path}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The write-ahead log failed.
+    #[error("write-ahead log: {source}")]
+    Wal {
+        /// The log's error; `source.code()` is its stable code.
+        #[from]
+        source: WalError,
+    },
+    /// The snapshot store failed.
+    #[error("snapshots: {source}")]
+    Snapshot {
+        /// The snapshot store's error; `source.code()` is its stable code.
+        #[from]
+        source: SnapshotError,
+    },
+    /// A log record passed its checksum but does not decode as a tokm log entry.
+    #[error("log record {lsn} does not decode")]
+    UndecodableRecord {
+        /// The record's LSN.
+        lsn: u64,
+        /// What was wrong with it.
+        #[source]
+        source: ProtoError,
+    },
+    /// The log ends before the snapshot's position, or has a gap after it: records the
+    /// snapshot does not hold are missing, so recovery would silently lose them.
+    #[error("log does not continue the snapshot at lsn {covered_lsn}: {reason}")]
+    LogGap {
+        /// The LSN the snapshot covers.
+        covered_lsn: u64,
+        /// What is missing.
+        reason: String,
+    },
+    /// A replayed record could not be applied (a logic error in the log's writer).
+    #[error("log record {lsn} cannot be applied: {reason}")]
+    Replay {
+        /// The record's LSN.
+        lsn: u64,
+        /// The store's reason.
+        reason: String,
+    },
+    /// The engine refuses writes after an earlier failure; reopen it.
+    #[error("the engine is read-only after an earlier failure")]
+    ReadOnly,
+}
+
+impl EngineError {
+    /// Every code this crate can return, in declaration order.
+    pub const CODES: [&'static str; 9] = [
+        "TM-ENG-4001",
+        "TM-ENG-4231",
+        "TM-ENG-5001",
+        "TM-ENG-5002",
+        "TM-ENG-5003",
+        "TM-ENG-5201",
+        "TM-ENG-5202",
+        "TM-ENG-5203",
+        "TM-ENG-5031",
+    ];
+
+    /// The stable code of this error, `TM-ENG-NNNN`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EngineError::InvalidConfig { .. } => "TM-ENG-4001",
+            EngineError::Locked { .. } => "TM-ENG-4231",
+            EngineError::Io { .. } => "TM-ENG-5001",
+            EngineError::Wal { .. } => "TM-ENG-5002",
+            EngineError::Snapshot { .. } => "TM-ENG-5003",
+            EngineError::UndecodableRecord { .. } => "TM-ENG-5201",
+            EngineError::LogGap { .. } => "TM-ENG-5202",
+            EngineError::Replay { .. } => "TM-ENG-5203",
+            EngineError::ReadOnly => "TM-ENG-5031",
+        }
+    }
+
+    /// The code of the lower layer's error this wraps, if any (`TM-WAL-*`, `TM-SNAP-*`,
+    /// `TM-PROTO-*`).
+    pub fn cause_code(&self) -> Option<&'static str> {
+        match self {
+            EngineError::Wal { source } => Some(source.code()),
+            EngineError::Snapshot { source } => Some(source.code()),
+            EngineError::UndecodableRecord { source, .. } => Some(source.code()),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_well_formed() {
+        let mut seen = std::collections::BTreeSet::new();
+        for code in EngineError::CODES {
+            assert!(seen.insert(code), "{code} listed twice");
+            let digits = code.strip_prefix("TM-ENG-").expect("prefix");
+            assert!(
+                digits.len() == 4 && digits.bytes().all(|b| b.is_ascii_digit()),
+                "{code}"
+            );
+        }
+        let samples = [
+            EngineError::InvalidConfig {
+                reason: String::new(),
+            },
+            EngineError::Locked {
+                dir: PathBuf::new(),
+            },
+            EngineError::LogGap {
+                covered_lsn: 1,
+                reason: String::new(),
+            },
+            EngineError::Replay {
+                lsn: 1,
+                reason: String::new(),
+            },
+            EngineError::ReadOnly,
+        ];
+        for error in &samples {
+            assert!(EngineError::CODES.contains(&error.code()), "{error}");
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The tokm storage engine: every live session in memory, every change in a write-ahead log,
+//! snapshots for fast restarts.
+//!
+//! Is: [`Engine`], a durable implementation of `tokm-domain`'s [`SessionRepository`] and
+//! [`TokenRepository`] composed from `tokm-memory-store`, `tokm-wal` and `tokm-snapshot`, with
+//! cold-start recovery ([`Engine::open`] → [`RecoveryReport`]), snapshot triggers, retention,
+//! log compaction and a read-only mode after durability failures.
+//! Is not: a server or a cache in front of another database; it does no networking and has
+//! one writer process per data directory (a `LOCK` file enforces it).
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use tokm_domain::{NewSession, SessionFields, SessionId, SessionRepository, SystemClock,
+//!     Clock, TokenHash, TokenRepository, UserId};
+//! use tokm_engine::{Engine, EngineConfig};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let (engine, _report) = Engine::open(EngineConfig::new(dir.path()))?;
+//!
+//! let now = SystemClock.now();
+//! let token_hash = TokenHash::of_token("raw bearer token")?;
+//! let fields = SessionFields::new(
+//!     SessionId::generate(now)?,
+//!     UserId::new("alice")?,
+//!     token_hash,
+//!     now,
+//!     now.checked_add(Duration::from_secs(3600)).expect("in range"),
+//! );
+//! // Sync durability (the default): `create` returns once the log record is on disk.
+//! let created = engine.create(NewSession::new(fields)?)?.session;
+//! engine.snapshot_now()?;
+//! engine.close()?;
+//!
+//! // A restart recovers from the snapshot and the log.
+//! let (engine, report) = Engine::open(EngineConfig::new(dir.path()))?;
+//! assert_eq!(report.sessions, 1);
+//! assert_eq!(engine.get_by_token_hash(&token_hash)?, created);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Write path
+//! Every write runs `validate → log → apply` inside the memory store's per-user and
+//! per-session stripes ([`tokm_memory_store::MemoryStore::create_with`] and friends call the
+//! engine's commit hook between validating and applying), so the log order is the apply order
+//! for every session and user. In `Sync` mode the hook returns after the record's group-commit
+//! fsync; in `Batch` mode after buffering. If the log fails, the write returns
+//! `TM-SESS-5001` (carrying the log's code), memory is unchanged, and the engine turns
+//! read-only (`TM-SESS-5031`) until reopened; reads keep working.
+//!
+//! Touches are coalesced: at most one `touch` per session is logged per
+//! [`EngineConfig::touch_log_window`] (default 1 s); others change memory only.
+//!
+//! # Snapshots
+//! Taken by [`Engine::snapshot_now`], by the background thread when the interval (1 h) or the
+//! logged bytes (1 GiB) trigger fires, and after a recovery that replayed more than 100,000
+//! records. Writers are paused only while the engine gathers pointers to the session bodies
+//! and the LSN; encoding and I/O run while writes continue. After each snapshot, retention runs,
+//! then the log is compacted behind the *oldest* snapshot kept, so falling back to it still
+//! works.
+//!
+//! # Error codes
+//! | code | variant |
+//! |---|---|
+//! | `TM-ENG-4001` | `InvalidConfig` |
+//! | `TM-ENG-4231` | `Locked` (another engine has the directory) |
+//! | `TM-ENG-5001` | `Io` |
+//! | `TM-ENG-5002` | `Wal` (see `cause_code()`) |
+//! | `TM-ENG-5003` | `Snapshot` (see `cause_code()`) |
+//! | `TM-ENG-5201` | `UndecodableRecord` |
+//! | `TM-ENG-5202` | `LogGap` (the log does not continue the snapshot) |
+//! | `TM-ENG-5203` | `Replay` |
+//! | `TM-ENG-5031` | `ReadOnly` |
+#![forbid(unsafe_code)]
+
+pub use crate::config::{Durability, EngineConfig, SnapshotPolicy};
+pub use crate::engine::{Engine, EngineStatus, StatusError};
+pub use crate::error::EngineError;
+pub use crate::open::RecoveryReport;
+
+#[cfg(doc)]
+use tokm_domain::{SessionRepository, TokenRepository};
+
+mod config;
+mod engine;
+mod error;
+mod open;
