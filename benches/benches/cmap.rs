@@ -298,7 +298,7 @@ fn cmap_mixes(c: &mut Criterion) {
 }
 
 fn config() -> Criterion {
-    let quick = std::env::var_os("TOKM_BENCH_QUICK").is_some_and(|value| value == "1");
+    let quick = tokm_benches::quick();
     let (warm_up, measurement) = if quick {
         (Duration::from_millis(300), Duration::from_secs(1))
     } else {

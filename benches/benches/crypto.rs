@@ -109,7 +109,7 @@ fn config() -> Criterion {
     // 18 benchmarks. Bootstrap analysis, not measurement, dominates a run on a busy 2-core
     // machine, so resamples are cut from criterion's 100,000 to 20,000; with these settings
     // the whole run stays near a minute and a half.
-    let quick = std::env::var_os("TOKM_BENCH_QUICK").is_some();
+    let quick = tokm_benches::quick();
     let (warm_up, measurement) = if quick {
         (Duration::from_millis(100), Duration::from_millis(300))
     } else {

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion};
+use tokm_benches::{mix, rss_bytes};
 use tokm_domain::{
     Clock, DeviceId, ManualClock, Metadata, Mutation, NewSession, Page, PageSize, Quota, Session,
     SessionFields, SessionFilter, SessionId, SessionRepository, Sort, SortBy, SortOrder, Timestamp,
@@ -32,14 +33,6 @@ const SHARED_DEVICE_COUNT: u64 = 100;
 const GET_SAMPLE_COUNT: usize = 100_000;
 const USER_AGENT: &str =
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0";
-
-/// SplitMix64, for reproducible inputs.
-fn mix(state: u64) -> u64 {
-    let mut z = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
 
 fn user_id(user: u64) -> UserId {
     UserId::new(&format!("u{user:011}")).expect("12 chars")
@@ -81,17 +74,6 @@ fn session_body(index: u64, user_agent: &UserAgent) -> NewSession {
     metadata.insert("region", "eu-west").expect("valid");
     fields.metadata = metadata;
     NewSession::new(fields).expect("valid session")
-}
-
-/// Resident set size in bytes (Linux; 4 KiB pages).
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let resident_pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|field| field.parse().ok())
-        .unwrap_or(0);
-    resident_pages * 4096
 }
 
 struct Fixture {
@@ -313,7 +295,7 @@ fn print_cleanup(fixture: &Fixture) {
 }
 
 fn main() {
-    let quick = std::env::var_os("TOKM_BENCH_QUICK").is_some_and(|value| value == "1");
+    let quick = tokm_benches::quick();
     let (session_count, label, warm_up, measurement) = if quick {
         (
             20_000,

@@ -43,7 +43,8 @@ fn sessions() -> Vec<Arc<Session>> {
             );
             fields.device_id = Some(DeviceId::new(&format!("device-{}", index % 3)).expect("ok"));
             fields.ip_address = Some(IpAddr::V4(Ipv4Addr::new(10, 0, (index % 250) as u8, 1)));
-            fields.user_agent = Some(UserAgent::new("Mozilla/5.0 (X11; Linux x86_64)").expect("ok"));
+            fields.user_agent =
+                Some(UserAgent::new("Mozilla/5.0 (X11; Linux x86_64)").expect("ok"));
             let mut metadata = Metadata::new();
             metadata.insert("region", "eu-west").expect("ok");
             fields.metadata = metadata;
@@ -115,7 +116,7 @@ fn bench_load(c: &mut Criterion) {
 
 fn config() -> Criterion {
     // 4 benchmarks of about 0.1-0.5 s per iteration; these settings keep the run near a minute.
-    let quick = std::env::var_os("TOKM_BENCH_QUICK").is_some();
+    let quick = tokm_benches::quick();
     let (warm_up, measurement) = if quick {
         (Duration::from_millis(200), Duration::from_secs(1))
     } else {

@@ -157,7 +157,7 @@ fn bench_encryption(c: &mut Criterion) {
 
 fn config() -> Criterion {
     // 13 benchmarks; these settings keep the whole run near 2 minutes.
-    let quick = std::env::var_os("TOKM_BENCH_QUICK").is_some();
+    let quick = tokm_benches::quick();
     let (warm_up, measurement) = if quick {
         (Duration::from_millis(200), Duration::from_millis(500))
     } else {

@@ -1,1 +1,90 @@
-//! Benchmarks live in `benches/`; this library is empty on purpose.
+//! Shared pieces of tokm's benchmarks: the typical session and machine readings.
+//!
+//! The criterion benches in `benches/` and the end-to-end acceptance program
+//! (`src/bin/acceptance.rs`, run by `cargo xtask bench`) draw their inputs from here, so every
+//! figure is measured on the same kind of session.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use tokm_domain::{
+    DeviceId, NewSession, SessionFields, SessionId, Timestamp, TokenHash, UserAgent, UserId,
+};
+
+/// Creation time of session 0; session `n` is created `n` ms later.
+pub const WORKLOAD_START: Timestamp = Timestamp::from_millis(1_700_000_000_000);
+/// Sessions per user in the typical workload.
+pub const SESSIONS_PER_USER: u64 = 20;
+/// A 70-character browser user agent.
+pub const USER_AGENT: &str =
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0";
+
+/// SplitMix64: reproducible inputs from an index.
+pub fn mix(state: u64) -> u64 {
+    let mut z = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The 12-character id of user `user`.
+pub fn user_id(user: u64) -> UserId {
+    UserId::new(&format!("u{user:011}")).expect("12 ASCII characters are a valid user id")
+}
+
+/// Typical session number `index` (of the stream `stream`): 12-char user id, 16-char device
+/// id, IPv4, 70-char user agent, one metadata pair, one day to live.
+pub fn typical_session(stream: u64, index: u64) -> NewSession {
+    let created_at = Timestamp::from_millis(WORKLOAD_START.as_millis() + index);
+    let random = u128::from(mix(stream << 40 ^ index)) << 64 | u128::from(mix(index ^ stream));
+    let id = SessionId::from_parts(created_at, random | 1).expect("workload times fit a ULID");
+    let mut token = [0_u8; 32];
+    token[..16].copy_from_slice(&id.to_bytes());
+    token[16..24].copy_from_slice(&stream.to_le_bytes());
+    let user = index / SESSIONS_PER_USER + stream * 1_000_000_000;
+    let mut fields = SessionFields::new(
+        id,
+        user_id(user),
+        TokenHash::from_bytes(token),
+        created_at,
+        created_at
+            .checked_add(Duration::from_secs(86_400))
+            .expect("a day after 2023 is in range"),
+    );
+    fields.device_id =
+        Some(DeviceId::new(&format!("d{:015}", mix(index) % 1_000_000_000)).expect("16 chars"));
+    let octets = (mix(index) as u32).to_le_bytes();
+    fields.ip_address = Some(IpAddr::V4(Ipv4Addr::from(octets)));
+    fields.user_agent = Some(UserAgent::new(USER_AGENT).expect("70 chars"));
+    fields
+        .metadata
+        .insert("region", "eu-west-1")
+        .expect("small pair");
+    NewSession::new(fields).expect("the typical session is valid")
+}
+
+/// Resident set size of this process, from `/proc/self/statm` (0 where unavailable).
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let resident_pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|pages| pages.parse().ok())
+        .unwrap_or(0);
+    resident_pages * 4096
+}
+
+/// Percentile `p` (0..=100) of sorted `samples`, in microseconds.
+pub fn percentile_us(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)].as_secs_f64() * 1e6
+}
+
+/// Whether `TOKM_BENCH_QUICK=1` asks for a smoke run (`cargo xtask bench criterion --quick`):
+/// benches shrink data sets and measurement times to seconds.
+pub fn quick() -> bool {
+    std::env::var_os("TOKM_BENCH_QUICK").is_some_and(|value| value == "1")
+}

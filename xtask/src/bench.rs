@@ -1,29 +1,67 @@
-//! `cargo xtask bench [NAME] [--quick]`: the criterion benchmarks in `benches/`.
+//! `cargo xtask bench`: the project's main job, and the per-crate criterion benchmarks.
 //!
-//! Without NAME every bench file runs (`cmap`, `memory_store`, `crypto`, `wal`); `--quick` sets
-//! `TOKM_BENCH_QUICK=1`, which the bench files read to shrink data sets and measurement times to
-//! a smoke run of seconds. Criterion's reports land in `target/criterion/`.
+//! - `cargo xtask bench [--quick]`: builds in release and runs the end-to-end acceptance
+//!   program (`benches/src/bin/acceptance.rs`): a real engine at 1M sessions, printing the
+//!   table of SPEC targets and writing `target/tokm-bench/report.md`. `--quick` runs 20,000
+//!   sessions in seconds; `cargo xtask ci` runs it so the harness cannot rot.
+//! - `cargo xtask bench criterion [NAME] [--quick]`: the criterion benches in `benches/benches/`
+//!   (all, or one file: `cmap`, `memory_store`, `crypto`, `wal`, `snapshot`), peers in the same
+//!   groups. `--quick` sets `TOKM_BENCH_QUICK=1`, which shrinks data sets and times. Reports land
+//!   in `target/criterion/`.
 
 use crate::shell::{cargo, run_checked};
 
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
-    let mut quick = false;
-    let mut name = None;
-    for arg in args {
-        match arg.as_str() {
-            "--quick" => quick = true,
-            flag if flag.starts_with('-') => return Err(format!("unknown flag `{flag}`")),
-            bench if name.is_none() => name = Some(bench.to_owned()),
-            extra => return Err(format!("unexpected argument `{extra}`")),
-        }
+    match args.split_first() {
+        Some((first, rest)) if first == "criterion" => criterion(rest),
+        _ => acceptance(args),
     }
+}
 
+fn acceptance(args: &[String]) -> Result<(), String> {
+    let quick = parse_quick(args)?;
+    let mut command = cargo(&[
+        "run",
+        "--release",
+        "--locked",
+        "--package",
+        "tokm-benches",
+        "--bin",
+        "acceptance",
+        "--",
+    ]);
+    if quick {
+        command.arg("--quick");
+    }
+    run_checked(&mut command)
+}
+
+fn criterion(args: &[String]) -> Result<(), String> {
+    let names: Vec<&String> = args.iter().filter(|arg| *arg != "--quick").collect();
+    let quick = names.len() < args.len();
+    if let Some(flag) = names.iter().find(|arg| arg.starts_with('-')) {
+        return Err(format!("unknown flag `{flag}`"));
+    }
+    if names.len() > 1 {
+        return Err("usage: cargo xtask bench criterion [NAME] [--quick]".to_owned());
+    }
     let mut command = cargo(&["bench", "--locked", "--package", "tokm-benches"]);
-    if let Some(bench) = &name {
-        command.args(["--bench", bench]);
+    if let Some(bench) = names.first() {
+        command.args(["--bench", bench.as_str()]);
     }
     if quick {
         command.env("TOKM_BENCH_QUICK", "1");
     }
     run_checked(&mut command)
+}
+
+fn parse_quick(args: &[String]) -> Result<bool, String> {
+    match args {
+        [] => Ok(false),
+        [flag] if flag == "--quick" => Ok(true),
+        _ => Err(
+            "usage: cargo xtask bench [--quick] | cargo xtask bench criterion [NAME] [--quick]"
+                .to_owned(),
+        ),
+    }
 }

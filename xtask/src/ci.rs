@@ -21,6 +21,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     report.step("fmt", || {
         run_checked(&mut cargo(&["fmt", "--all", "--check"]))
     });
+    report.step("architecture doc holds every FORMAT.md", formats_documented);
     report.step("codegen --check", || {
         crate::codegen::run(&["--check".to_owned()])
     });
@@ -58,15 +59,47 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         run_checked(&mut command)
     });
     report.step("bench (compile)", || {
+        // Every criterion bench lives in `tokm-benches`; `--workspace` would also build each
+        // library's unit tests and xtask in release for nothing.
         run_checked(&mut cargo(&[
             "bench",
-            "--workspace",
+            "--package",
+            "tokm-benches",
             "--locked",
             "--no-run",
         ]))
     });
+    report.step("bench --quick (acceptance smoke run)", || {
+        crate::bench::run(&["--quick".to_owned()])
+    });
 
     report.finish(started.elapsed())
+}
+
+/// Format tables live beside the code that writes them (`crates/*/FORMAT.md`) and are copied
+/// into `docs/ARCHITECTURE.md`; this fails when a copy has drifted.
+fn formats_documented() -> Result<(), String> {
+    let root = crate::shell::workspace_root();
+    let architecture_path = root.join("docs/ARCHITECTURE.md");
+    let architecture = std::fs::read_to_string(&architecture_path)
+        .map_err(|error| format!("reading {}: {error}", architecture_path.display()))?;
+    let mut stale = Vec::new();
+    for crate_name in ["tokm-wal", "tokm-snapshot"] {
+        let path = root.join("crates").join(crate_name).join("FORMAT.md");
+        let format = std::fs::read_to_string(&path)
+            .map_err(|error| format!("reading {}: {error}", path.display()))?;
+        if !architecture.contains(format.trim()) {
+            stale.push(path.display().to_string());
+        }
+    }
+    if stale.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "docs/ARCHITECTURE.md does not hold the current text of {}: copy it into the \
+         \"On-disk formats\" section",
+        stale.join(", ")
+    ))
 }
 
 /// Passes the test output through, counting the `test result:` lines.

@@ -58,8 +58,12 @@ impl fmt::Debug for UserAgent {
 /// Keys follow the id rules (non-empty, no control characters); values may be empty but contain
 /// no control characters. Values are shown in `Debug` only as their length, because callers put
 /// things like client hints there that do not belong in logs.
+///
+/// Stored as a vector of pairs sorted by key: a session typically carries one or two entries,
+/// and a `BTreeMap` node would cost over 500 bytes for the first one (the bulk of a session's
+/// memory at a million sessions).
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
-pub struct Metadata(BTreeMap<String, String>);
+pub struct Metadata(Vec<(Box<str>, Box<str>)>);
 
 impl Metadata {
     /// An empty map.
@@ -75,33 +79,47 @@ impl Metadata {
         for (key, value) in &map {
             check_entry(key, value)?;
         }
-        Ok(Metadata(map))
+        // BTreeMap iterates in key order, so the vector is sorted and its keys unique.
+        Ok(Metadata(
+            map.into_iter()
+                .map(|(key, value)| (key.into_boxed_str(), value.into_boxed_str()))
+                .collect(),
+        ))
     }
 
     /// Inserts or replaces an entry; returns the previous value.
     pub fn insert(&mut self, key: &str, value: &str) -> Result<Option<String>, SessionError> {
         check_entry(key, value)?;
-        if !self.0.contains_key(key) && self.0.len() >= METADATA_ENTRIES_MAX {
-            return Err(too_many_entries(self.0.len() + 1));
+        match self.position(key) {
+            Ok(index) => {
+                let previous = std::mem::replace(&mut self.0[index].1, value.into());
+                Ok(Some(previous.into_string()))
+            }
+            Err(index) => {
+                if self.0.len() >= METADATA_ENTRIES_MAX {
+                    return Err(too_many_entries(self.0.len() + 1));
+                }
+                self.0.insert(index, (key.into(), value.into()));
+                Ok(None)
+            }
         }
-        Ok(self.0.insert(key.to_owned(), value.to_owned()))
     }
 
     /// Removes an entry; returns its value.
     pub fn remove(&mut self, key: &str) -> Option<String> {
-        self.0.remove(key)
+        let index = self.position(key).ok()?;
+        Some(self.0.remove(index).1.into_string())
     }
 
     /// The value for `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str)
+        let index = self.position(key).ok()?;
+        Some(&self.0[index].1)
     }
 
     /// Entries in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0
-            .iter()
-            .map(|(key, value)| (key.as_str(), value.as_str()))
+        self.0.iter().map(|(key, value)| (&**key, &**value))
     }
 
     /// Number of entries.
@@ -114,17 +132,24 @@ impl Metadata {
         self.0.is_empty()
     }
 
-    /// The underlying map.
-    pub fn as_map(&self) -> &BTreeMap<String, String> {
-        &self.0
+    /// The entries as an ordered map (a copy).
+    pub fn to_map(&self) -> BTreeMap<String, String> {
+        self.iter()
+            .map(|(key, value)| (key.to_owned(), value.to_owned()))
+            .collect()
+    }
+
+    /// Where `key` is, or where it would be inserted.
+    fn position(&self, key: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(stored, _)| (**stored).cmp(key))
     }
 }
 
 impl fmt::Debug for Metadata {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut map = f.debug_map();
-        for (key, value) in &self.0 {
-            map.entry(key, &format_args!("<{} bytes>", value.len()));
+        for (key, value) in self.iter() {
+            map.entry(&key, &format_args!("<{} bytes>", value.len()));
         }
         map.finish()
     }
@@ -488,10 +513,30 @@ mod tests {
             err.to_string().contains("METADATA_ENTRIES_MAX = 16"),
             "{err}"
         );
-        let mut map = metadata.as_map().clone();
+        let mut map = metadata.to_map();
         assert!(Metadata::from_map(map.clone()).is_ok());
         map.insert("one-more".into(), "v".into());
         assert!(Metadata::from_map(map).is_err());
+    }
+
+    #[test]
+    fn metadata_behaves_as_an_ordered_map() {
+        let mut metadata = Metadata::new();
+        assert_eq!(metadata.insert("zone", "b").expect("valid"), None);
+        assert_eq!(metadata.insert("app", "web").expect("valid"), None);
+        assert_eq!(
+            metadata.insert("zone", "c").expect("valid"),
+            Some("b".to_owned())
+        );
+        assert_eq!(metadata.get("zone"), Some("c"));
+        assert_eq!(metadata.get("missing"), None);
+        let keys: Vec<&str> = metadata.iter().map(|(key, _)| key).collect();
+        assert_eq!(keys, ["app", "zone"], "iteration is in key order");
+        let rebuilt = Metadata::from_map(metadata.to_map()).expect("valid");
+        assert_eq!(rebuilt, metadata, "to_map and from_map round-trip");
+        assert_eq!(metadata.remove("app"), Some("web".to_owned()));
+        assert_eq!(metadata.remove("app"), None);
+        assert_eq!(metadata.len(), 1);
     }
 
     #[test]

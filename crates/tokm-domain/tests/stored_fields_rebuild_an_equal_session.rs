@@ -47,7 +47,7 @@ fn take_apart(session: &Session) -> Stored {
         idle_timeout_ms: f
             .idle_timeout
             .map(|d| u64::try_from(d.as_millis()).unwrap()),
-        metadata: f.metadata.as_map().clone(),
+        metadata: f.metadata.to_map(),
         version: session.version(),
     }
 }

@@ -153,7 +153,7 @@ pub fn session_to_message(session: &Session) -> pb::Session {
         idle_timeout_ms: fields
             .idle_timeout
             .map(|idle| u64::try_from(idle.as_millis()).unwrap_or(u64::MAX)),
-        metadata: fields.metadata.as_map().clone(),
+        metadata: fields.metadata.to_map(),
         version: session.version(),
     }
 }
