@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender};
 use parking_lot::{Mutex, RwLock};
@@ -64,6 +64,8 @@ pub(crate) struct Shared {
 #[derive(Debug, Default)]
 pub(crate) struct SnapshotState {
     pub(crate) last: Option<SnapshotMeta>,
+    /// How long the last snapshot held the write gate exclusively (writes paused).
+    pub(crate) last_pause: Option<Duration>,
     /// When the last snapshot was taken (or the engine opened, if none since).
     pub(crate) last_at: Timestamp,
 }
@@ -92,6 +94,9 @@ pub struct EngineStatus {
     pub durable_lsn: u64,
     /// The last snapshot taken since open.
     pub last_snapshot: Option<SnapshotMeta>,
+    /// How long the last snapshot paused writes (it holds the write gate only while gathering
+    /// session pointers and the LSN).
+    pub last_snapshot_pause: Option<Duration>,
     /// Payload bytes logged since the last snapshot began.
     pub logged_bytes_since_snapshot: u64,
 }
@@ -110,13 +115,19 @@ impl Engine {
     /// Health, positions and the last snapshot.
     pub fn status(&self) -> EngineStatus {
         let shared = &self.shared;
+        // One guard: a second `lock()` in the same expression would wait for the first.
+        let (last_snapshot, last_snapshot_pause) = {
+            let state = shared.snapshot_state.lock();
+            (state.last.clone(), state.last_pause)
+        };
         EngineStatus {
             read_only: shared.read_only.load(Ordering::Acquire),
             last_error: shared.last_error.lock().clone(),
             sessions: shared.store.len(),
             last_lsn: shared.wal.last_lsn().get(),
             durable_lsn: shared.wal.durable_lsn().get(),
-            last_snapshot: shared.snapshot_state.lock().last.clone(),
+            last_snapshot,
+            last_snapshot_pause,
             logged_bytes_since_snapshot: shared.logged_bytes_since_snapshot.load(Ordering::Relaxed),
         }
     }
@@ -285,9 +296,10 @@ impl Shared {
         let mut state = self.snapshot_state.lock();
         let result = self.write_snapshot(state.last.as_ref());
         match &result {
-            Ok(meta) => {
+            Ok((meta, pause)) => {
                 state.last = Some(meta.clone());
                 state.last_at = meta.created_at;
+                state.last_pause = Some(*pause);
             }
             Err(error) => {
                 self.record_error(
@@ -296,21 +308,27 @@ impl Shared {
                 );
             }
         }
-        result
+        result.map(|(meta, _)| meta)
     }
 
     /// Captures the state at one LSN, writes it, then retention and compaction. Returns `last`
     /// unchanged when nothing was logged since it: an identical snapshot would add nothing.
-    fn write_snapshot(&self, last: Option<&SnapshotMeta>) -> Result<SnapshotMeta, EngineError> {
+    /// Also returns how long writes were paused.
+    fn write_snapshot(
+        &self,
+        last: Option<&SnapshotMeta>,
+    ) -> Result<(SnapshotMeta, Duration), EngineError> {
+        let paused_at = Instant::now();
         let (sessions, covered, logged_bytes) = {
             let _exclusive = self.write_gate.write();
             let covered = self.wal.last_lsn();
             if let Some(last) = last.filter(|last| last.covered_lsn == covered.get()) {
-                return Ok(last.clone());
+                return Ok((last.clone(), paused_at.elapsed()));
             }
             let logged = self.logged_bytes_since_snapshot.swap(0, Ordering::Relaxed);
             (self.store.sessions(), covered, logged)
         };
+        let pause = paused_at.elapsed();
         let written = self.sync_then_write(covered, &sessions);
         drop(sessions);
         let meta = match written {
@@ -334,7 +352,7 @@ impl Shared {
                 "log compacted behind the oldest snapshot"
             );
         }
-        Ok(meta)
+        Ok((meta, pause))
     }
 
     fn sync_then_write(

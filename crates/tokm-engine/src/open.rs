@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 use tokm_cmap::ShardedMap;
-use tokm_domain::Mutation;
+use tokm_domain::{Mutation, Session};
 use tokm_memory_store::{MemoryStore, Replayed, StoreOptions};
 use tokm_snapshot::{Fallback, SnapshotMeta, SnapshotOptions, SnapshotStore};
 use tokm_wal::{Lsn, RecoveryMode, Wal, WalOptions};
@@ -91,13 +91,7 @@ impl Engine {
         })?;
         let (snapshot, covered) = match loaded.snapshot {
             Some(snapshot) => {
-                for session in snapshot.sessions {
-                    apply(
-                        &store,
-                        &Mutation::Create(session),
-                        snapshot.meta.covered_lsn,
-                    )?;
-                }
+                load_sessions(&store, snapshot.sessions, snapshot.meta.covered_lsn)?;
                 let covered = snapshot.meta.covered_lsn;
                 (Some(snapshot.meta), covered)
             }
@@ -132,6 +126,7 @@ impl Engine {
             write_gate: RwLock::new(()),
             snapshot_state: Mutex::new(SnapshotState {
                 last: snapshot,
+                last_pause: None,
                 last_at,
             }),
             logged_bytes_since_snapshot: AtomicU64::new(0),
@@ -292,6 +287,35 @@ fn replay(
         Some(error) => Err(error),
         None => Ok((applied, skipped)),
     }
+}
+
+/// Inserts a snapshot's sessions, split across the available cores: the sessions of one
+/// snapshot never conflict (distinct ids and tokens), and the store is built for concurrent
+/// writers, so this is the same result as one thread inserting them in order.
+fn load_sessions(
+    store: &MemoryStore,
+    sessions: Vec<Arc<Session>>,
+    covered_lsn: u64,
+) -> Result<(), EngineError> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let chunk_len = sessions.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = sessions
+            .chunks(chunk_len)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk.iter().try_for_each(|session| {
+                        apply(store, &Mutation::Create(Arc::clone(session)), covered_lsn).map(drop)
+                    })
+                })
+            })
+            .collect();
+        workers.into_iter().try_for_each(|worker| {
+            worker
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    })
 }
 
 fn apply(store: &MemoryStore, mutation: &Mutation, lsn: u64) -> Result<Replayed, EngineError> {

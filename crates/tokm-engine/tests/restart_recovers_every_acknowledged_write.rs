@@ -32,6 +32,12 @@ fn snapshot_plus_log_restart_rebuilds_the_same_state() {
     common::mixed_workload(&engine, &clock, 2, 40, 5);
     let meta = engine.snapshot_now().expect("snapshot");
     assert_eq!(meta.session_count, engine.memory_store().len() as u64);
+    let status = engine.status();
+    assert_eq!(status.last_snapshot, Some(meta.clone()));
+    assert!(
+        status.last_snapshot_pause.is_some(),
+        "the pause is reported"
+    );
     common::mixed_workload(&engine, &clock, 3, 40, 5);
     let before = common::state(&engine);
     engine.close().expect("close");
