@@ -204,17 +204,23 @@ fn fill_and_measure(dir: &Path, settings: &Settings, rows: &mut Vec<Row>) {
         met: Some(rss_per_session <= 500.0),
     });
 
-    // Snapshot while a writer keeps creating: the longest create is the stall it caused.
+    // Snapshot while a writer keeps updating existing sessions: the longest update is the
+    // stall the snapshot caused. Updates keep the session count at `settings.sessions`.
     let stop = AtomicBool::new(false);
     let longest_ns = AtomicU64::new(0);
     let (snapshot_secs, writes_during) = std::thread::scope(|scope| {
         let writer = scope.spawn(|| {
             let mut index = 0;
             while !stop.load(Ordering::Relaxed) {
+                let id = typical_session(0, index % settings.sessions).id();
                 let began = Instant::now();
+                let stored = engine.get(id).expect("get during snapshot");
+                let mut fields = stored.fields().clone();
+                fields.metadata.insert("seen", "1").expect("small pair");
+                let body = tokm_domain::NewSession::new(fields).expect("valid");
                 engine
-                    .create(typical_session(1, index))
-                    .expect("create during snapshot");
+                    .update(body, stored.version())
+                    .expect("update during snapshot");
                 let took = began.elapsed().as_nanos() as u64;
                 longest_ns.fetch_max(took, Ordering::Relaxed);
                 index += 1;
@@ -244,12 +250,13 @@ fn fill_and_measure(dir: &Path, settings: &Settings, rows: &mut Vec<Row>) {
         seed_target: "-",
         goal: "<= 50 ms",
         measured: format!(
-            "{stall_ms:.1} ms longest create ({writes_during} writes during it; writes paused {pause_ms:.1} ms)"
+            "{stall_ms:.1} ms longest update ({writes_during} updates during it; writes paused {pause_ms:.1} ms)"
         ),
         met: Some(stall_ms <= 50.0),
     });
 
-    // A log tail after the snapshot, then a cold start from both.
+    // A quiet snapshot of exactly `sessions`, a log tail after it, then a cold start from both.
+    engine.snapshot_now().expect("quiet snapshot");
     for index in 0..settings.wal_tail_records {
         engine
             .create(typical_session(2, index))
