@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use tokm_crypto_adaptive::Keyring;
 use tokm_domain::{Clock, SystemClock};
-use tokm_wal::{RecoveryMode, RecoveryReport, WalOptions, WalReader};
+use tokm_wal::{RecoveryMode, RecoveryReport, SegmentInfo, WalOptions, WalReader};
 
 use crate::cli::CommonArgs;
 use crate::error::CliError;
@@ -18,8 +18,8 @@ use crate::snapshot_view::{self, SnapshotView};
 pub(crate) fn run(args: &CommonArgs, out: &mut dyn Write) -> Result<(), CliError> {
     args.data_dir()?;
     let keyring = args.keyring()?;
-    let segments = list_segments(&args.wal_dir())?;
     let report = dry_run_report(&args.wal_dir(), keyring.clone(), RecoveryMode::PointInTime)?;
+    let segments: Vec<Value> = report.segments.iter().map(render::segment).collect();
     let snapshots = list_snapshots(&args.snapshot_dir(), keyring)?;
     let document = json!({
         "dir": args.dir.display().to_string(),
@@ -30,29 +30,10 @@ pub(crate) fn run(args: &CommonArgs, out: &mut dyn Write) -> Result<(), CliError
     let text = if args.json {
         format!("{document}\n")
     } else {
-        text(&segments, &snapshots, &report)
+        text(&report.segments, &snapshots, &report)
     };
     out.write_all(text.as_bytes())
         .map_err(CliError::io("write", Path::new("<stdout>")))
-}
-
-/// Segment files (`<first LSN>.wal`) with their size and the first LSN their name states.
-pub(crate) fn list_segments(wal_dir: &Path) -> Result<Vec<Value>, CliError> {
-    let mut segments = Vec::new();
-    for name in snapshot_view::read_dir_or_empty(wal_dir)? {
-        let Some(stem) = name.strip_suffix(".wal") else {
-            continue;
-        };
-        let size_bytes = snapshot_view::file_size_bytes(&wal_dir.join(&name))?;
-        // A name that is not 20 digits is a foreign file; WalReader refuses it, so say so.
-        let first_lsn = stem.parse::<u64>().ok().filter(|_| stem.len() == 20);
-        segments.push(json!({
-            "name": name,
-            "size_bytes": size_bytes,
-            "first_lsn": first_lsn,
-        }));
-    }
-    Ok(segments)
 }
 
 /// The log's recovery report under `mode`, without changing anything; an absent log is empty.
@@ -113,15 +94,10 @@ fn list_snapshots(
     Ok(snapshots)
 }
 
-fn text(segments: &[Value], snapshots: &[Value], report: &RecoveryReport) -> String {
+fn text(segments: &[SegmentInfo], snapshots: &[Value], report: &RecoveryReport) -> String {
     let mut text = format!("segments ({}):\n", segments.len());
     for segment in segments {
-        text.push_str(&format!(
-            "  {}  {} bytes  first LSN {}\n",
-            segment["name"].as_str().unwrap_or("?"),
-            segment["size_bytes"],
-            segment["first_lsn"]
-        ));
+        text.push_str(&segment_line(segment));
     }
     text.push_str(&format!("snapshots ({}):\n", snapshots.len()));
     for snapshot in snapshots {
@@ -146,4 +122,66 @@ fn text(segments: &[Value], snapshots: &[Value], report: &RecoveryReport) -> Str
     text.push_str("recovery would find: ");
     text.push_str(&render::wal_report_text(report));
     text
+}
+
+/// `  <name>  LSN 1..=3  3 records  420 bytes  sealed  key 1`, plus damage when there is some.
+fn segment_line(segment: &SegmentInfo) -> String {
+    let range = match segment.last_lsn {
+        Some(last) => format!("LSN {}..={last}", segment.first_lsn),
+        // Recovery keeps nothing from a segment after damage; "empty" would hide that.
+        None if segment.damaged_ranges_count > 0 => "no records kept".to_owned(),
+        None => "empty".to_owned(),
+    };
+    let state = if segment.sealed { "sealed" } else { "open" };
+    let key = match (segment.segment_id, segment.key_id) {
+        (None, _) => "header damaged".to_owned(),
+        (Some(_), Some(key_id)) => format!("key {key_id}"),
+        (Some(_), None) => "plaintext".to_owned(),
+    };
+    let mut line = format!(
+        "  {}  {range}  {} records  {} bytes  {state}  {key}",
+        segment.file, segment.records_count, segment.size_bytes
+    );
+    if segment.damaged_ranges_count > 0 {
+        line.push_str(&format!(
+            "  {} damaged range(s)",
+            segment.damaged_ranges_count
+        ));
+    }
+    line.push('\n');
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use tokm_wal::{Lsn, Wal, WalOptions};
+
+    use super::*;
+
+    #[test]
+    fn segment_lines_show_range_state_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = WalOptions::default().with_segment_records_max(2);
+        let (wal, _) = Wal::open(dir.path(), options.clone()).unwrap();
+        for payload in [b"a", b"b", b"c"] {
+            wal.append(payload, tokm_wal::Durability::Sync).unwrap();
+        }
+        wal.close().unwrap();
+        let (_reader, report) = WalReader::open(dir.path(), &options).unwrap();
+        let lines: Vec<String> = report.segments.iter().map(segment_line).collect();
+        assert_eq!(report.last_lsn, Lsn::new(3));
+        assert_eq!(
+            lines,
+            vec![
+                format!(
+                    "  00000000000000000001.wal  LSN 1..=2  2 records  {} bytes  sealed  plaintext\n",
+                    report.segments[0].size_bytes
+                ),
+                format!(
+                    "  00000000000000000003.wal  LSN 3..=3  1 records  {} bytes  open  plaintext\n",
+                    report.segments[1].size_bytes
+                ),
+            ]
+        );
+    }
 }

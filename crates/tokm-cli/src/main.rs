@@ -6,10 +6,14 @@
 //! format parser: every byte is read through `tokm-wal`, `tokm-snapshot` and `tokm-proto`.
 //!
 //! # Commands
-//! - `tokm inspect DIR`: log segments (name, size, first LSN from the name), snapshots (covered
-//!   LSN, session count, size, age, header/footer valid or not) and what recovery would do.
+//! - `tokm inspect DIR`: log segments as `tokm_wal::SegmentInfo` describes them (name, LSN
+//!   range recovery keeps or "empty", records, size, sealed or open, key id or "plaintext",
+//!   damaged ranges), snapshots (covered LSN, session count, size, age, header/footer valid or
+//!   not) and what recovery would do.
 //! - `tokm verify DIR`: reads every record and every snapshot block, checks every checksum
-//!   and tag, decodes every record; names file and offset of each damage; progress on stderr.
+//!   and tag, decodes every record; names file and offset of each damage. Progress goes to
+//!   stderr: an `indicatif` bar (log records, then snapshot bytes) when stderr is a terminal,
+//!   else one `verify: ...` line per step.
 //! - `tokm dump wal DIR` / `tokm dump snapshot DIR`: JSON lines, one record or session per line;
 //!   `--from-lsn`, `--to-lsn` (log only), `--session ID`, `--file NAME` (snapshot only).
 //! - `tokm recover DIR --policy point-in-time|absolute|skip [--dry-run]`.
@@ -36,8 +40,16 @@
 //!
 //! # Example
 //! ```text
+//! $ tokm inspect /var/lib/myservice/sessions
+//! segments (3):
+//!   00000000000000000001.wal  LSN 1..=100000  100000 records  18322895 bytes  sealed  plaintext
+//!   00000000000000100001.wal  LSN 100001..=200000  100000 records  18550120 bytes  sealed  plaintext
+//!   00000000000000200001.wal  LSN 200001..=300000  100000 records  18550120 bytes  open  plaintext
+//! snapshots (1):
+//!   00000000000000200000-00000001795546638829.snap  LSN 200000  age 291 s  valid, 200000 sessions, 27079163 bytes
+//! recovery would find: records 300000, last LSN 300000, torn-tail bytes to truncate 0, damaged ranges 0
 //! $ tokm verify /var/lib/myservice/sessions --json
-//! {"damaged":[],"ok":true,"segments":[...],"snapshots":[...]}
+//! {"damaged":[],"ok":true,"snapshots":[...],"wal":{...}}
 //! ```
 #![forbid(unsafe_code)]
 
@@ -55,6 +67,7 @@ mod error;
 mod inspect;
 mod keys;
 mod maintain;
+mod progress;
 mod recover;
 mod render;
 mod snapshot_view;

@@ -1,4 +1,4 @@
-//! JSON shapes shared by the commands: sessions, mutations, recovery reports.
+//! JSON shapes shared by the commands: sessions, mutations, log segments, recovery reports.
 //!
 //! Secrets never reach these: the token is stored only as its hash (printed as hex), and
 //! metadata values are printed as their lengths only (as `Debug` of `Metadata` does), since
@@ -6,9 +6,10 @@
 //! them to find a session, and they are not credentials.
 
 use serde_json::{Value, json};
+use tokm_crypto_adaptive::KeyId;
 use tokm_domain::{Mutation, Session, SessionFields};
 use tokm_proto::LoggedMutation;
-use tokm_wal::{DamageKind, RecoveryReport};
+use tokm_wal::{DamageKind, Lsn, RecoveryReport, SegmentId, SegmentInfo};
 
 /// Lower-case hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {
@@ -81,6 +82,22 @@ pub(crate) fn damage_kind(kind: DamageKind) -> &'static str {
         DamageKind::AuthenticationFailed => "authentication_failed",
         _ => "other",
     }
+}
+
+/// One log segment as recovery found it. `last_lsn` is null when recovery keeps no record of
+/// it; `key_id` is null for plaintext and, with `segment_id`, when the header is damaged.
+pub(crate) fn segment(info: &SegmentInfo) -> Value {
+    json!({
+        "name": info.file,
+        "segment_id": info.segment_id.map(SegmentId::get),
+        "first_lsn": info.first_lsn.get(),
+        "last_lsn": info.last_lsn.map(Lsn::get),
+        "records_count": info.records_count,
+        "size_bytes": info.size_bytes,
+        "sealed": info.sealed,
+        "key_id": info.key_id.map(KeyId::get),
+        "damaged_ranges_count": info.damaged_ranges_count,
+    })
 }
 
 /// The log's recovery report as JSON.

@@ -1,4 +1,8 @@
 //! `tokm verify DIR`: reads everything and checks every checksum and tag. Changes nothing.
+//!
+//! Progress goes to stderr (see `progress.rs`): a spinner while the log is scanned, a bar of
+//! log records while they are replayed and decoded, a bar of snapshot bytes while snapshots
+//! are loaded; without a terminal, one `verify: ...` line per step (and per snapshot) instead.
 
 use std::io::Write;
 use std::ops::ControlFlow;
@@ -13,8 +17,12 @@ use tokm_wal::{Lsn, RecoveryMode, WalReader};
 use crate::cli::CommonArgs;
 use crate::error::CliError;
 use crate::inspect;
+use crate::progress::{Step, Unit};
 use crate::render;
 use crate::snapshot_view::{self, SnapshotView};
+
+/// The prefix of progress lines.
+const COMMAND: &str = "verify";
 
 /// Runs `verify`: prints the findings, then fails with `DamageFound` if there were any.
 pub(crate) fn run(args: &CommonArgs, out: &mut dyn Write) -> Result<(), CliError> {
@@ -54,10 +62,13 @@ fn verify_wal(
     if !wal_dir.is_dir() {
         return Ok(json!({"records_count": 0, "segments": 0}));
     }
-    let segments_count = inspect::list_segments(wal_dir)?.len();
-    eprintln!("verify: scanning {segments_count} log segment(s)");
     let options = inspect::wal_options(keyring, RecoveryMode::SkipDamaged);
-    let (reader, report) = WalReader::open(wal_dir, &options)?;
+    // The scan reads every segment but reports nothing until it is done: a spinner.
+    let scanning = Step::spinner(COMMAND);
+    scanning.show("scanning log segments".to_owned());
+    let opened = WalReader::open(wal_dir, &options);
+    drop(scanning);
+    let (reader, report) = opened?;
     for range in &report.damaged {
         damaged.push(json!({
             "file": format!("wal/{}", range.file),
@@ -66,9 +77,15 @@ fn verify_wal(
             "kind": render::damage_kind(range.kind),
         }));
     }
-    eprintln!("verify: decoding {} log record(s)", report.records_count);
+    let decoding = Step::bar(COMMAND, report.records_count, Unit::Records);
+    decoding.show(format!(
+        "decoding {} log record(s) from {} segment(s)",
+        report.records_count,
+        report.segments.len()
+    ));
     let mut decoded_count = 0_u64;
     reader.replay(Lsn::ZERO, |lsn, payload| {
+        decoding.advance(1);
         match tokm_proto::decode_mutation(payload) {
             Ok(_) => decoded_count += 1,
             Err(error) => damaged.push(json!({
@@ -81,22 +98,27 @@ fn verify_wal(
         ControlFlow::Continue(())
     })?;
     let mut value = render::wal_report(&report);
-    value["segments"] = json!(segments_count);
+    value["segments"] = json!(report.segments.len());
     value["records_decoded"] = json!(decoded_count);
     Ok(value)
 }
 
 /// Loads each snapshot on its own (through a private view), so every block of every file is
-/// read and checked, not only the newest valid one.
+/// read and checked, not only the newest valid one. Progress counts the bytes of the files.
 fn verify_snapshots(
     snapshot_dir: &Path,
     keyring: Option<Arc<Keyring>>,
     damaged: &mut Vec<Value>,
 ) -> Result<Vec<Value>, CliError> {
     let names = snapshot_view::snapshot_file_names(snapshot_dir)?;
+    let mut sizes_bytes = Vec::with_capacity(names.len());
+    for name in &names {
+        sizes_bytes.push(snapshot_view::file_size_bytes(&snapshot_dir.join(name))?);
+    }
+    let loading = Step::bar(COMMAND, sizes_bytes.iter().sum(), Unit::Bytes);
     let mut results = Vec::with_capacity(names.len());
-    for (index, name) in names.iter().enumerate() {
-        eprintln!("verify: snapshot {}/{} {name}", index + 1, names.len());
+    for (index, (name, size_bytes)) in names.iter().zip(sizes_bytes).enumerate() {
+        loading.show(format!("snapshot {}/{} {name}", index + 1, names.len()));
         let view =
             SnapshotView::of_files(snapshot_dir, std::slice::from_ref(name), keyring.clone())?;
         match view.load_newest() {
@@ -121,6 +143,7 @@ fn verify_snapshots(
             // A foreign file, a missing key or an I/O error: not damage, so refuse.
             Err(error) => return Err(error.into()),
         }
+        loading.advance(size_bytes);
     }
     Ok(results)
 }

@@ -1,8 +1,10 @@
 //! Segmented, checksummed, optionally encrypted write-ahead log.
 //!
 //! Is: append with group commit ([`Wal::append`], [`Durability`]), rotation, replay under a
-//! [`RecoveryMode`] with a [`RecoveryReport`], compaction ([`Wal::compact`]), a storage seam
-//! ([`Storage`]) and a fault-injecting, crash-simulating storage for tests ([`testkit`]).
+//! [`RecoveryMode`] with a [`RecoveryReport`] (totals, damage, and a [`SegmentInfo`] per
+//! segment: LSN range, records, size, sealed or open, key id), compaction ([`Wal::compact`]),
+//! a storage seam ([`Storage`]) and a fault-injecting, crash-simulating storage for tests
+//! ([`testkit`]).
 //!
 //! Is not: a session store; payloads are opaque bytes it never interprets. It does not lock the
 //! directory against a second writer process (the engine owns that), and it reads time only
@@ -79,7 +81,7 @@ pub use crate::error::WalError;
 pub use crate::ids::{Lsn, LsnRange, SegmentId};
 pub use crate::options::WalOptions;
 pub use crate::recovery::{
-    DamageKind, DamagedRange, RecoveryMode, RecoveryReport, ReplaySummary, WalReader,
+    DamageKind, DamagedRange, RecoveryMode, RecoveryReport, ReplaySummary, SegmentInfo, WalReader,
 };
 pub use crate::storage::{Access, DIR_MODE, FILE_MODE, FsStorage, Storage, StorageFile};
 pub use crate::writer::{COMPACT_KEEP_NEWEST_DEFAULT, Durability, Wal};

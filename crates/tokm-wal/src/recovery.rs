@@ -9,12 +9,12 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tokm_crypto_adaptive::Keyring;
+use tokm_crypto_adaptive::{KeyId, Keyring};
 
 use crate::error::WalError;
 use crate::format::{
-    FRAME_HEADER_LEN, FileName, FrameRead, HEADER_LEN, HeaderError, MAGIC, SEGMENT_READ_BYTES_MAX,
-    SegmentHeader, classify_name, peek_frame_lsn, read_frame,
+    FRAME_HEADER_LEN, FileName, FrameRead, HEADER_LEN, HeaderCipher, HeaderError, MAGIC,
+    SEGMENT_READ_BYTES_MAX, SegmentHeader, classify_name, peek_frame_lsn, read_frame,
 };
 use crate::ids::{Lsn, SegmentId};
 use crate::options::WalOptions;
@@ -66,8 +66,42 @@ pub struct DamagedRange {
     pub kind: DamageKind,
 }
 
+/// One segment file as recovery found it, before any repair.
+///
+/// *Sealed* means a newer segment follows it in the directory, so no writer appends to it
+/// again: an invalid frame in a sealed segment is damage. The newest segment is *open*: a
+/// running writer may still append to it, and an invalid frame at its end is a torn tail.
+/// [`Wal::open`](crate::Wal::open) always starts a new segment, so once it returns every
+/// segment listed here is sealed (or was removed or quarantined, see
+/// [`RecoveryReport::quarantined`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SegmentInfo {
+    /// Segment file name, `<20-digit first LSN>.wal`.
+    pub file: String,
+    /// First LSN the segment may hold, as its file name (and, when readable, its header) says.
+    pub first_lsn: Lsn,
+    /// Segment id from the header; `None` when the header is damaged.
+    pub segment_id: Option<SegmentId>,
+    /// LSN of the last record recovery keeps from this segment; `None` when it keeps none
+    /// (an empty segment, or one dropped because of damage).
+    pub last_lsn: Option<Lsn>,
+    /// Records recovery keeps from this segment, i.e. the records replay reads from it.
+    pub records_count: u64,
+    /// File length when scanned, torn tail and damage included.
+    pub size_bytes: u64,
+    /// Whether a newer segment follows this one (see the type's documentation).
+    pub sealed: bool,
+    /// Id of the key that seals the payloads; `None` for a plaintext segment and when the
+    /// header is damaged (then `segment_id` is `None` too).
+    pub key_id: Option<KeyId>,
+    /// Entries of [`RecoveryReport::damaged`] that lie in this segment.
+    pub damaged_ranges_count: usize,
+}
+
 /// What recovery found and did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RecoveryReport {
     /// Records that will be replayed.
     pub records_count: u64,
@@ -80,6 +114,8 @@ pub struct RecoveryReport {
     /// Files moved out of the log by `RecoveryMode::PointInTime` (or bad-header segments under
     /// `SkipDamaged`), by their new names. Empty for [`WalReader`].
     pub quarantined: Vec<String>,
+    /// Every segment file found, in log order, as found before any repair.
+    pub segments: Vec<SegmentInfo>,
 }
 
 /// A segment replay will read, up to `end`.
@@ -364,6 +400,22 @@ pub(crate) fn scan_directory(
         if let Some(header) = &header {
             highest_segment_id = highest_segment_id.max(header.segment_id);
         }
+        // Records and last LSN are filled in below once the walk has kept some.
+        let info_index = report.segments.len();
+        report.segments.push(SegmentInfo {
+            file: name.clone(),
+            first_lsn: name_lsn,
+            segment_id: header.as_ref().map(|header| header.segment_id),
+            last_lsn: None,
+            records_count: 0,
+            size_bytes: len,
+            sealed: Some(index) != newest_index,
+            key_id: header.as_ref().and_then(|header| match header.cipher {
+                HeaderCipher::None => None,
+                HeaderCipher::Sealed { key_id, .. } => Some(KeyId::new(key_id)),
+            }),
+            damaged_ranges_count: 0,
+        });
         let mut drop_segment = |kind: DamageKind,
                                 report: &mut RecoveryReport,
                                 repairs: &mut Vec<Repair>| {
@@ -477,6 +529,9 @@ pub(crate) fn scan_directory(
             }
         };
         report.records_count += walk.records_count;
+        let info = &mut report.segments[info_index];
+        info.records_count = walk.records_count;
+        info.last_lsn = (walk.records_count > 0).then_some(walk.last_lsn);
         last_lsn = walk.last_lsn;
         highest_seen_lsn = highest_seen_lsn.max(last_lsn);
         plan.push(PlannedSegment {
@@ -496,6 +551,18 @@ pub(crate) fn scan_directory(
             repairs.push(Repair::QuarantineSegment { name: newest.name });
         }
     }
+    // Damage is recorded segment by segment in log order, so one pass pairs ranges with
+    // segments (a filter per segment would be quadratic on a badly damaged log).
+    let mut ranges = report.damaged.iter().peekable();
+    for info in &mut report.segments {
+        while ranges.next_if(|range| range.file == info.file).is_some() {
+            info.damaged_ranges_count += 1;
+        }
+    }
+    assert!(
+        ranges.peek().is_none(),
+        "damage recorded out of segment order"
+    );
     report.last_lsn = last_lsn;
     Ok(Scan {
         report,
