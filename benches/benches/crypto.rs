@@ -9,11 +9,15 @@
 //! The run prints which algorithm `Algorithm::detect()` chose on this machine.
 //! `TOKM_BENCH_QUICK=1` shortens warm-up and measurement for a smoke run.
 
+mod common;
+
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group};
 use tokm_crypto_adaptive::{Algorithm, FileCipher, Key, KeyId, Keyring, TAG_LEN};
+
+use crate::common::RunTimes;
 
 /// Record sizes: a typical session record, a page, a large snapshot chunk.
 const RECORD_SIZES: [(&str, usize); 3] = [("256B", 256), ("4KiB", 4 << 10), ("1MiB", 1 << 20)];
@@ -109,17 +113,18 @@ fn config() -> Criterion {
     // 18 benchmarks. Bootstrap analysis, not measurement, dominates a run on a busy 2-core
     // machine, so resamples are cut from criterion's 100,000 to 20,000; with these settings
     // the whole run stays near a minute and a half.
-    let quick = tokm_benches::quick();
-    let (warm_up, measurement) = if quick {
-        (Duration::from_millis(100), Duration::from_millis(300))
-    } else {
-        (Duration::from_millis(300), Duration::from_secs(1))
-    };
-    Criterion::default()
-        .warm_up_time(warm_up)
-        .measurement_time(measurement)
-        .sample_size(30)
-        .nresamples(20_000)
+    common::criterion(
+        30,
+        RunTimes {
+            warm_up: Duration::from_millis(300),
+            measurement: Duration::from_secs(1),
+        },
+        RunTimes {
+            warm_up: Duration::from_millis(100),
+            measurement: Duration::from_millis(300),
+        },
+    )
+    .nresamples(20_000)
 }
 
 criterion_group! {

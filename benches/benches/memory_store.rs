@@ -11,6 +11,8 @@
 //! and a one-shot `cleanup_expired` of the 10% (destructive, so not a criterion sample).
 //! Inputs are generated before timing; no random numbers are drawn in timed loops.
 
+mod common;
+
 use std::cell::Cell;
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
@@ -25,6 +27,8 @@ use tokm_domain::{
     TokenHash, TokenRepository, UserAgent, UserId,
 };
 use tokm_memory_store::{MemoryStore, StoreOptions};
+
+use crate::common::RunTimes;
 
 const START: Timestamp = Timestamp::from_millis(1_700_000_000_000);
 const SESSIONS_PER_USER: u64 = 20;
@@ -295,27 +299,23 @@ fn print_cleanup(fixture: &Fixture) {
 }
 
 fn main() {
-    let quick = tokm_benches::quick();
-    let (session_count, label, warm_up, measurement) = if quick {
-        (
-            20_000,
-            "20k",
-            Duration::from_millis(100),
-            Duration::from_millis(300),
-        )
+    let (session_count, label) = if tokm_benches::quick() {
+        (20_000, "20k")
     } else {
-        (
-            1_000_000,
-            "1M",
-            Duration::from_millis(500),
-            Duration::from_secs(2),
-        )
+        (1_000_000, "1M")
     };
-    let mut criterion = Criterion::default()
-        .warm_up_time(warm_up)
-        .measurement_time(measurement)
-        .sample_size(30)
-        .configure_from_args();
+    let mut criterion = common::criterion(
+        30,
+        RunTimes {
+            warm_up: Duration::from_millis(500),
+            measurement: Duration::from_secs(2),
+        },
+        RunTimes {
+            warm_up: Duration::from_millis(100),
+            measurement: Duration::from_millis(300),
+        },
+    )
+    .configure_from_args();
     let fixture = fill(session_count);
     print_get_percentiles(&fixture);
     bench_reads(&mut criterion, &fixture, label);

@@ -9,6 +9,8 @@
 //! Data lives in a temp dir under `TMPDIR` (default `/tmp`); check with `df` that it is the
 //! disk a real data dir would use and not tmpfs. `TOKM_BENCH_QUICK=1` shortens the run.
 
+mod common;
+
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -21,6 +23,8 @@ use tokm_domain::{
     TokenHash, UserAgent, UserId,
 };
 use tokm_snapshot::{SnapshotOptions, SnapshotStore};
+
+use crate::common::RunTimes;
 
 const SESSIONS: usize = 100_000;
 const START: Timestamp = Timestamp::from_millis(1_700_000_000_000);
@@ -116,16 +120,17 @@ fn bench_load(c: &mut Criterion) {
 
 fn config() -> Criterion {
     // 4 benchmarks of about 0.1-0.5 s per iteration; these settings keep the run near a minute.
-    let quick = tokm_benches::quick();
-    let (warm_up, measurement) = if quick {
-        (Duration::from_millis(200), Duration::from_secs(1))
-    } else {
-        (Duration::from_secs(1), Duration::from_secs(8))
-    };
-    Criterion::default()
-        .warm_up_time(warm_up)
-        .measurement_time(measurement)
-        .sample_size(10)
+    common::criterion(
+        10,
+        RunTimes {
+            warm_up: Duration::from_secs(1),
+            measurement: Duration::from_secs(8),
+        },
+        RunTimes {
+            warm_up: Duration::from_millis(200),
+            measurement: Duration::from_secs(1),
+        },
+    )
 }
 
 criterion_group! {

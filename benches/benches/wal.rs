@@ -13,6 +13,8 @@
 //! Data lives in a temp dir under `TMPDIR` (default `/tmp`); check with `df` that it is the
 //! disk a real data dir would use and not tmpfs. `TOKM_BENCH_QUICK=1` shortens the run.
 
+mod common;
+
 use std::fs::OpenOptions;
 use std::hint::black_box;
 use std::os::unix::fs::FileExt;
@@ -23,6 +25,8 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, measurement::WallTime};
 use tokm_crypto_adaptive::{Algorithm, Key, KeyId, Keyring};
 use tokm_wal::{Durability, Wal, WalOptions};
+
+use crate::common::RunTimes;
 
 const RECORD_BYTES: usize = 300;
 
@@ -157,16 +161,17 @@ fn bench_encryption(c: &mut Criterion) {
 
 fn config() -> Criterion {
     // 13 benchmarks; these settings keep the whole run near 2 minutes.
-    let quick = tokm_benches::quick();
-    let (warm_up, measurement) = if quick {
-        (Duration::from_millis(200), Duration::from_millis(500))
-    } else {
-        (Duration::from_secs(1), Duration::from_secs(4))
-    };
-    Criterion::default()
-        .warm_up_time(warm_up)
-        .measurement_time(measurement)
-        .sample_size(20)
+    common::criterion(
+        20,
+        RunTimes {
+            warm_up: Duration::from_secs(1),
+            measurement: Duration::from_secs(4),
+        },
+        RunTimes {
+            warm_up: Duration::from_millis(200),
+            measurement: Duration::from_millis(500),
+        },
+    )
 }
 
 criterion_group! {

@@ -4,6 +4,10 @@
 //! (`src/bin/acceptance.rs`, run by `cargo xtask bench`) draw their inputs from here, so every
 //! figure is measured on the same kind of session.
 
+pub mod mixes;
+pub mod redis_peer;
+pub mod report;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 

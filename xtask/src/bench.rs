@@ -2,7 +2,9 @@
 //!
 //! - `cargo xtask bench [--quick]`: builds in release and runs the end-to-end acceptance
 //!   program (`benches/src/bin/acceptance.rs`): a real engine at 1M sessions, printing the
-//!   table of SPEC targets and writing `target/tokm-bench/report.md`. `--quick` runs 20,000
+//!   table of SPEC targets beside the peers measured in the same run (raw fdatasync, dashmap,
+//!   Redis when `redis-server` is on `PATH`) and writing `report.md`, `report.json`,
+//!   `latency.svg` and `writers.svg` into `target/tokm-bench/`. `--quick` runs 20,000
 //!   sessions in seconds; `cargo xtask ci` runs it so the harness cannot rot.
 //! - `cargo xtask bench criterion [NAME] [--quick]`: the criterion benches in `benches/benches/`
 //!   (all, or one file: `cmap`, `memory_store`, `crypto`, `wal`, `snapshot`), peers in the same

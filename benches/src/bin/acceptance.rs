@@ -1,94 +1,268 @@
 //! The end-to-end acceptance run of tokm, behind `cargo xtask bench`.
 //!
 //! Fills a real engine (files on the same disk as `target/`) with typical sessions and
-//! measures the SPEC's targets: get and create latency, list by user, snapshot time and the
-//! longest write stall while it runs, cold start, durable creates/s in `Sync` mode with 1 and
-//! 64 writers beside the disk's raw write+fdatasync rate, and RSS per session. Prints one
-//! table and writes `target/tokm-bench/report.md`.
+//! measures every target of the SPEC: get, create and CAS latency, list by user, filtered list
+//! and a range over every session, snapshot time and the longest write stall while it runs, cold
+//! start, RSS per session, WAL appends and engine creates in `Batch` and `Sync` mode at 1 and 64
+//! writers, and durable creates/s against the writer count. Peers are measured in the same run
+//! on the same disk: a raw write+fdatasync loop (the disk's limit), `dashmap` beside tokm-cmap,
+//! and Redis (`appendfsync always` for the durable rows, `everysec` for the batch rows) when
+//! `redis-server` is installed.
+//!
+//! Prints one table and writes `target/tokm-bench/report.md`, `report.json`, `latency.svg` and
+//! `writers.svg`. Progress goes to stderr: a bar on a terminal, one line per step otherwise.
 //!
 //! `--quick` (used by `cargo xtask ci`) runs 20,000 sessions in seconds so the harness cannot
-//! rot; the default is 1,000,000 sessions.
+//! rot; the default is 1,000,000 sessions and takes about 90 seconds on two cores.
 
-use std::fmt::Write as _;
 use std::fs::{self, File};
+use std::io::IsTerminal as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use tokm_benches::{SESSIONS_PER_USER, percentile_us, rss_bytes, typical_session, user_id};
-use tokm_domain::{ManualClock, SessionRepository, TokenRepository};
+use indicatif::{ProgressBar, ProgressStyle};
+use tokm_benches::mixes;
+use tokm_benches::redis_peer::{AppendFsync, PeerRun, RedisServer};
+use tokm_benches::report::{LatencySeries, Report, Row, SweepSeries};
+use tokm_benches::{SESSIONS_PER_USER, mix, percentile_us, rss_bytes, typical_session, user_id};
+use tokm_domain::{
+    ManualClock, NewSession, Page, SessionFilter, SessionRepository, Sort, SortBy, SortOrder,
+    Timestamp, TokenRepository,
+};
 use tokm_engine::{Durability, Engine, EngineConfig, SnapshotPolicy};
+use tokm_wal::{Wal, WalOptions};
 
-/// One row of the acceptance table.
-struct Row {
-    metric: &'static str,
-    seed_target: &'static str,
-    goal: &'static str,
-    measured: String,
-    met: Option<bool>,
-}
+/// Size of one record in the WAL rows and the raw fdatasync loop: a typical encoded session.
+const RECORD_BYTES: usize = 300;
 
+/// How big and how long: the full run or the `--quick` smoke run.
 struct Settings {
     sessions: u64,
     wal_tail_records: u64,
     sample_count: usize,
-    sync_run: Duration,
+    /// Length of each throughput measurement.
+    throughput_run: Duration,
+    /// Writer counts of the durable-creates sweep (the plot's x axis).
+    sweep_writers: &'static [usize],
+    /// Pre-populated keys of the tokm-cmap / dashmap mixes.
+    mix_keys: usize,
+    mix_ops_per_thread: u64,
+    mix_rounds: usize,
 }
 
-fn main() {
-    let quick = std::env::args().any(|arg| arg == "--quick");
-    let settings = if quick {
-        Settings {
-            sessions: 20_000,
-            wal_tail_records: 2_000,
-            sample_count: 10_000,
-            sync_run: Duration::from_millis(300),
-        }
-    } else {
+impl Settings {
+    fn full() -> Settings {
         Settings {
             sessions: 1_000_000,
             wal_tail_records: 100_000,
             sample_count: 200_000,
-            sync_run: Duration::from_secs(3),
+            throughput_run: Duration::from_secs(2),
+            sweep_writers: &[1, 4, 16, 64],
+            mix_keys: 1 << 20,
+            mix_ops_per_thread: 1 << 18,
+            mix_rounds: 3,
         }
+    }
+
+    fn quick() -> Settings {
+        Settings {
+            sessions: 20_000,
+            wal_tail_records: 2_000,
+            sample_count: 10_000,
+            throughput_run: Duration::from_millis(200),
+            sweep_writers: &[1, 64],
+            mix_keys: 1 << 14,
+            mix_ops_per_thread: 1 << 14,
+            mix_rounds: 1,
+        }
+    }
+}
+
+/// The steps of a run, in order; the progress display counts them.
+const STEPS: [&str; 11] = [
+    "Redis peer, appendfsync everysec (skipped when not installed)",
+    "fill the engine (Batch mode)",
+    "reads: get, list by user, filtered list, range",
+    "CAS updates",
+    "snapshot while a writer updates",
+    "cold start from snapshot + log",
+    "WAL appends, Batch and Sync, 1 and 64 writers",
+    "engine creates, Batch, 1 and 64 writers (+ Redis everysec)",
+    "durable creates against writer count (+ Redis always)",
+    "tokm-cmap vs dashmap mixes",
+    "write the report",
+];
+
+/// Step-by-step progress on stderr: a bar on a terminal, plain lines in logs.
+struct Progress {
+    bar: Option<ProgressBar>,
+    step: usize,
+    step_started: Instant,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(STEPS.len() as u64);
+            bar.set_style(
+                ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+                    .expect("a valid progress template"),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        Progress {
+            bar,
+            step: 0,
+            step_started: Instant::now(),
+        }
+    }
+
+    /// Marks the previous step done and announces the next one.
+    fn next(&mut self) {
+        if self.step > 0 {
+            let done = format!(
+                "  done: {} ({:.1} s)",
+                STEPS[self.step - 1],
+                self.step_started.elapsed().as_secs_f64()
+            );
+            match &self.bar {
+                Some(bar) => {
+                    bar.println(done);
+                    bar.inc(1);
+                }
+                None => eprintln!("{done}"),
+            }
+        }
+        self.step_started = Instant::now();
+        if let Some(name) = STEPS.get(self.step) {
+            match &self.bar {
+                Some(bar) => bar.set_message(*name),
+                None => eprintln!("[{}/{}] {name}", self.step + 1, STEPS.len()),
+            }
+        }
+        self.step += 1;
+    }
+
+    /// A detail of the current step (e.g. how far the fill is).
+    fn detail(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.set_message(format!("{}: {text}", STEPS[self.step - 1])),
+            None => eprintln!("  {text}"),
+        }
+    }
+
+    fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Everything a step needs: settings, where to put files, and what was measured so far.
+struct Run {
+    settings: Settings,
+    data: PathBuf,
+    progress: Progress,
+    rows: Vec<Row>,
+    latencies: Vec<LatencySeries>,
+    writer_sweep: Vec<SweepSeries>,
+    /// The disk's write+fdatasync rate, measured once and used as the peer of the Sync rows.
+    raw_fdatasync_per_sec: f64,
+    /// Redis `everysec` creates at [`BATCH_WRITERS`] clients: the peer of the Batch rows.
+    redis_everysec: Vec<PeerCell>,
+}
+
+/// Writer counts of the Batch-mode rows.
+const BATCH_WRITERS: [usize; 2] = [1, 64];
+
+fn main() {
+    let quick = std::env::args().any(|arg| arg == "--quick");
+    let settings = if quick {
+        Settings::quick()
+    } else {
+        Settings::full()
     };
     let root = report_dir();
     let data = root.join("data");
     // A previous run's data would be recovered instead of measured.
     let _ = fs::remove_dir_all(&data);
     fs::create_dir_all(&data).expect("create the bench data directory");
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
     println!(
-        "tokm acceptance run: {} sessions, data in {} ({} cores){}",
-        settings.sessions,
+        "tokm acceptance run: {} sessions, data in {} ({cores} cores){}",
+        grouped(settings.sessions),
         data.display(),
-        std::thread::available_parallelism().map_or(0, usize::from),
         if quick {
-            ", quick"
+            ", quick: a few seconds"
         } else {
-            "; takes a few minutes"
+            "; takes about 90 s on 2 cores after the build"
         }
     );
 
-    let mut rows = Vec::new();
     let started = Instant::now();
-    fill_and_measure(&data.join("batch"), &settings, &mut rows);
-    durable_rates(&data, &settings, &mut rows);
-    let _ = fs::remove_dir_all(&data);
+    let mut run = Run {
+        settings,
+        data,
+        progress: Progress::new(),
+        rows: Vec::new(),
+        latencies: Vec::new(),
+        writer_sweep: Vec::new(),
+        raw_fdatasync_per_sec: 0.0,
+        redis_everysec: Vec::new(),
+    };
+    run.progress.next();
+    run.redis_everysec = redis_creates(&run, AppendFsync::EverySec, &BATCH_WRITERS);
+    let engine_dir = run.data.join("batch");
+    run.progress.next();
+    let engine = fill(&mut run, &engine_dir);
+    run.progress.next();
+    reads(&mut run, &engine);
+    run.progress.next();
+    cas_updates(&mut run, &engine);
+    run.progress.next();
+    snapshot_under_writes(&mut run, &engine);
+    run.progress.next();
+    cold_start(&mut run, engine, &engine_dir);
+    run.progress.next();
+    wal_appends(&mut run);
+    run.progress.next();
+    batch_creates(&mut run);
+    run.progress.next();
+    durable_sweep(&mut run);
+    run.progress.next();
+    cmap_mixes(&mut run);
+    run.progress.next();
+    let _ = fs::remove_dir_all(&run.data);
 
-    let table = render(&rows);
-    println!("\n{table}");
-    println!("total time: {:.1} s", started.elapsed().as_secs_f64());
-    let report = format!(
-        "# tokm acceptance report\n\n{} sessions, {} cores, {:.1} s.\n\n{table}",
-        settings.sessions,
-        std::thread::available_parallelism().map_or(0, usize::from),
-        started.elapsed().as_secs_f64()
-    );
-    let report_path = root.join("report.md");
-    fs::write(&report_path, report).expect("write report.md");
-    println!("report: {}", report_path.display());
+    let report = Report {
+        sessions: run.settings.sessions,
+        cores,
+        quick,
+        total: started.elapsed(),
+        rows: run.rows,
+        latencies: run.latencies,
+        writer_sweep: run.writer_sweep,
+    };
+    let written = report.write_files(&root);
+    run.progress.next();
+    run.progress.finish();
+    println!("\n{}", report.table_markdown());
+    println!("total time: {:.1} s", report.total.as_secs_f64());
+    match written {
+        Ok(paths) => {
+            for path in paths {
+                println!("wrote {}", path.display());
+            }
+        }
+        Err(error) => {
+            eprintln!("could not write the report: {error}");
+            std::process::exit(1);
+        }
+    }
 }
 
 /// `target/tokm-bench`, next to the build output (so on the disk the engine would use).
@@ -121,13 +295,46 @@ fn sorted(mut samples: Vec<Duration>) -> Vec<Duration> {
     samples
 }
 
-fn fill_and_measure(dir: &Path, settings: &Settings, rows: &mut Vec<Row>) {
+/// "P99 x us (P50 y us)" of sorted samples, and the P99 itself.
+fn p99_text(sorted: &[Duration]) -> (f64, String) {
+    let p99 = percentile_us(sorted, 99.0);
+    (
+        p99,
+        format!(
+            "P99 {p99:.2} us (P50 {:.2} us)",
+            percentile_us(sorted, 50.0)
+        ),
+    )
+}
+
+/// Times `operation` once per input, returning the sorted latencies.
+fn time_each<T>(
+    inputs: impl IntoIterator<Item = T>,
+    mut operation: impl FnMut(T),
+) -> Vec<Duration> {
+    let mut samples = Vec::new();
+    for input in inputs {
+        let began = Instant::now();
+        operation(input);
+        samples.push(began.elapsed());
+    }
+    sorted(samples)
+}
+
+/// The session at index `n` of the filled engine's stream, for reads and updates.
+fn random_index(run: &Run, n: u64) -> u64 {
+    mix(n) % run.settings.sessions
+}
+
+/// Creates every session in Batch mode, sampling create latency; RSS per session.
+fn fill(run: &mut Run, dir: &Path) -> Engine {
     let rss_before = rss_bytes();
     let (engine, _) = Engine::open(config(dir, Durability::Batch)).expect("open engine");
-    let sample_every = (settings.sessions / settings.sample_count as u64).max(1);
-    let mut create_samples = Vec::with_capacity(settings.sample_count);
+    let sessions = run.settings.sessions;
+    let sample_every = (sessions / run.settings.sample_count as u64).max(1);
+    let mut create_samples = Vec::with_capacity(run.settings.sample_count);
     let fill_started = Instant::now();
-    for index in 0..settings.sessions {
+    for index in 0..sessions {
         let body = typical_session(0, index);
         if index % sample_every == 0 {
             let began = Instant::now();
@@ -137,92 +344,218 @@ fn fill_and_measure(dir: &Path, settings: &Settings, rows: &mut Vec<Row>) {
             engine.create(body).expect("create");
         }
         if index % 100_000 == 99_999 {
-            println!("  filled {} sessions", index + 1);
+            run.progress
+                .detail(&format!("{} of {sessions} sessions", index + 1));
         }
     }
     let fill_secs = fill_started.elapsed().as_secs_f64();
-    let rss_per_session =
-        (rss_bytes().saturating_sub(rss_before)) as f64 / settings.sessions as f64;
+    let rss_per_session = (rss_bytes().saturating_sub(rss_before)) as f64 / sessions as f64;
     let creates = sorted(create_samples);
-    let create_p99 = percentile_us(&creates, 99.0);
-    rows.push(Row {
-        metric: "create P99 (Batch mode)",
-        seed_target: "< 5 ms",
-        goal: "<= 50 us",
-        measured: format!(
-            "{create_p99:.1} us (P50 {:.1} us; {:.0}/s single writer)",
-            percentile_us(&creates, 50.0),
-            settings.sessions as f64 / fill_secs
-        ),
-        met: Some(create_p99 <= 50.0),
+    let (create_p99, text) = p99_text(&creates);
+    let (peer, ratio) = match &run.redis_everysec[0] {
+        PeerCell::Measured(peer_run) => {
+            let peer_p99 = percentile_us(&peer_run.latencies, 99.0);
+            (
+                format!("Redis everysec, 1 client: P99 {peer_p99:.1} us"),
+                Some(peer_p99 / create_p99.max(f64::MIN_POSITIVE)),
+            )
+        }
+        other => (other.text(), None),
+    };
+    run.rows.push(
+        Row::new(
+            "create P99 (memory + WAL, Batch mode)",
+            "P99 < 5 ms",
+            "P99 <= 50 us",
+            format!(
+                "{text}; creates at {}, 1 writer",
+                per_sec(sessions as f64 / fill_secs)
+            ),
+        )
+        .with_peer(Some(peer), ratio)
+        .with_met(Some(create_p99 <= 50.0)),
+    );
+    run.latencies.push(LatencySeries {
+        label: "tokm create (Batch)".to_owned(),
+        sorted: creates,
     });
+    if let PeerCell::Measured(peer_run) = &run.redis_everysec[0] {
+        run.latencies.push(LatencySeries {
+            label: "Redis create (everysec, 1 client)".to_owned(),
+            sorted: peer_run.latencies.clone(),
+        });
+    }
+    run.rows.push(
+        Row::new(
+            "RSS per session",
+            "measured",
+            "<= 500 B",
+            format!("{rss_per_session:.0} B"),
+        )
+        .with_met(Some(rss_per_session <= 500.0)),
+    );
+    engine
+}
 
-    let ids: Vec<_> = (0..settings.sample_count as u64)
-        .map(|n| typical_session(0, tokm_benches::mix(n) % settings.sessions).id())
+/// get, list by user, a filtered list of 100, and a range over every session.
+fn reads(run: &mut Run, engine: &Engine) {
+    let sample_count = run.settings.sample_count as u64;
+    let ids: Vec<_> = (0..sample_count)
+        .map(|n| typical_session(0, random_index(run, n)).id())
         .collect();
-    let mut get_samples = Vec::with_capacity(ids.len());
-    for id in &ids {
-        let began = Instant::now();
-        let session = engine.get(*id).expect("get");
-        get_samples.push(began.elapsed());
-        std::hint::black_box(session);
-    }
-    let gets = sorted(get_samples);
-    let get_p99 = percentile_us(&gets, 99.0);
-    rows.push(Row {
-        metric: "get P99",
-        seed_target: "< 1 ms",
-        goal: "<= 10 us",
-        measured: format!("{get_p99:.2} us (P50 {:.2} us)", percentile_us(&gets, 50.0)),
-        met: Some(get_p99 <= 10.0),
+    let gets = time_each(&ids, |id| {
+        std::hint::black_box(engine.get(*id).expect("get"));
+    });
+    let (get_p99, text) = p99_text(&gets);
+    run.rows.push(
+        Row::new(
+            format!("get P99 at {} sessions", grouped(run.settings.sessions)),
+            "P99 < 1 ms",
+            "P99 <= 10 us",
+            text,
+        )
+        .with_met(Some(get_p99 <= 10.0)),
+    );
+    run.latencies.push(LatencySeries {
+        label: "tokm get".to_owned(),
+        sorted: gets,
     });
 
-    let users = settings.sessions / SESSIONS_PER_USER;
-    let mut list_samples = Vec::new();
-    for n in 0..(settings.sample_count / 10) as u64 {
-        let user = user_id(tokm_benches::mix(n) % users);
-        let began = Instant::now();
-        let listed = engine.list_by_user(&user).expect("list");
-        list_samples.push(began.elapsed());
+    let users = run.settings.sessions / SESSIONS_PER_USER;
+    let lists = time_each(0..sample_count / 10, |n| {
+        let listed = engine.list_by_user(&user_id(mix(n) % users)).expect("list");
         std::hint::black_box(listed);
+    });
+    let (list_p99, text) = p99_text(&lists);
+    run.rows.push(
+        Row::new(
+            "list by user (20 sessions) P99",
+            "< 10 ms",
+            "<= 50 us",
+            text,
+        )
+        .with_met(Some(list_p99 <= 50.0)),
+    );
+
+    // Sessions are created 1 ms apart, so a 1,000 ms window holds 1,000 of them; the page is the
+    // newest 100 and the total counts all 1,000.
+    let newest_first = Sort::new(SortBy::CreatedAt, SortOrder::Desc);
+    let first_page = Page::new(1, 100).expect("a valid page");
+    let window_ms = 1_000.min(run.settings.sessions);
+    let filtered = time_each(0..sample_count / 100, |n| {
+        let start = WORKLOAD_MS + mix(n) % (run.settings.sessions - window_ms);
+        let filter = SessionFilter {
+            created_after: Some(Timestamp::from_millis(start - 1)),
+            created_before: Some(Timestamp::from_millis(start + window_ms)),
+            ..SessionFilter::default()
+        };
+        let listed = engine
+            .list(&filter, newest_first, first_page)
+            .expect("filtered list");
+        assert_eq!(listed.items.len(), 100, "the window holds at least a page");
+        std::hint::black_box(listed);
+    });
+    let (filtered_p99, text) = p99_text(&filtered);
+    run.rows.push(
+        Row::new(
+            "list 100 of a created-at window, newest first, P99",
+            "< 10 ms",
+            "<= 1 ms",
+            text,
+        )
+        .with_met(Some(filtered_p99 <= 1_000.0)),
+    );
+
+    // A range that holds every session: the page is 100, the total counts them all.
+    let everything = SessionFilter {
+        created_after: Some(Timestamp::from_millis(WORKLOAD_MS - 1)),
+        created_before: Some(Timestamp::from_millis(WORKLOAD_MS + run.settings.sessions)),
+        ..SessionFilter::default()
+    };
+    let ranges = time_each(0..5, |_| {
+        let listed = engine
+            .list(&everything, newest_first, first_page)
+            .expect("range");
+        assert_eq!(
+            listed.total, run.settings.sessions,
+            "the range holds every session"
+        );
+        std::hint::black_box(listed);
+    });
+    let slowest_ms = ranges
+        .last()
+        .map_or(0.0, |slowest| slowest.as_secs_f64() * 1e3);
+    run.rows.push(
+        Row::new(
+            format!(
+                "range over {} sessions (count all, page of 100)",
+                grouped(run.settings.sessions)
+            ),
+            "< 500 ms",
+            "<= 100 ms",
+            format!(
+                "{slowest_ms:.1} ms slowest of 5 (median {:.1} ms)",
+                ranges[2].as_secs_f64() * 1e3
+            ),
+        )
+        .with_met(Some(slowest_ms <= 100.0)),
+    );
+}
+
+/// Milliseconds since the epoch of the workload's first session.
+const WORKLOAD_MS: u64 = tokm_benches::WORKLOAD_START.as_millis();
+
+/// The typical session `index` of stream 0 with one more metadata pair, for updates.
+fn updated(engine: &Engine, index: u64) -> (NewSession, u64) {
+    let stored = engine.get(typical_session(0, index).id()).expect("get");
+    let mut fields = stored.fields().clone();
+    fields.metadata.insert("seen", "1").expect("small pair");
+    (NewSession::new(fields).expect("valid"), stored.version())
+}
+
+fn cas_updates(run: &mut Run, engine: &Engine) {
+    let count = run.settings.sample_count as u64 / 2;
+    let bodies: Vec<_> = (0..count)
+        .map(|n| updated(engine, random_index(run, n + 7)))
+        .collect();
+    // A random index can repeat; a repeated one needs the version the first update made.
+    let mut samples = Vec::with_capacity(bodies.len());
+    for (body, version) in bodies {
+        let id = body.id();
+        let version = engine.get(id).map_or(version, |stored| stored.version());
+        let began = Instant::now();
+        engine.update(body, version).expect("CAS update");
+        samples.push(began.elapsed());
     }
-    let lists = sorted(list_samples);
-    let list_p99 = percentile_us(&lists, 99.0);
-    rows.push(Row {
-        metric: "list by user (20 sessions) P99",
-        seed_target: "< 10 ms",
-        goal: "<= 50 us",
-        measured: format!("{list_p99:.1} us"),
-        met: Some(list_p99 <= 50.0),
-    });
+    let updates = sorted(samples);
+    let (p99, text) = p99_text(&updates);
+    run.rows.push(
+        Row::new(
+            "CAS update P99 (Batch mode)",
+            "P99 < 10 ms",
+            "P99 <= 50 us",
+            text,
+        )
+        .with_met(Some(p99 <= 50.0)),
+    );
+}
 
-    rows.push(Row {
-        metric: "RSS per session",
-        seed_target: "measured",
-        goal: "<= 500 B",
-        measured: format!("{rss_per_session:.0} B"),
-        met: Some(rss_per_session <= 500.0),
-    });
-
-    // Snapshot while a writer keeps updating existing sessions: the longest update is the
-    // stall the snapshot caused. Updates keep the session count at `settings.sessions`.
+/// Snapshot while a writer keeps updating existing sessions: the longest update is the stall
+/// the snapshot caused. Updates keep the session count.
+fn snapshot_under_writes(run: &mut Run, engine: &Engine) {
+    let sessions = run.settings.sessions;
     let stop = AtomicBool::new(false);
     let longest_ns = AtomicU64::new(0);
     let (snapshot_secs, writes_during) = std::thread::scope(|scope| {
         let writer = scope.spawn(|| {
             let mut index = 0;
             while !stop.load(Ordering::Relaxed) {
-                let id = typical_session(0, index % settings.sessions).id();
                 let began = Instant::now();
-                let stored = engine.get(id).expect("get during snapshot");
-                let mut fields = stored.fields().clone();
-                fields.metadata.insert("seen", "1").expect("small pair");
-                let body = tokm_domain::NewSession::new(fields).expect("valid");
+                let (body, version) = updated(engine, index % sessions);
                 engine
-                    .update(body, stored.version())
+                    .update(body, version)
                     .expect("update during snapshot");
-                let took = began.elapsed().as_nanos() as u64;
-                longest_ns.fetch_max(took, Ordering::Relaxed);
+                longest_ns.fetch_max(began.elapsed().as_nanos() as u64, Ordering::Relaxed);
                 index += 1;
             }
             index
@@ -238,26 +571,27 @@ fn fill_and_measure(dir: &Path, settings: &Settings, rows: &mut Vec<Row>) {
         .status()
         .last_snapshot_pause
         .map_or(0.0, |pause| pause.as_secs_f64() * 1e3);
-    rows.push(Row {
-        metric: "snapshot create",
-        seed_target: "< 10 s",
-        goal: "<= 1.5 s",
-        measured: format!("{snapshot_secs:.2} s"),
-        met: Some(snapshot_secs <= 1.5),
-    });
-    rows.push(Row {
-        metric: "longest write stall during snapshot",
-        seed_target: "-",
-        goal: "<= 50 ms",
-        measured: format!(
-            "{stall_ms:.1} ms longest update ({writes_during} updates during it; writes paused {pause_ms:.1} ms)"
-        ),
-        met: Some(stall_ms <= 50.0),
-    });
+    run.rows.push(
+        Row::new(
+            format!(
+                "snapshot of {} sessions, while a writer updates",
+                grouped(sessions)
+            ),
+            "< 10 s",
+            "<= 1.5 s",
+            format!("{snapshot_secs:.2} s"),
+        )
+        .with_met(Some(snapshot_secs <= 1.5)),
+    );
+    run.rows.push(Row::new("longest update during the snapshot", "-", "<= 50 ms", format!(
+            "{stall_ms:.1} ms ({writes_during} updates during it; writes paused {pause_ms:.1} ms)"
+        )).with_met(Some(stall_ms <= 50.0)));
+}
 
-    // A quiet snapshot of exactly `sessions`, a log tail after it, then a cold start from both.
+/// A quiet snapshot of exactly the filled sessions, a log tail after it, then a cold start.
+fn cold_start(run: &mut Run, engine: Engine, dir: &Path) {
     engine.snapshot_now().expect("quiet snapshot");
-    for index in 0..settings.wal_tail_records {
+    for index in 0..run.settings.wal_tail_records {
         engine
             .create(typical_session(2, index))
             .expect("create tail");
@@ -266,82 +600,305 @@ fn fill_and_measure(dir: &Path, settings: &Settings, rows: &mut Vec<Row>) {
     let began = Instant::now();
     let (engine, report) = Engine::open(config(dir, Durability::Batch)).expect("cold start");
     let cold_secs = began.elapsed().as_secs_f64();
-    rows.push(Row {
-        metric: "cold start (snapshot + log tail)",
-        seed_target: "< 5 s",
-        goal: "<= 2 s",
-        measured: format!(
-            "{cold_secs:.2} s ({} sessions; snapshot load {:.2} s, replay of {} records {:.2} s)",
-            report.sessions,
-            report.snapshot_load.as_secs_f64(),
-            report.replayed_records,
-            report.wal_replay.as_secs_f64()
-        ),
-        met: Some(cold_secs <= 2.0),
-    });
+    let measured = format!(
+        "{cold_secs:.2} s ({} sessions; snapshot load {:.2} s, replay of {} records {:.2} s)",
+        grouped(report.sessions as u64),
+        report.snapshot_load.as_secs_f64(),
+        grouped(report.replayed_records),
+        report.wal_replay.as_secs_f64()
+    );
+    run.rows.push(
+        Row::new(
+            "cold start (snapshot + log tail)",
+            "< 5 s",
+            "<= 2 s",
+            measured,
+        )
+        .with_met(Some(cold_secs <= 2.0)),
+    );
     let token = typical_session(0, 0).fields().token_hash;
-    engine.get_by_token_hash(&token).expect("recovered session");
+    engine
+        .get_by_token_hash(&token)
+        .expect("the first session survives the restart");
     engine.close().expect("close");
+    let _ = fs::remove_dir_all(dir);
 }
 
-/// Durable creates per second in `Sync` mode, beside the disk's raw write+fdatasync rate.
-fn durable_rates(data: &Path, settings: &Settings, rows: &mut Vec<Row>) {
-    let raw = raw_fdatasync_rate(&data.join("raw.bin"), settings.sync_run);
-    rows.push(Row {
-        metric: "raw write+fdatasync, 300 B (disk limit, peer)",
-        seed_target: "-",
-        goal: "-",
-        measured: format!("{raw:.0}/s"),
-        met: None,
-    });
-    for (writers, goal, goal_rate) in [
-        (1_u64, ">= 6,500/s", 6_500.0),
-        (64, ">= 100,000/s", 100_000.0),
-    ] {
-        let dir = data.join(format!("sync-{writers}"));
-        let (engine, _) = Engine::open(config(&dir, Durability::Sync)).expect("open sync engine");
-        let stop = AtomicBool::new(false);
-        let done = AtomicU64::new(0);
+/// Runs `work(writer, index)` on `writers` threads for `run`; returns completed calls per second.
+fn throughput(writers: usize, run: Duration, work: impl Fn(usize, u64) + Sync) -> f64 {
+    let stop = AtomicBool::new(false);
+    let done = AtomicU64::new(0);
+    let start = Barrier::new(writers + 1);
+    let elapsed = std::thread::scope(|scope| {
+        for writer in 0..writers {
+            let (stop, done, start, work) = (&stop, &done, &start, &work);
+            scope.spawn(move || {
+                start.wait();
+                let mut index = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    work(writer, index);
+                    index += 1;
+                }
+                done.fetch_add(index, Ordering::Relaxed);
+            });
+        }
+        start.wait();
         let began = Instant::now();
-        std::thread::scope(|scope| {
-            for writer in 0..writers {
-                let (engine, stop, done) = (&engine, &stop, &done);
-                scope.spawn(move || {
-                    let mut index = 0;
-                    while !stop.load(Ordering::Relaxed) {
-                        engine
-                            .create(typical_session(10 + writer, index))
-                            .expect("durable create");
-                        done.fetch_add(1, Ordering::Relaxed);
-                        index += 1;
-                    }
-                });
-            }
-            std::thread::sleep(settings.sync_run);
-            stop.store(true, Ordering::Relaxed);
-        });
-        let rate = done.load(Ordering::Relaxed) as f64 / began.elapsed().as_secs_f64();
-        rows.push(Row {
-            metric: if writers == 1 {
-                "durable creates/s, Sync, 1 writer"
-            } else {
-                "durable creates/s, Sync, 64 writers"
+        std::thread::sleep(run);
+        stop.store(true, Ordering::Relaxed);
+        began
+    });
+    // Calls in flight when `stop` was set finish after `run`; count them over the real time.
+    done.load(Ordering::Relaxed) as f64 / elapsed.elapsed().as_secs_f64()
+}
+
+/// The disk's write+fdatasync rate, and tokm-wal appends at 1 and 64 writers in both modes.
+fn wal_appends(run: &mut Run) {
+    run.raw_fdatasync_per_sec =
+        raw_fdatasync_rate(&run.data.join("raw.bin"), run.settings.throughput_run);
+    let raw = run.raw_fdatasync_per_sec;
+    run.rows.push(Row::new(
+        format!("raw write+fdatasync of {RECORD_BYTES} B (the disk's limit)"),
+        "-",
+        "-",
+        per_sec(raw),
+    ));
+    let record = [0x5a_u8; RECORD_BYTES];
+    // (mode, seed target, [(writers, goal text, goal)]); the Sync goal at one writer is 1.3x the
+    // seed's 5,000/s, the 64-writer goals are the SPEC's.
+    let cases = [
+        (
+            Durability::Batch,
+            ">= 20,000/s",
+            [
+                (1, ">= 500,000/s", 500_000.0),
+                (64, ">= 500,000/s", 500_000.0),
+            ],
+        ),
+        (
+            Durability::Sync,
+            ">= 5,000/s",
+            [(1, ">= 6,500/s", 6_500.0), (64, ">= 100,000/s", 100_000.0)],
+        ),
+    ];
+    for (durability, seed, goals) in cases {
+        let mode = format!("{durability:?}");
+        for (writers, goal_text, goal) in goals {
+            let dir = run.data.join(format!("wal-{mode}-{writers}"));
+            let (wal, _) = Wal::open(&dir, WalOptions::default()).expect("open WAL");
+            let rate = throughput(writers, run.settings.throughput_run, |_, _| {
+                wal.append(&record, durability).expect("append");
+            });
+            wal.close().expect("close WAL");
+            let _ = fs::remove_dir_all(&dir);
+            let (peer, ratio) = match durability {
+                Durability::Sync => (
+                    Some(format!("raw fdatasync {}", per_sec(raw))),
+                    Some(rate / raw.max(1.0)),
+                ),
+                Durability::Batch => (None, None),
+            };
+            run.rows.push(
+                Row::new(
+                    format!(
+                        "WAL appends of {RECORD_BYTES} B, {mode}, {}",
+                        writers_text(writers)
+                    ),
+                    seed,
+                    goal_text,
+                    per_sec(rate),
+                )
+                .with_peer(peer, ratio)
+                .with_met(Some(rate >= goal)),
+            );
+        }
+    }
+}
+
+/// What a peer cell shows: a measurement, or why there is none.
+enum PeerCell {
+    Measured(PeerRun),
+    NotInstalled,
+    Failed(String),
+}
+
+impl PeerCell {
+    fn text(&self) -> String {
+        match self {
+            PeerCell::Measured(run) => per_sec(run.creates_per_sec),
+            PeerCell::NotInstalled => "not installed".to_owned(),
+            PeerCell::Failed(why) => format!("failed: {why}"),
+        }
+    }
+
+    fn rate(&self) -> Option<f64> {
+        match self {
+            PeerCell::Measured(run) => Some(run.creates_per_sec),
+            _ => None,
+        }
+    }
+}
+
+/// Starts Redis with `appendfsync` (its files beside the engine's) and runs the create workload
+/// at each client count, or says why it could not.
+fn redis_creates(run: &Run, appendfsync: AppendFsync, clients: &[usize]) -> Vec<PeerCell> {
+    let server = match RedisServer::start_in(&run.data, appendfsync) {
+        Ok(Some(server)) => server,
+        Ok(None) => return clients.iter().map(|_| PeerCell::NotInstalled).collect(),
+        Err(error) => {
+            let why = error.to_string();
+            return clients
+                .iter()
+                .map(|_| PeerCell::Failed(why.clone()))
+                .collect();
+        }
+    };
+    clients
+        .iter()
+        .map(
+            |&count| match server.create_sessions(count, run.settings.throughput_run) {
+                Ok(peer_run) => PeerCell::Measured(peer_run),
+                Err(error) => PeerCell::Failed(error.to_string()),
             },
-            seed_target: ">= 5,000/s",
-            goal,
-            measured: format!(
-                "{rate:.0}/s ({:.0}% of raw fdatasync)",
-                100.0 * rate / raw.max(1.0)
-            ),
-            met: Some(rate >= goal_rate),
-        });
-        engine.close().expect("close");
+        )
+        .collect()
+}
+
+/// Engine creates in Batch mode at 1 and 64 writers, beside Redis with `appendfsync everysec`.
+fn batch_creates(run: &mut Run) {
+    for (index, writers) in BATCH_WRITERS.into_iter().enumerate() {
+        let peer = &run.redis_everysec[index];
+        let dir = run.data.join(format!("batch-{writers}"));
+        let rate = engine_creates(
+            &dir,
+            Durability::Batch,
+            writers,
+            run.settings.throughput_run,
+        );
+        let peer_text = format!("Redis everysec {}", peer.text());
+        let ratio = peer.rate().map(|peer_rate| rate / peer_rate);
+        run.rows.push(
+            Row::new(
+                format!("engine creates, Batch, {}", writers_text(writers)),
+                ">= 20,000/s",
+                "-",
+                per_sec(rate),
+            )
+            .with_peer(Some(peer_text), ratio),
+        );
+    }
+}
+
+/// Creates/s of a fresh engine in `durability` mode with `writers` threads.
+fn engine_creates(dir: &Path, durability: Durability, writers: usize, run: Duration) -> f64 {
+    let (engine, _) = Engine::open(config(dir, durability)).expect("open engine");
+    let rate = throughput(writers, run, |writer, index| {
+        engine
+            .create(typical_session(10 + writer as u64, index))
+            .expect("create");
+    });
+    engine.close().expect("close");
+    let _ = fs::remove_dir_all(dir);
+    rate
+}
+
+/// Durable creates/s (Sync mode) at each writer count, beside Redis `appendfsync always` and
+/// the disk's fdatasync rate; the rows at 1 and 64 writers and the writers plot.
+fn durable_sweep(run: &mut Run) {
+    let writer_counts = run.settings.sweep_writers;
+    let redis = redis_creates(run, AppendFsync::Always, writer_counts);
+    let raw = run.raw_fdatasync_per_sec;
+    let mut tokm_points = Vec::new();
+    let mut redis_points = Vec::new();
+    for (&writers, peer) in writer_counts.iter().zip(&redis) {
+        run.progress.detail(&writers_text(writers));
+        let dir = run.data.join(format!("sync-{writers}"));
+        let rate = engine_creates(&dir, Durability::Sync, writers, run.settings.throughput_run);
+        tokm_points.push((writers as u32, rate));
+        if let Some(peer_rate) = peer.rate() {
+            redis_points.push((writers as u32, peer_rate));
+        }
+        let (goal, goal_rate) = match writers {
+            1 => (">= 6,500/s", 6_500.0),
+            64 => (">= 100,000/s", 100_000.0),
+            _ => continue,
+        };
+        run.rows.push(
+            Row::new(
+                format!("durable creates (Sync mode), {}", writers_text(writers)),
+                ">= 5,000/s",
+                goal,
+                format!(
+                    "{} ({:.1}x raw fdatasync)",
+                    per_sec(rate),
+                    rate / raw.max(1.0)
+                ),
+            )
+            .with_peer(
+                Some(format!("Redis always {}", peer.text())),
+                peer.rate().map(|peer_rate| rate / peer_rate),
+            )
+            .with_met(Some(rate >= goal_rate)),
+        );
+    }
+    run.writer_sweep.push(SweepSeries {
+        label: "tokm, Sync mode".to_owned(),
+        points: tokm_points,
+    });
+    run.writer_sweep.push(SweepSeries {
+        label: "Redis, appendfsync always".to_owned(),
+        points: redis_points,
+    });
+    run.writer_sweep.push(SweepSeries {
+        label: "one fdatasync per write (disk limit)".to_owned(),
+        points: writer_counts
+            .iter()
+            .map(|&writers| (writers as u32, raw))
+            .collect(),
+    });
+}
+
+/// tokm-cmap beside dashmap on the three mixes of the criterion bench.
+fn cmap_mixes(run: &mut Run) {
+    let results = mixes::compare_with_dashmap(
+        run.settings.mix_keys,
+        &[1, 2],
+        run.settings.mix_ops_per_thread,
+        run.settings.mix_rounds,
+    )
+    .expect("the mix settings are valid");
+    for result in results {
+        let goal = result
+            .goal_vs_dashmap()
+            .map_or_else(|| "-".to_owned(), |goal| format!(">= {goal:.1}x dashmap"));
+        run.rows.push(
+            Row::new(
+                format!(
+                    "tokm-cmap {}, {} thread{}, {} keys",
+                    result.mix,
+                    result.threads,
+                    if result.threads == 1 { "" } else { "s" },
+                    grouped(run.settings.mix_keys as u64)
+                ),
+                "-",
+                &goal,
+                format!("{:.2} Mops/s", result.tokm_ops_per_sec / 1e6),
+            )
+            .with_peer(
+                Some(format!(
+                    "dashmap {:.2} Mops/s",
+                    result.dashmap_ops_per_sec / 1e6
+                )),
+                Some(result.ratio()),
+            )
+            .with_met(result.goal_met()),
+        );
     }
 }
 
 fn raw_fdatasync_rate(path: &Path, run: Duration) -> f64 {
     let mut file = File::create(path).expect("create raw file");
-    let record = [0x5a_u8; 300];
+    let record = [0x5a_u8; RECORD_BYTES];
     let began = Instant::now();
     let mut count = 0_u64;
     while began.elapsed() < run {
@@ -352,21 +909,30 @@ fn raw_fdatasync_rate(path: &Path, run: Duration) -> f64 {
     count as f64 / began.elapsed().as_secs_f64()
 }
 
-fn render(rows: &[Row]) -> String {
-    let mut table = String::from(
-        "| metric | seed target | goal | measured | goal met |\n|---|---|---|---|---|\n",
-    );
-    for row in rows {
-        let verdict = match row.met {
-            Some(true) => "yes",
-            Some(false) => "no",
-            None => "-",
-        };
-        let _ = writeln!(
-            table,
-            "| {} | {} | {} | {} | {verdict} |",
-            row.metric, row.seed_target, row.goal, row.measured
-        );
+/// A count with thousands separators: `1000000` as `"1,000,000"`.
+fn grouped(count: u64) -> String {
+    let digits = count.to_string();
+    let mut text = String::with_capacity(digits.len() + digits.len() / 3);
+    for (position, digit) in digits.chars().enumerate() {
+        if position > 0 && (digits.len() - position).is_multiple_of(3) {
+            text.push(',');
+        }
+        text.push(digit);
     }
-    table
+    text
+}
+
+/// A rate with thousands separators: `123456.7` as `"123,457/s"`.
+fn per_sec(rate: f64) -> String {
+    // Rates are positive and far below u64::MAX; `as` saturates anyway.
+    format!("{}/s", grouped(rate.round() as u64))
+}
+
+/// "1 writer" or "64 writers".
+fn writers_text(writers: usize) -> String {
+    if writers == 1 {
+        "1 writer".to_owned()
+    } else {
+        format!("{writers} writers")
+    }
 }
