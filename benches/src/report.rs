@@ -753,8 +753,8 @@ fn markdown_cell(text: &str) -> String {
     text.replace('|', "\\|").replace(['\r', '\n'], " ")
 }
 
-/// `1000000` as "1,000,000".
-fn thousands(value: u64) -> String {
+/// A count with thousands separators: `1000000` as "1,000,000".
+pub fn thousands(value: u64) -> String {
     let digits = value.to_string();
     let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
     for (index, digit) in digits.chars().enumerate() {

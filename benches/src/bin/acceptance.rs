@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokm_benches::mixes;
 use tokm_benches::redis_peer::{AppendFsync, PeerRun, RedisServer};
-use tokm_benches::report::{LatencySeries, Report, Row, SweepSeries};
+use tokm_benches::report::{LatencySeries, Report, Row, SweepSeries, thousands};
 use tokm_benches::{SESSIONS_PER_USER, mix, percentile_us, rss_bytes, typical_session, user_id};
 use tokm_domain::{
     ManualClock, NewSession, Page, SessionFilter, SessionRepository, Sort, SortBy, SortOrder,
@@ -194,7 +194,7 @@ fn main() {
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     println!(
         "tokm acceptance run: {} sessions, data in {} ({cores} cores){}",
-        grouped(settings.sessions),
+        thousands(settings.sessions),
         data.display(),
         if quick {
             ", quick: a few seconds"
@@ -409,7 +409,7 @@ fn reads(run: &mut Run, engine: &Engine) {
     let (get_p99, text) = p99_text(&gets);
     run.rows.push(
         Row::new(
-            format!("get P99 at {} sessions", grouped(run.settings.sessions)),
+            format!("get P99 at {} sessions", thousands(run.settings.sessions)),
             "P99 < 1 ms",
             "P99 <= 10 us",
             text,
@@ -489,7 +489,7 @@ fn reads(run: &mut Run, engine: &Engine) {
         Row::new(
             format!(
                 "range over {} sessions (count all, page of 100)",
-                grouped(run.settings.sessions)
+                thousands(run.settings.sessions)
             ),
             "< 500 ms",
             "<= 100 ms",
@@ -575,7 +575,7 @@ fn snapshot_under_writes(run: &mut Run, engine: &Engine) {
         Row::new(
             format!(
                 "snapshot of {} sessions, while a writer updates",
-                grouped(sessions)
+                thousands(sessions)
             ),
             "< 10 s",
             "<= 1.5 s",
@@ -602,9 +602,9 @@ fn cold_start(run: &mut Run, engine: Engine, dir: &Path) {
     let cold_secs = began.elapsed().as_secs_f64();
     let measured = format!(
         "{cold_secs:.2} s ({} sessions; snapshot load {:.2} s, replay of {} records {:.2} s)",
-        grouped(report.sessions as u64),
+        thousands(report.sessions as u64),
         report.snapshot_load.as_secs_f64(),
-        grouped(report.replayed_records),
+        thousands(report.replayed_records),
         report.wal_replay.as_secs_f64()
     );
     run.rows.push(
@@ -878,7 +878,7 @@ fn cmap_mixes(run: &mut Run) {
                     result.mix,
                     result.threads,
                     if result.threads == 1 { "" } else { "s" },
-                    grouped(run.settings.mix_keys as u64)
+                    thousands(run.settings.mix_keys as u64)
                 ),
                 "-",
                 &goal,
@@ -909,23 +909,10 @@ fn raw_fdatasync_rate(path: &Path, run: Duration) -> f64 {
     count as f64 / began.elapsed().as_secs_f64()
 }
 
-/// A count with thousands separators: `1000000` as `"1,000,000"`.
-fn grouped(count: u64) -> String {
-    let digits = count.to_string();
-    let mut text = String::with_capacity(digits.len() + digits.len() / 3);
-    for (position, digit) in digits.chars().enumerate() {
-        if position > 0 && (digits.len() - position).is_multiple_of(3) {
-            text.push(',');
-        }
-        text.push(digit);
-    }
-    text
-}
-
 /// A rate with thousands separators: `123456.7` as `"123,457/s"`.
 fn per_sec(rate: f64) -> String {
     // Rates are positive and far below u64::MAX; `as` saturates anyway.
-    format!("{}/s", grouped(rate.round() as u64))
+    format!("{}/s", thousands(rate.round() as u64))
 }
 
 /// "1 writer" or "64 writers".
