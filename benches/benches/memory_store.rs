@@ -222,6 +222,30 @@ fn bench_reads(c: &mut Criterion, fixture: &Fixture, label: &str) {
             )
         });
     });
+    group.bench_function("list_100_of_a_range_holding_every_session", |b| {
+        // The acceptance run's "range over 1M": bounds just outside the first and last
+        // `created_at`, so the filter is a range yet every session is in it.
+        let first = fixture
+            .sessions
+            .first()
+            .expect("filled")
+            .fields()
+            .created_at;
+        let last = fixture.sessions.last().expect("filled").fields().created_at;
+        let filter = SessionFilter {
+            created_after: first.checked_sub(Duration::from_millis(1)),
+            created_before: last.checked_add(Duration::from_millis(1)),
+            ..SessionFilter::default()
+        };
+        b.iter(|| {
+            black_box(
+                fixture
+                    .store
+                    .list(&filter, newest, page_of_100)
+                    .expect("list"),
+            )
+        });
+    });
     group.bench_function("list_after_100_unfiltered_by_last_active", |b| {
         let sort = Sort::new(SortBy::LastActive, SortOrder::Desc);
         b.iter(|| {

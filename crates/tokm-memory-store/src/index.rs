@@ -3,7 +3,9 @@
 //! Every index here is a *hint*: readers confirm each id they get from one against the primary
 //! map (see the crate docs, "Consistency"), so an index may briefly hold an entry for a session
 //! that is not stored yet or no longer, but never lacks one for a stored session's current keys
-//! (entries are added before the primary record is stored and removed after it is gone).
+//! (entries are added before the primary record is stored and removed after it is gone). The
+//! one reader that trusts an index alone is [`OrderedIndex::count`], for `list` totals; its
+//! guarantee is spelled out at `TotalSource::IndexCount` in `query.rs`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasher, Hash};
@@ -307,6 +309,24 @@ impl OrderedIndex {
         shard.insert(new);
     }
 
+    /// How many keys lie in `range`, reading only the index (no primary-map lookups).
+    ///
+    /// Shard by shard, each under its read lock, like [`OrderedIndex::walk_shards`]: a
+    /// session's entries all live in one shard and [`OrderedIndex::relocate`] moves one under
+    /// that shard's write lock, so the count sees every entry exactly once, by its key before or
+    /// after a concurrent move, never twice and never not at all. Costs about twice the smaller
+    /// of the range and its complement per shard, so a range holding nearly every key is cheap.
+    pub(crate) fn count(&self, range: KeyRange) -> u64 {
+        if range.is_empty() {
+            return 0;
+        }
+        let mut count = 0;
+        for shard in self.shards.iter() {
+            count += count_in_shard(&shard.read(), range) as u64;
+        }
+        count
+    }
+
     /// Calls `visit` on the keys in `range`, one shard at a time and in `direction` within each
     /// shard, while holding that shard's read lock; `visit` returns `false` to stop the shard
     /// early. `visit` may read the primary map (lock order: index shard, then primary shard)
@@ -341,6 +361,35 @@ impl OrderedIndex {
                     }
                 }
             }
+        }
+    }
+}
+
+/// How many keys of `shard` lie in `range` (not empty): walks the range and its complement side
+/// by side and stops when the shorter ends, since `len - outside` is as exact as `inside`.
+fn count_in_shard(shard: &BTreeSet<IndexKey>, range: KeyRange) -> usize {
+    let mut inside = shard.range((range.lower, range.upper));
+    let below = match range.lower {
+        Bound::Unbounded => None,
+        Bound::Included(key) => Some(shard.range(..key)),
+        Bound::Excluded(key) => Some(shard.range(..=key)),
+    };
+    let above = match range.upper {
+        Bound::Unbounded => None,
+        Bound::Included(key) => Some(shard.range((Bound::Excluded(key), Bound::Unbounded))),
+        Bound::Excluded(key) => Some(shard.range(key..)),
+    };
+    let mut outside = below
+        .into_iter()
+        .flatten()
+        .chain(above.into_iter().flatten());
+    // Bounded by the shard's size: each round consumes a key from both iterators.
+    let mut both_had = 0;
+    loop {
+        match (inside.next(), outside.next()) {
+            (Some(_), Some(_)) => both_had += 1,
+            (None, _) => return both_had,
+            (Some(_), None) => return shard.len() - both_had,
         }
     }
 }
@@ -450,6 +499,49 @@ mod tests {
         assert_eq!(range.upper, Bound::Excluded(key(9, 0)));
         range.lower_upper(Bound::Included(key(10, 0)));
         assert_eq!(range.upper, Bound::Excluded(key(9, 0)));
+    }
+
+    #[test]
+    fn count_agrees_with_a_walk_for_bounded_unbounded_and_empty_ranges() {
+        let index = OrderedIndex::new(4);
+        for at in 0..40 {
+            index.insert(key(at, at as u8));
+        }
+        index.relocate(key(7, 7), key(70, 7));
+        let ranges = [
+            KeyRange::ALL,
+            KeyRange {
+                lower: Bound::Excluded(key(5, 0xff)),
+                upper: Bound::Unbounded,
+            },
+            KeyRange {
+                lower: Bound::Unbounded,
+                upper: Bound::Included(key(9, 9)),
+            },
+            KeyRange {
+                lower: Bound::Included(key(3, 3)),
+                upper: Bound::Excluded(key(12, 0)),
+            },
+            KeyRange {
+                lower: Bound::Included(key(12, 0)),
+                upper: Bound::Excluded(key(3, 3)),
+            },
+        ];
+        let expected = [40, 34, 9, 8, 0];
+        for (range, expected) in ranges.into_iter().zip(expected) {
+            let mut walked = 0;
+            index.walk_shards(
+                range,
+                Direction::Ascending,
+                || {},
+                |_| {
+                    walked += 1;
+                    true
+                },
+            );
+            assert_eq!(walked, expected, "{range:?}");
+            assert_eq!(index.count(range), expected, "{range:?}");
+        }
     }
 
     #[test]

@@ -80,7 +80,11 @@
 //! so every stored session is reachable through every index that applies to it, at every
 //! instant. Readers confirm every id an index yields against the primary record (and test the
 //! body, not the index key), so a stale or early entry is never returned. A token lookup that
-//! finds a stale entry repairs it under the token's stripe.
+//! finds a stale entry repairs it under the token's stripe. One count reads an index alone: the
+//! `total` of a `list` whose filter is only a time range on the sort's own index (or empty) is
+//! the number of entries in that range; exact when no write overlaps the call, and otherwise
+//! it may include a create whose record is not stored yet or a delete whose entries are not
+//! removed yet, and counts a moving session by its old or new key (once either way).
 //!
 //! **Serialization and the commit hook.** Each mutation takes striped mutexes: the stripe of
 //! the session id (operations on one id), then the stripes of the user and of any token it
@@ -114,10 +118,11 @@
 //! | `count_by_user`, `list_by_user`, `delete_by_user` | the user's stored sessions |
 //! | `cleanup_expired` | the expired sessions |
 //! | `list`, `list_after` with a user, device, API key or IP filter | the smallest of those id sets |
-//! | with a `created_*` or `active_after` bound | the sessions in that time range |
+//! | `list` with no filter, or only the sort's own bound (`created_*` for `CreatedAt`, `active_after` for `LastActive`) | up to `(offset + size) × 16` entries confirmed; the total counted from index keys alone, about twice the smaller of the range and the rest |
+//! | with another `created_*` or `active_after` bound | the sessions in that time range |
 //! | with `status: Expired` only | the expired sessions |
 //! | `list_after` with no bound (sort order walk) | up to `(limit + 1) × 16` entries |
-//! | `list` with no filter, or only `status: Active` | **a full scan**: every session is read to make the total exact |
+//! | `list` with only `status: Active` | **a full scan**: every session is read to make the total exact |
 //!
 //! Walks over a time-ordered index hold one index shard's read lock (1/16 of the sessions) at a
 //! time, so a full scan delays writers of that shard for its length. Listing is not a

@@ -26,7 +26,35 @@ enum Plan<'a> {
         range: KeyRange,
         direction: Direction,
         in_sort_order: bool,
+        total: TotalSource,
     },
+}
+
+/// Where `list` gets its total from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TotalSource {
+    /// Count the candidates whose current body matches: every candidate is confirmed.
+    Confirmed,
+    /// Count the walked range's index entries. Only when the walk is in sort order and the
+    /// filter holds no condition but the range, which the index key encodes exactly, so an
+    /// entry in the range *is* a match and each shard need confirm only its first page's worth.
+    ///
+    /// In a quiescent store this total equals [`TotalSource::Confirmed`]'s: every stored session
+    /// has exactly one entry per time index, under its current key, and no other entry exists
+    /// (`apply_insert`, `apply_remove` and `apply_replace` in `store.rs` finish their index work
+    /// before the write returns). Under concurrent writers neither total is a point-in-time
+    /// count, since shards are read one after another; each is off by at most the writes that
+    /// overlap the call, but in different ways:
+    /// - a create counts here from its index insert, before its primary record commits, and a
+    ///   delete until its index removal, after its primary record is gone (confirming counts
+    ///   neither);
+    /// - a session moving in time (a touch or update changing `last_active`; `created_at` never
+    ///   changes, `update` refuses that) counts here by its old key until `relocate`, which runs
+    ///   after the new body commits, and by the new key after it; never twice and never not at
+    ///   all, because a move is one step under the one shard lock that holds all of the
+    ///   session's entries (confirming judges by the body, so it may miss a session whose entry
+    ///   has not yet moved into the range).
+    IndexCount,
 }
 
 /// An indexed equality filter.
@@ -116,7 +144,9 @@ impl Collector<'_> {
 }
 
 impl MemoryStore {
-    /// `list`: the whole candidate set is confirmed, because the total is exact.
+    /// `list`. The total is exact in a quiescent store: either every candidate is confirmed, or
+    /// (see [`TotalSource::IndexCount`]) the index counts the range and each shard confirms only
+    /// up to `offset + size` matches, enough to hold the page.
     pub(crate) fn list_page(
         &self,
         filter: &SessionFilter,
@@ -134,8 +164,24 @@ impl MemoryStore {
             heap: BinaryHeap::new(),
             total: 0,
         };
-        self.collect(&mut collector, None);
-        let total = collector.total;
+        let plan = self.plan(filter, sort, collector.now, None);
+        let total = match plan {
+            Plan::Walk {
+                index,
+                range,
+                in_sort_order: true,
+                total: TotalSource::IndexCount,
+                ..
+            } => {
+                let keep = collector.keep;
+                self.collect(&mut collector, plan, Some(keep));
+                index.count(range)
+            }
+            plan => {
+                self.collect(&mut collector, plan, None);
+                collector.total
+            }
+        };
         let items = collector
             .into_sorted()
             .into_iter()
@@ -165,7 +211,8 @@ impl MemoryStore {
             heap: BinaryHeap::new(),
             total: 0,
         };
-        self.collect(&mut collector, Some(limit + 1));
+        let plan = self.plan(filter, sort, collector.now, collector.after);
+        self.collect(&mut collector, plan, Some(limit + 1));
         let mut items = collector.into_sorted();
         let more = items.len() > limit;
         items.truncate(limit);
@@ -183,15 +230,16 @@ impl MemoryStore {
         }
     }
 
-    /// Feeds every candidate of the chosen plan to `collector`, reading each candidate's
-    /// current body from the primary map.
-    fn collect(&self, collector: &mut Collector<'_>, matches_per_shard_max: Option<usize>) {
-        match self.plan(
-            collector.filter,
-            collector.sort,
-            collector.now,
-            collector.after,
-        ) {
+    /// Feeds every candidate of `plan` to `collector`, reading each candidate's current body
+    /// from the primary map; a walk in sort order stops each shard after
+    /// `matches_per_shard_max` matches.
+    fn collect(
+        &self,
+        collector: &mut Collector<'_>,
+        plan: Plan<'_>,
+        matches_per_shard_max: Option<usize>,
+    ) {
+        match plan {
             Plan::Ids(ids) => {
                 for id in &ids {
                     self.sessions
@@ -203,6 +251,7 @@ impl MemoryStore {
                 range,
                 direction,
                 in_sort_order,
+                total: _,
             } => {
                 let cap = matches_per_shard_max.filter(|_| in_sort_order);
                 let matched_in_shard = Cell::new(0_usize);
@@ -285,6 +334,7 @@ impl MemoryStore {
             range,
             direction: Direction::Ascending,
             in_sort_order: false,
+            total: TotalSource::Confirmed,
         };
         if sort_range.is_none() {
             if let Some(range) = created {
@@ -313,11 +363,17 @@ impl MemoryStore {
                 Direction::Descending => range.lower_upper(Bound::Excluded(position)),
             }
         }
+        let total = if is_only_the_range_of(filter, sort.by) {
+            TotalSource::IndexCount
+        } else {
+            TotalSource::Confirmed
+        };
         Plan::Walk {
             index: sort_index,
             range,
             direction,
             in_sort_order: true,
+            total,
         }
     }
 
@@ -340,6 +396,36 @@ impl MemoryStore {
     }
 }
 
+/// Whether `filter` sets no condition beyond the range that `plan` puts on `by`'s index, which
+/// encodes it exactly (`created_at` strictly after / before, `last_active` strictly after, as
+/// [`SessionFilter::matches`] reads them). `status` must be unset: even "active" depends on the
+/// body and the clock, and `SessionFilter::default()` matches expired sessions too.
+///
+/// Destructures without `..`, so a field added to `SessionFilter` fails to compile here
+/// instead of being ignored by the fast total.
+fn is_only_the_range_of(filter: &SessionFilter, by: SortBy) -> bool {
+    let SessionFilter {
+        user_id,
+        device_id,
+        created_by,
+        ip_address,
+        status,
+        created_after,
+        created_before,
+        active_after,
+    } = filter;
+    let no_other_condition = user_id.is_none()
+        && device_id.is_none()
+        && created_by.is_none()
+        && ip_address.is_none()
+        && status.is_none();
+    no_other_condition
+        && match by {
+            SortBy::CreatedAt => active_after.is_none(),
+            SortBy::LastActive => created_after.is_none() && created_before.is_none(),
+        }
+}
+
 /// The `(key, id)` a cursor points at.
 ///
 /// `Cursor` has no accessors for them, so this reads its documented text form,
@@ -356,6 +442,45 @@ fn cursor_position(cursor: &Cursor) -> Option<IndexKey> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_range_on_the_sort_index_counts_from_the_index() {
+        let at = Some(Timestamp::from_millis(1_700_000_000_000));
+        let created = SessionFilter {
+            created_after: at,
+            created_before: at,
+            ..SessionFilter::default()
+        };
+        let active = SessionFilter {
+            active_after: at,
+            ..SessionFilter::default()
+        };
+        let active_status = SessionFilter {
+            status: Some(SessionStatus::Active),
+            ..created.clone()
+        };
+        let by_user = SessionFilter {
+            user_id: Some(tokm_domain::UserId::new("u").unwrap()),
+            ..SessionFilter::default()
+        };
+        let cases = [
+            (&SessionFilter::default(), SortBy::CreatedAt, true),
+            (&SessionFilter::default(), SortBy::LastActive, true),
+            (&created, SortBy::CreatedAt, true),
+            (&created, SortBy::LastActive, false),
+            (&active, SortBy::LastActive, true),
+            (&active, SortBy::CreatedAt, false),
+            (&active_status, SortBy::CreatedAt, false),
+            (&by_user, SortBy::CreatedAt, false),
+        ];
+        for (filter, by, expected) in cases {
+            assert_eq!(
+                is_only_the_range_of(filter, by),
+                expected,
+                "{filter:?} {by:?}"
+            );
+        }
+    }
 
     #[test]
     fn cursor_position_reads_back_key_and_id() {
