@@ -48,7 +48,8 @@
 //! renamed, and the directory synced.
 //!
 //! [`Durability::Batch`] returns after buffering; the background flusher writes and syncs every
-//! `sync_interval` (a power cut loses at most that window), and a full buffer is written inline
+//! `sync_interval` (a power cut loses at most that window), sooner once `sync_bytes_max` bytes
+//! are written but unsynced (so a rotation's sync stays short), and a full buffer is written inline
 //! (never waiting for an fsync). After any failed write or sync the writer *fails closed*: every
 //! waiter and every later append gets [`WalError::WriterFailed`], and nothing not durable was
 //! ever reported durable. A segment open at a crash is never appended to again; opening always

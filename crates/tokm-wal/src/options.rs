@@ -16,8 +16,9 @@ use crate::storage::{FsStorage, Storage};
 ///
 /// Start from `WalOptions::default()` and adjust with the `with_*` methods. Defaults: real file
 /// system, system clock, node id 0, `RecoveryMode::PointInTime`, no encryption, rotation at
-/// 64 MiB / 100,000 records / 1 hour, background sync every second, group commit of at most
-/// 100 records or 1 MiB, records of at most 1 MiB.
+/// 64 MiB / 100,000 records / 1 hour, background sync every second or once 4 MiB are
+/// written but unsynced, group commit of at most 100 records or 1 MiB, records of at most
+/// 1 MiB.
 #[derive(Clone)]
 pub struct WalOptions {
     pub(crate) storage: Arc<dyn Storage>,
@@ -29,6 +30,7 @@ pub struct WalOptions {
     pub(crate) segment_records_max: u64,
     pub(crate) segment_age_max: Duration,
     pub(crate) sync_interval: Duration,
+    pub(crate) sync_bytes_max: u64,
     pub(crate) group_commit_records_max: usize,
     pub(crate) group_commit_bytes_max: usize,
     pub(crate) record_bytes_max: usize,
@@ -46,6 +48,7 @@ impl Default for WalOptions {
             segment_records_max: 100_000,
             segment_age_max: Duration::from_secs(60 * 60),
             sync_interval: Duration::from_secs(1),
+            sync_bytes_max: 4 * 1024 * 1024,
             group_commit_records_max: 100,
             group_commit_bytes_max: 1024 * 1024,
             record_bytes_max: 1024 * 1024,
@@ -66,6 +69,7 @@ impl fmt::Debug for WalOptions {
             .field("segment_records_max", &self.segment_records_max)
             .field("segment_age_max", &self.segment_age_max)
             .field("sync_interval", &self.sync_interval)
+            .field("sync_bytes_max", &self.sync_bytes_max)
             .field("group_commit_records_max", &self.group_commit_records_max)
             .field("group_commit_bytes_max", &self.group_commit_bytes_max)
             .field("record_bytes_max", &self.record_bytes_max)
@@ -131,6 +135,17 @@ impl WalOptions {
         self
     }
 
+    /// How many bytes may be written but not yet synced before the background flusher syncs
+    /// without waiting for `sync_interval`.
+    ///
+    /// Appenders never wait for these syncs, but a rotation must sync its segment before the
+    /// next one starts, and appenders do wait for a rotation: this bound keeps that sync short
+    /// (under load, a second of `Durability::Batch` writes can be tens of MiB).
+    pub fn with_sync_bytes_max(mut self, sync_bytes_max: u64) -> WalOptions {
+        self.sync_bytes_max = sync_bytes_max;
+        self
+    }
+
     /// Most records buffered before a write is forced (and so in one group commit).
     pub fn with_group_commit_records_max(mut self, records_max: usize) -> WalOptions {
         self.group_commit_records_max = records_max;
@@ -163,8 +178,8 @@ impl WalOptions {
         if self.group_commit_records_max == 0 || self.group_commit_bytes_max == 0 {
             return reject("group commit limits must be positive");
         }
-        if self.sync_interval.is_zero() {
-            return reject("sync_interval must be positive");
+        if self.sync_interval.is_zero() || self.sync_bytes_max == 0 {
+            return reject("sync_interval and sync_bytes_max must be positive");
         }
         Ok(())
     }

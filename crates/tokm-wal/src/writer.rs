@@ -10,6 +10,10 @@
 //! Writes may overlap a sync, so records arriving during an fsync are written meanwhile and the
 //! next single fsync covers all of them; batch-mode appenders are never stalled by a sync. A
 //! lone appender pays one write and one fdatasync, with no thread hand-off.
+//!
+//! The background flusher syncs every `sync_interval`, and early once `sync_bytes_max` bytes
+//! are written but unsynced: a rotation then finds little to sync, so the appenders waiting for
+//! it are not held up by a second's worth of batch-mode writes.
 
 use std::io;
 use std::mem;
@@ -18,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crossbeam::channel::{self, RecvTimeoutError, Sender};
+use crossbeam::channel::{self, Sender};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::error::WalError;
@@ -88,6 +92,8 @@ struct State {
     sync_generation: u64,
     /// What the sync in flight will make durable.
     sync_in_flight_target: Lsn,
+    /// Bytes of the open segment written but not covered by a finished or running sync.
+    unsynced_bytes: u64,
     /// The open segment is full; no record may be encoded until a rotation round runs.
     rotate_requested: bool,
     failed: Option<Failure>,
@@ -119,6 +125,9 @@ struct Shared {
     sync_done: [Condvar; 2],
     /// Segments in the log, oldest first; the last is the open one.
     segments: Mutex<Vec<SegmentEntry>>,
+    /// Asks the background flusher for a sync now (`sync_bytes_max` reached). Bounded to one
+    /// message: a request already queued covers later ones.
+    sync_requests: Sender<()>,
 }
 
 /// A write-ahead log directory opened for appending.
@@ -196,6 +205,7 @@ impl Wal {
             syncing: false,
             sync_generation: 0,
             sync_in_flight_target: recovered_lsn,
+            unsynced_bytes: 0,
             rotate_requested: false,
             failed: None,
             group_commit_records_max: options.group_commit_records_max,
@@ -204,6 +214,7 @@ impl Wal {
         let reader =
             WalReader::from_plan(Arc::clone(&storage), dir, options.recovery_mode, scan.plan);
         let sync_interval = options.sync_interval;
+        let (sync_requests, sync_request_receiver) = channel::bounded::<()>(1);
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
             options,
@@ -211,6 +222,7 @@ impl Wal {
             write_done: Condvar::new(),
             sync_done: [Condvar::new(), Condvar::new()],
             segments: Mutex::new(segments),
+            sync_requests,
         });
         let (stop_sender, stop_receiver) = channel::bounded::<()>(1);
         let flusher_shared = Arc::clone(&shared);
@@ -218,17 +230,18 @@ impl Wal {
             .name("tokm-wal-flusher".to_owned())
             .spawn(move || {
                 loop {
-                    match stop_receiver.recv_timeout(sync_interval) {
-                        Err(RecvTimeoutError::Timeout) => {
-                            if let Err(error) = flusher_shared.sync() {
-                                tracing::warn!(
-                                    code = error.code(),
-                                    "background WAL sync failed; flusher stops"
-                                );
-                                return;
-                            }
-                        }
-                        Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+                    // Stops when `Wal` drops its sender; syncs on request or after an interval.
+                    crossbeam::select! {
+                        recv(stop_receiver) -> _ => return,
+                        recv(sync_request_receiver) -> _ => {}
+                        default(sync_interval) => {}
+                    }
+                    if let Err(error) = flusher_shared.sync() {
+                        tracing::warn!(
+                            code = error.code(),
+                            "background WAL sync failed; flusher stops"
+                        );
+                        return;
                     }
                 }
             })
@@ -571,7 +584,14 @@ impl Shared {
         });
         state.writing = false;
         match outcome {
-            Ok(()) => state.written_lsn = batch_last,
+            Ok(()) => {
+                state.written_lsn = batch_last;
+                state.unsynced_bytes += batch.len() as u64;
+                if state.unsynced_bytes >= self.options.sync_bytes_max && !state.syncing {
+                    // Full means a request is already queued; it will cover these bytes too.
+                    let _ = self.sync_requests.try_send(());
+                }
+            }
             Err(error) => {
                 state.fail(&error, &name);
                 self.notify_all_sync_waiters();
@@ -586,6 +606,8 @@ impl Shared {
         assert!(!state.syncing, "one sync at a time");
         state.syncing = true;
         let target = state.written_lsn;
+        let claimed_bytes = state.unsynced_bytes;
+        state.unsynced_bytes = 0;
         state.sync_generation += 1;
         state.sync_in_flight_target = target;
         let generation = state.sync_generation;
@@ -599,6 +621,9 @@ impl Shared {
         match outcome {
             Ok(()) => state.durable_lsn = state.durable_lsn.max(target),
             Err(error) => {
+                // The writer has failed closed; nothing will be synced again, but keep the
+                // count honest.
+                state.unsynced_bytes += claimed_bytes;
                 state.fail(&error, &name);
                 self.write_done.notify_all();
                 self.notify_all_sync_waiters();
@@ -647,6 +672,7 @@ impl Shared {
                     first_lsn: next_first_lsn,
                 });
                 state.segment = new_segment;
+                state.unsynced_bytes = 0;
                 state.rotate_requested = false;
             }
             Err(error) => state.fail(&error, &name),

@@ -44,6 +44,7 @@ fn bad_arguments_are_typed_errors() {
         sim_options(&sim).with_segment_records_max(0),
         sim_options(&sim).with_group_commit_bytes_max(0),
         sim_options(&sim).with_sync_interval(std::time::Duration::ZERO),
+        sim_options(&sim).with_sync_bytes_max(0),
     ] {
         let error = Wal::open(&sim_dir().join("other"), options).expect_err("invalid options");
         assert_eq!(error.code(), "TM-WAL-4001");

@@ -19,6 +19,7 @@ pub fn sim_options(sim: &SimStorage) -> WalOptions {
     WalOptions::default()
         .with_storage(Arc::new(sim.clone()))
         .with_sync_interval(Duration::from_secs(3600))
+        .with_sync_bytes_max(u64::MAX)
 }
 
 /// Recovered records: LSN and payload.
