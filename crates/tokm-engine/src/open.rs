@@ -1,9 +1,9 @@
 //! Cold start: lock the directory, load the newest valid snapshot, replay the log after it,
 //! drop what expired while down, then serve.
 
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs::{File, OpenOptions, TryLockError};
 use std::ops::ControlFlow;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -14,7 +14,7 @@ use tokm_cmap::ShardedMap;
 use tokm_domain::{Mutation, Session};
 use tokm_memory_store::{MemoryStore, Replayed, StoreOptions};
 use tokm_snapshot::{Fallback, SnapshotMeta, SnapshotOptions, SnapshotStore};
-use tokm_wal::{Lsn, RecoveryMode, Wal, WalOptions};
+use tokm_wal::{FsStorage, Lsn, RecoveryMode, Wal, WalOptions};
 
 use crate::config::EngineConfig;
 use crate::engine::{Engine, Shared, SnapshotState, spawn_background};
@@ -200,11 +200,9 @@ fn lock_data_dir(dir: &Path) -> Result<File, EngineError> {
         let path = path.to_path_buf();
         move |source| EngineError::Io { path, source }
     };
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(io_error(dir))?;
+    // Durably: a power cut must not take the directory (and so every acknowledged write in
+    // it) away with an unsynced entry in its parent.
+    tokm_wal::create_dir_all_durable(&FsStorage, dir).map_err(io_error(dir))?;
     let lock_path = dir.join(LOCK_FILE_NAME);
     let lock_file = OpenOptions::new()
         .read(true)

@@ -87,8 +87,7 @@ impl SnapshotStore {
         }
         let dir_name = dir.display().to_string();
         let storage = &options.storage;
-        storage
-            .create_dir_all(dir)
+        tokm_wal::create_dir_all_durable(storage.as_ref(), dir)
             .map_err(|source| SnapshotError::io("create directory", &dir_name, source))?;
         let names = storage
             .list(dir)

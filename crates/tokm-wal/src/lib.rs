@@ -84,7 +84,9 @@ pub use crate::options::WalOptions;
 pub use crate::recovery::{
     DamageKind, DamagedRange, RecoveryMode, RecoveryReport, ReplaySummary, SegmentInfo, WalReader,
 };
-pub use crate::storage::{Access, DIR_MODE, FILE_MODE, FsStorage, Storage, StorageFile};
+pub use crate::storage::{
+    Access, DIR_MODE, FILE_MODE, FsStorage, Storage, StorageFile, create_dir_all_durable,
+};
 pub use crate::writer::{COMPACT_KEEP_NEWEST_DEFAULT, Durability, Wal};
 
 // Public (the one `pub mod`) so the engine's crash tests reuse the simulated storage.

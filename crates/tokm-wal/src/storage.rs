@@ -39,9 +39,16 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
 }
 
 /// A directory of files. Paths are the WAL directory joined with a file name.
+///
+/// Durability follows POSIX: a file's bytes are durable after [`StorageFile::sync_data`]; a
+/// directory entry (a file or directory created, renamed or removed) only after its directory
+/// is synced with [`Storage::sync_dir`]. Create directories with [`create_dir_all_durable`],
+/// which syncs each parent top-down.
 pub trait Storage: Send + Sync + fmt::Debug {
-    /// Creates `dir` (and parents) with mode 0700 if missing.
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Creates the directory `dir` with mode 0700; its parent must exist. Fails with
+    /// `AlreadyExists` if `dir` is a directory already and `NotADirectory` if it is something
+    /// else. The new entry is not durable until the parent is synced.
+    fn create_dir(&self, dir: &Path) -> io::Result<()>;
     /// Names of the regular files directly inside `dir`, in no particular order.
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
     /// Creates a new file (mode 0600) for reading and writing; fails if it exists.
@@ -54,6 +61,43 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn remove(&self, path: &Path) -> io::Result<()>;
     /// Makes creations, renames and removals in `dir` durable (fsync of the directory).
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+}
+
+/// Creates `dir` and every missing parent, top-down, syncing each parent after creating a
+/// directory in it, so that nothing written inside later can vanish with an unsynced directory
+/// entry at a power cut. Also syncs the parent of `dir` when `dir` already existed: a crash may
+/// have come between its creation and that sync.
+///
+/// # Errors
+/// The first failing `create_dir` or `sync_dir`; `NotADirectory` when a component exists but is
+/// not a directory.
+pub fn create_dir_all_durable(storage: &dyn Storage, dir: &Path) -> io::Result<()> {
+    // Outermost first; an empty ancestor ("" of a relative path) is the working directory.
+    let ancestors: Vec<&Path> = dir
+        .ancestors()
+        .filter(|ancestor| !ancestor.as_os_str().is_empty())
+        .collect();
+    for component in ancestors.into_iter().rev() {
+        let created = match storage.create_dir(component) {
+            Ok(()) => true,
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => false,
+            Err(error) => return Err(error),
+        };
+        if created || component == dir {
+            storage.sync_dir(parent_dir(component))?;
+        }
+    }
+    Ok(())
+}
+
+/// The directory holding `path`: its parent, or the working directory for a bare name.
+pub(crate) fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        Some(_) => Path::new("."),
+        // The root has no parent; syncing it is the best we can do.
+        None => path,
+    }
 }
 
 /// The real file system.
@@ -86,11 +130,13 @@ impl StorageFile for FsFile {
 }
 
 impl Storage for FsStorage {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(DIR_MODE)
-            .create(dir)
+    fn create_dir(&self, dir: &Path) -> io::Result<()> {
+        match fs::DirBuilder::new().mode(DIR_MODE).create(dir) {
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists && !dir.is_dir() => {
+                Err(io::Error::from(io::ErrorKind::NotADirectory))
+            }
+            other => other,
+        }
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
@@ -147,8 +193,12 @@ mod tests {
     #[test]
     fn fs_storage_creates_private_files_and_directories() {
         let temp = tempfile::tempdir().expect("tempdir");
-        let dir = temp.path().join("wal");
-        FsStorage.create_dir_all(&dir).expect("mkdir");
+        let dir = temp.path().join("data").join("wal");
+        create_dir_all_durable(&FsStorage, &dir).expect("mkdir");
+        assert_eq!(
+            FsStorage.create_dir(&dir).expect_err("exists").kind(),
+            io::ErrorKind::AlreadyExists
+        );
         let file = FsStorage.create_new(&dir.join("a")).expect("create");
         file.write_all_at(0, b"abc").expect("write");
         file.sync_data().expect("sync");
@@ -171,6 +221,19 @@ mod tests {
         assert!(
             FsStorage.create_new(&dir.join("a")).is_err(),
             "create_new must not clobber"
+        );
+        assert_eq!(
+            FsStorage
+                .create_dir(&dir.join("a"))
+                .expect_err("a file")
+                .kind(),
+            io::ErrorKind::NotADirectory
+        );
+        assert_eq!(
+            create_dir_all_durable(&FsStorage, &dir.join("a").join("b"))
+                .expect_err("below a file")
+                .kind(),
+            io::ErrorKind::NotADirectory
         );
     }
 }

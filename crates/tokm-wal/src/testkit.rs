@@ -6,18 +6,21 @@
 //!
 //! Durability model:
 //! - A file's bytes become durable at `sync_data`; changes since the last sync are *unsynced*.
-//! - A file's name (creation, rename, removal) becomes durable at `sync_dir` of its directory.
+//! - A directory entry (a file or directory created, renamed or removed) becomes durable at
+//!   `sync_dir` of the directory holding it.
 //! - [`SimStorage::crash`] is a power cut: handles opened before it fail with EIO from then on,
-//!   and the namespace and bytes become what [`CrashCut`] says survives.
+//!   and the namespace and bytes become what [`CrashCut`] says survives. A directory whose
+//!   entry was not durable vanishes with everything inside it, however well synced that was.
+//! - The root (`/`) always exists.
 //!
 //! ```
 //! use std::path::Path;
 //! use tokm_wal::testkit::{CrashCut, Fault, SimStorage};
-//! use tokm_wal::{Access, Storage};
+//! use tokm_wal::{Access, Storage, create_dir_all_durable};
 //!
 //! let sim = SimStorage::new();
 //! let dir = Path::new("/wal");
-//! sim.create_dir_all(dir).unwrap();
+//! create_dir_all_durable(&sim, dir).unwrap();
 //! let file = sim.create_new(&dir.join("a")).unwrap();
 //! file.write_all_at(0, b"durable").unwrap();
 //! file.sync_data().unwrap();
@@ -118,7 +121,10 @@ type FileRef = Arc<Mutex<SimFile>>;
 #[derive(Debug, Default)]
 struct SimState {
     epoch: u64,
+    /// Directories that exist now (the root is implied).
     dirs: BTreeSet<PathBuf>,
+    /// Directories whose entry in their parent was synced.
+    durable_dirs: BTreeSet<PathBuf>,
     files: BTreeMap<PathBuf, FileRef>,
     durable_files: BTreeMap<PathBuf, FileRef>,
     write_calls: u64,
@@ -246,22 +252,40 @@ impl StorageFile for SimHandle {
     }
 }
 
-impl Storage for SimStorage {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        // Directories are durable at once: the model tracks file names, not directory entries
-        // of directories.
-        let mut state = self.state.lock();
-        for ancestor in dir.ancestors() {
-            state.dirs.insert(ancestor.to_path_buf());
+impl SimState {
+    fn is_dir(&self, path: &Path) -> bool {
+        path.parent().is_none() || self.dirs.contains(path)
+    }
+
+    /// `Ok` when `path` names an existing directory; the error a file system gives otherwise.
+    fn check_dir(&self, path: &Path) -> io::Result<()> {
+        if self.is_dir(path) {
+            Ok(())
+        } else if self.files.contains_key(path) {
+            Err(io::Error::from(io::ErrorKind::NotADirectory))
+        } else {
+            Err(not_found())
         }
+    }
+}
+
+impl Storage for SimStorage {
+    fn create_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut state = self.state.lock();
+        if state.is_dir(dir) {
+            return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+        }
+        if state.files.contains_key(dir) {
+            return Err(io::Error::from(io::ErrorKind::NotADirectory));
+        }
+        state.check_dir(dir.parent().unwrap_or(dir))?;
+        state.dirs.insert(dir.to_path_buf());
         Ok(())
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         let state = self.state.lock();
-        if !state.dirs.contains(dir) {
-            return Err(not_found());
-        }
+        state.check_dir(dir)?;
         Ok(state
             .files
             .keys()
@@ -272,13 +296,8 @@ impl Storage for SimStorage {
 
     fn create_new(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
         let mut state = self.state.lock();
-        let parent_exists = path
-            .parent()
-            .is_some_and(|parent| state.dirs.contains(parent));
-        if !parent_exists {
-            return Err(not_found());
-        }
-        if state.files.contains_key(path) {
+        state.check_dir(path.parent().unwrap_or(path))?;
+        if state.files.contains_key(path) || state.is_dir(path) {
             return Err(io::Error::from(io::ErrorKind::AlreadyExists));
         }
         let file = FileRef::default();
@@ -316,9 +335,15 @@ impl Storage for SimStorage {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut state = self.state.lock();
-        if !state.dirs.contains(dir) {
-            return Err(not_found());
-        }
+        state.check_dir(dir)?;
+        let children: Vec<PathBuf> = state
+            .dirs
+            .iter()
+            .filter(|path| path.parent() == Some(dir))
+            .cloned()
+            .collect();
+        state.durable_dirs.retain(|path| path.parent() != Some(dir));
+        state.durable_dirs.extend(children);
         state
             .durable_files
             .retain(|path, _| path.parent() != Some(dir));
@@ -371,15 +396,27 @@ impl SimStorage {
         Some(bytes)
     }
 
-    /// Replaces the file at `path` with `bytes`, created and durable at once; for building
-    /// damaged or foreign files in tests.
-    pub fn put_file(&self, path: &Path, bytes: &[u8]) {
+    /// Creates `dir` and its parents, durable at once; for setting up tests.
+    pub fn put_dir(&self, dir: &Path) {
         let mut state = self.state.lock();
-        if let Some(parent) = path.parent() {
-            for ancestor in parent.ancestors() {
-                state.dirs.insert(ancestor.to_path_buf());
-            }
+        for ancestor in dir.ancestors().filter(|path| path.parent().is_some()) {
+            state.dirs.insert(ancestor.to_path_buf());
+            state.durable_dirs.insert(ancestor.to_path_buf());
         }
+    }
+
+    /// Whether `dir` exists as a directory now.
+    pub fn dir_exists(&self, dir: &Path) -> bool {
+        self.state.lock().is_dir(dir)
+    }
+
+    /// Replaces the file at `path` with `bytes`, created and durable at once (its directory
+    /// too); for building damaged or foreign files in tests.
+    pub fn put_file(&self, path: &Path, bytes: &[u8]) {
+        if let Some(parent) = path.parent() {
+            self.put_dir(parent);
+        }
+        let mut state = self.state.lock();
         let file = Arc::new(Mutex::new(SimFile {
             data: bytes.to_vec(),
             durable: bytes.to_vec(),
@@ -392,9 +429,32 @@ impl SimStorage {
     /// Simulates a crash; see [`CrashCut`]. Handles opened before it fail from now on.
     pub fn crash(&self, cut: CrashCut) {
         let mut state = self.state.lock();
-        let survivors = match cut {
-            CrashCut::KeepUnsynced => state.files.clone(),
-            CrashCut::DropUnsynced | CrashCut::Torn { .. } => state.durable_files.clone(),
+        let (dirs, survivors) = match cut {
+            CrashCut::KeepUnsynced => (state.dirs.clone(), state.files.clone()),
+            CrashCut::DropUnsynced | CrashCut::Torn { .. } => {
+                // A directory survives when its entry and those of all its parents were synced.
+                let durable = &state.durable_dirs;
+                let dirs: BTreeSet<PathBuf> = durable
+                    .iter()
+                    .filter(|dir| {
+                        dir.ancestors().skip(1).all(|ancestor| {
+                            ancestor.parent().is_none() || durable.contains(ancestor)
+                        })
+                    })
+                    .cloned()
+                    .collect();
+                let files = state
+                    .durable_files
+                    .iter()
+                    .filter(|(path, _)| {
+                        path.parent().is_some_and(|parent| {
+                            parent.parent().is_none() || dirs.contains(parent)
+                        })
+                    })
+                    .map(|(path, file)| (path.clone(), Arc::clone(file)))
+                    .collect();
+                (dirs, files)
+            }
         };
         let mut rng = SplitMix64(match cut {
             CrashCut::Torn { seed } => seed,
@@ -425,6 +485,8 @@ impl SimStorage {
         }
         state.durable_files = files.clone();
         state.files = files;
+        state.durable_dirs = dirs.clone();
+        state.dirs = dirs;
         state.epoch += 1;
         state.write_fault = None;
         state.sync_fault = None;
@@ -476,7 +538,7 @@ mod tests {
     fn setup() -> (SimStorage, PathBuf) {
         let sim = SimStorage::new();
         let dir = PathBuf::from("/d");
-        sim.create_dir_all(&dir).expect("mkdir");
+        sim.put_dir(&dir);
         (sim, dir)
     }
 
@@ -543,6 +605,52 @@ mod tests {
             );
             assert!(bytes.starts_with(b"base"), "seed {seed}");
         }
+    }
+
+    #[test]
+    fn a_directory_survives_a_power_cut_only_once_its_parent_was_synced() {
+        let sim = SimStorage::new();
+        let top = Path::new("/data");
+        let wal = top.join("wal");
+        sim.create_dir(top).expect("mkdir");
+        sim.create_dir(&wal).expect("mkdir");
+        let file = sim.create_new(&wal.join("a")).expect("create");
+        file.write_all_at(0, b"x").expect("write");
+        file.sync_data().expect("sync");
+        sim.sync_dir(&wal).expect("sync wal");
+        sim.sync_dir(top)
+            .expect("sync data: wal's entry is durable, data's is not");
+        sim.crash(CrashCut::DropUnsynced);
+        assert!(!sim.dir_exists(top), "the root was never synced");
+        assert!(sim.file_bytes(&wal.join("a")).is_none());
+
+        crate::storage::create_dir_all_durable(&sim, &wal).expect("mkdir durably");
+        let file = sim.create_new(&wal.join("a")).expect("create");
+        file.sync_data().expect("sync");
+        sim.sync_dir(&wal).expect("sync wal");
+        sim.crash(CrashCut::Torn { seed: 3 });
+        assert!(sim.dir_exists(&wal));
+        assert!(sim.file_bytes(&wal.join("a")).is_some());
+    }
+
+    #[test]
+    fn directories_refuse_what_a_file_system_refuses() {
+        let (sim, dir) = setup();
+        sim.put_file(&dir.join("f"), b"x");
+        let kind = |result: io::Result<()>| result.expect_err("refused").kind();
+        assert_eq!(kind(sim.create_dir(&dir)), io::ErrorKind::AlreadyExists);
+        assert_eq!(
+            kind(sim.create_dir(&dir.join("f"))),
+            io::ErrorKind::NotADirectory
+        );
+        assert_eq!(
+            kind(sim.create_dir(Path::new("/x/y"))),
+            io::ErrorKind::NotFound
+        );
+        assert_eq!(
+            sim.list(&dir.join("f")).expect_err("a file").kind(),
+            io::ErrorKind::NotADirectory
+        );
     }
 
     #[test]

@@ -153,8 +153,7 @@ impl Wal {
         options.validate()?;
         let storage = Arc::clone(&options.storage);
         let dir_name = dir.display().to_string();
-        storage
-            .create_dir_all(dir)
+        crate::storage::create_dir_all_durable(storage.as_ref(), dir)
             .map_err(|source| WalError::io("create directory", &dir_name, source))?;
         let scan = scan_directory(
             storage.as_ref(),

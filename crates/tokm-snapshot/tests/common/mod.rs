@@ -85,7 +85,7 @@ pub fn file_names(sim: &SimStorage, dir: &Path) -> Vec<String> {
 /// A fresh simulated disk holding exactly `files` (name, bytes) in [`sim_dir`].
 pub fn sim_with(files: &[(&str, &[u8])]) -> SimStorage {
     let sim = SimStorage::new();
-    sim.create_dir_all(&sim_dir()).expect("mkdir");
+    sim.put_dir(&sim_dir());
     for (name, bytes) in files {
         sim.put_file(&sim_dir().join(name), bytes);
     }
