@@ -179,6 +179,11 @@ pub(crate) fn block_checksum(stored: &[u8]) -> [u8; CHECKSUM_LEN] {
     truncated_hash(stored)
 }
 
+/// Checksum of the encoded block index, as kept in the footer's `index_checksum`.
+pub(crate) fn index_checksum(index: &[u8]) -> [u8; CHECKSUM_LEN] {
+    truncated_hash(index)
+}
+
 fn truncated_hash(bytes: &[u8]) -> [u8; CHECKSUM_LEN] {
     array(&blake3::hash(bytes).as_bytes()[..CHECKSUM_LEN])
 }

@@ -680,6 +680,7 @@ mod tests {
             index_length: layout.index_bytes.len() as u64,
             session_count: 0,
             file_checksum: checksum,
+            index_checksum: format::index_checksum(&layout.index_bytes).to_vec(),
         };
         let mut forged = bytes[..footer_offset as usize].to_vec();
         forged.extend_from_slice(&format::encode_tail(&footer.encode_to_vec()));

@@ -149,6 +149,7 @@ impl<'a> PendingSnapshot<'a> {
             index_length: index_bytes.len() as u64,
             session_count: self.sessions_written,
             file_checksum: self.sink.file_hasher.finalize().as_bytes().to_vec(),
+            index_checksum: format::index_checksum(&index_bytes).to_vec(),
         };
         self.sink
             .write_at_end(&format::encode_tail(&footer.encode_to_vec()))?;

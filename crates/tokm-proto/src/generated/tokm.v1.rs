@@ -172,6 +172,10 @@ pub struct SnapshotFooter {
     /// BLAKE3 over every byte of the file before the footer.
     #[prost(bytes = "vec", tag = "4")]
     pub file_checksum: ::prost::alloc::vec::Vec<u8>,
+    /// First 16 bytes of BLAKE3 over the block index message, so a reader can check the index
+    /// before decoding it. Empty in files written before it was added; readers then skip the check.
+    #[prost(bytes = "vec", tag = "5")]
+    pub index_checksum: ::prost::alloc::vec::Vec<u8>,
 }
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
 #[repr(i32)]
