@@ -194,6 +194,22 @@ impl SnapshotError {
             source,
         }
     }
+
+    pub(crate) fn malformed(file: &str, offset: u64, what: &'static str) -> SnapshotError {
+        SnapshotError::Malformed {
+            file: file.to_owned(),
+            offset,
+            what,
+        }
+    }
+
+    pub(crate) fn decode(file: &str, offset: u64, source: ProtoError) -> SnapshotError {
+        SnapshotError::Decode {
+            file: file.to_owned(),
+            offset,
+            source,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -23,6 +23,10 @@ pub(crate) const FOOTER_LEN_LIMIT: usize = 1024;
 pub(crate) const BLOCK_LEN_LIMIT: u64 = 64 * 1024 * 1024;
 /// Longest block index a reader accepts (about 1.5 M blocks).
 pub(crate) const INDEX_LEN_LIMIT: u64 = 64 * 1024 * 1024;
+/// Longest encoded session a reader decodes. The domain's field limits keep a valid session
+/// under 7 KiB (a unit test in `write.rs` checks it), so a longer one is damage, refused
+/// before prost builds it: it could otherwise hold millions of metadata entries.
+pub(crate) const SESSION_BYTES_LIMIT: usize = 64 * 1024;
 /// A writer closes a block once it holds this many sessions...
 pub(crate) const BLOCK_SESSIONS_MAX: usize = 1024;
 /// ...or once its encoding reaches this many bytes, whichever comes first.

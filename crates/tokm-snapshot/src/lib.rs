@@ -118,7 +118,9 @@ pub use crate::store::{SnapshotOptions, SnapshotStore};
 
 mod error;
 mod format;
+mod index;
 mod meta;
 mod read;
 mod store;
+mod walk;
 mod write;

@@ -5,6 +5,12 @@
 //! and fed to the whole-file hash, which is compared last. Block contents are opened and
 //! decoded only after their own checksum matched, so a failing tag means the wrong key, not
 //! damage, and a decode error means damage no checksum saw.
+//!
+//! Memory stays bounded by what is read, whatever the file claims: every length from disk is
+//! checked against the file's size and a limit before it sizes a buffer; each message is
+//! checked against its checksum before it is decoded; and the two messages with a repeated
+//! field (the index and each block) are decoded entry by entry, each entry checked before the
+//! next is decoded (`index.rs`, `walk.rs`).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,10 +25,12 @@ use tokm_wal::{Access, Storage, StorageFile};
 
 use crate::error::SnapshotError;
 use crate::format::{
-    self, BLOCK_LEN_LIMIT, CHECKSUM_LEN, FOOTER_LEN_LIMIT, HEADER_LEN_LIMIT, INDEX_LEN_LIMIT,
-    MAGIC, PRELUDE_LEN, Prelude, PreludeError, SALT_LEN, SnapshotName, TRAILER_LEN, Trailer,
+    self, CHECKSUM_LEN, FOOTER_LEN_LIMIT, HEADER_LEN_LIMIT, INDEX_LEN_LIMIT, MAGIC, PRELUDE_LEN,
+    Prelude, PreludeError, SALT_LEN, SESSION_BYTES_LIMIT, SnapshotName, TRAILER_LEN, Trailer,
 };
+use crate::index::{self, BlockHandle, IndexBounds};
 use crate::meta::{Encryption, LoadedSnapshot, SnapshotMeta};
+use crate::walk::{self, WalkError};
 
 /// Most threads that decode blocks at once, besides the reading thread.
 const DECODE_THREADS_MAX: usize = 4;
@@ -39,28 +47,34 @@ struct Source<'a> {
 }
 
 impl Source<'_> {
+    /// Reads `len` bytes at `offset`. Callers bound `len` by the file's length and a format
+    /// limit first: this is where a length from disk becomes an allocation.
     fn read(&self, offset: u64, len: u64) -> Result<Vec<u8>, SnapshotError> {
-        // Callers bound `len` by the file's length and a format limit before reading.
         let len = usize::try_from(len).map_err(|_| self.malformed(offset, "length too large"))?;
         let mut buf = vec![0_u8; len];
-        self.file
-            .read_exact_at(offset, &mut buf)
-            .map_err(|source| {
-                if source.kind() == std::io::ErrorKind::UnexpectedEof {
-                    self.truncated("shorter than when it was opened")
-                } else {
-                    SnapshotError::io("read", self.name, source)
-                }
-            })?;
+        self.read_into(offset, &mut buf)?;
         Ok(buf)
     }
 
+    /// Reads a fixed-size part of the file (prelude, trailer).
+    fn read_array<const N: usize>(&self, offset: u64) -> Result<[u8; N], SnapshotError> {
+        let mut buf = [0_u8; N];
+        self.read_into(offset, &mut buf)?;
+        Ok(buf)
+    }
+
+    fn read_into(&self, offset: u64, buf: &mut [u8]) -> Result<(), SnapshotError> {
+        self.file.read_exact_at(offset, buf).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::UnexpectedEof {
+                self.truncated("shorter than when it was opened")
+            } else {
+                SnapshotError::io("read", self.name, source)
+            }
+        })
+    }
+
     fn malformed(&self, offset: u64, what: &'static str) -> SnapshotError {
-        SnapshotError::Malformed {
-            file: self.name.to_owned(),
-            offset,
-            what,
-        }
+        SnapshotError::malformed(self.name, offset, what)
     }
 
     fn truncated(&self, what: &'static str) -> SnapshotError {
@@ -79,13 +93,43 @@ impl Source<'_> {
         }
     }
 
-    fn decode_error(&self, offset: u64, source: ProtoError) -> SnapshotError {
-        SnapshotError::Decode {
+    fn not_a_snapshot(&self) -> SnapshotError {
+        SnapshotError::NotASnapshot {
             file: self.name.to_owned(),
-            offset,
-            source,
+            reason: "wrong magic",
         }
     }
+
+    /// Decodes a message whose checksum matched; `name` is its protobuf message name.
+    fn decode<M: Message + Default>(
+        &self,
+        offset: u64,
+        bytes: &[u8],
+        name: &'static str,
+    ) -> Result<M, SnapshotError> {
+        M::decode(bytes).map_err(|source| {
+            SnapshotError::decode(
+                self.name,
+                offset,
+                ProtoError::Decode {
+                    message: name,
+                    source,
+                },
+            )
+        })
+    }
+}
+
+/// The footer's facts, checked against the trailer and the file's size.
+struct Footer {
+    /// Where the footer starts: right after the index.
+    offset: u64,
+    index_offset: u64,
+    index_length: u64,
+    session_count: u64,
+    file_checksum: [u8; blake3::OUT_LEN],
+    /// `None` in files written before the footer carried it.
+    index_checksum: Option<[u8; CHECKSUM_LEN]>,
 }
 
 /// The fixed parts of a snapshot, checked against their own checksums and each other.
@@ -94,10 +138,11 @@ struct Layout {
     salt: Option<FileSalt>,
     /// Prelude, header and header checksum: the first bytes the file hash covers.
     head: Vec<u8>,
-    index: pb::BlockIndex,
+    /// Every block, checked against the file and the header's session count.
+    index: Vec<BlockHandle>,
+    /// The encoded index: the last bytes the file hash covers.
     index_bytes: Vec<u8>,
-    index_offset: u64,
-    file_checksum: Vec<u8>,
+    file_checksum: [u8; blake3::OUT_LEN],
 }
 
 fn open_source<'a>(
@@ -156,7 +201,7 @@ pub(crate) fn load(
         snapshot_id: layout.meta.snapshot_id,
         cipher: cipher.as_ref(),
     };
-    let blocks_count = layout.index.blocks.len();
+    let blocks_count = layout.index.len();
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
         .min(DECODE_THREADS_MAX);
@@ -170,7 +215,8 @@ pub(crate) fn load(
     } else {
         decode_in_parallel(&source, &layout, &decoder, threads)?
     };
-    let mut sessions = Vec::with_capacity(usize::try_from(layout.meta.session_count).unwrap_or(0));
+    // Sized by what was decoded, never by a count read from disk.
+    let mut sessions = Vec::with_capacity(decoded.iter().map(Vec::len).sum());
     for block in decoded {
         sessions.extend(block);
     }
@@ -178,7 +224,7 @@ pub(crate) fn load(
     assert_eq!(
         sessions.len() as u64,
         layout.meta.session_count,
-        "scan_blocks checked the handles' counts against the header"
+        "decode_index checked the handles' counts against the header, each block its own count"
     );
     Ok(LoadedSnapshot {
         meta: layout.meta,
@@ -214,62 +260,8 @@ fn file_cipher(
 }
 
 fn read_layout(source: &Source<'_>) -> Result<Layout, SnapshotError> {
-    let len = source.len_bytes;
-    if len < PRELUDE_LEN as u64 {
-        let start = source.read(0, len)?;
-        let head_len = start.len().min(MAGIC.len());
-        if MAGIC.starts_with(&start[..head_len]) {
-            return Err(source.truncated("shorter than the fixed prelude"));
-        }
-        return Err(SnapshotError::NotASnapshot {
-            file: source.name.to_owned(),
-            reason: "wrong magic",
-        });
-    }
-    let prelude_bytes: [u8; PRELUDE_LEN] = source
-        .read(0, PRELUDE_LEN as u64)?
-        .try_into()
-        .expect("read returns exactly the requested length");
-    let trailer = match format::trailer_offset(len) {
-        Some(offset) => {
-            let bytes: [u8; TRAILER_LEN] = source
-                .read(offset, TRAILER_LEN as u64)?
-                .try_into()
-                .expect("read returns exactly the requested length");
-            Trailer::decode(&bytes)
-        }
-        None => None,
-    };
-
-    let prelude = match Prelude::decode(&prelude_bytes) {
-        Ok(prelude) => prelude,
-        // A file with our trailer but a damaged head is a damaged snapshot; with neither it is
-        // someone else's file and must stay untouched.
-        Err(PreludeError::BadMagic) if trailer.is_some() => {
-            return Err(source.checksum(0, "magic at the start of the file is damaged"));
-        }
-        Err(PreludeError::BadMagic) => {
-            return Err(SnapshotError::NotASnapshot {
-                file: source.name.to_owned(),
-                reason: "wrong magic",
-            });
-        }
-        Err(PreludeError::UnsupportedVersion(version)) => {
-            return Err(SnapshotError::UnsupportedVersion {
-                file: source.name.to_owned(),
-                version,
-            });
-        }
-    };
-
-    if prelude.header_len as usize > HEADER_LEN_LIMIT {
-        return Err(source.malformed(format::HEADER_LEN_OFFSET, "header length out of range"));
-    }
-    let blocks_start = prelude.head_len();
-    if blocks_start + TRAILER_LEN as u64 > len {
-        return Err(source.truncated("ends inside the header"));
-    }
-    let head = source.read(0, blocks_start)?;
+    let (prelude, trailer) = read_prelude_and_trailer(source)?;
+    let head = read_head(source, prelude)?;
     let header_bytes = format::verify_head(&head)
         .map_err(|checksum_offset| source.checksum(checksum_offset, "header"))?;
     if prelude.reserved != [0; 3] {
@@ -278,19 +270,108 @@ fn read_layout(source: &Source<'_>) -> Result<Layout, SnapshotError> {
             "reserved prelude bytes are not zero",
         ));
     }
-    let header = pb::SnapshotHeader::decode(header_bytes).map_err(|error| {
-        source.decode_error(
-            format::HEADER_OFFSET,
-            ProtoError::Decode {
-                message: "SnapshotHeader",
-                source: error,
-            },
-        )
-    })?;
-
+    let header: pb::SnapshotHeader =
+        source.decode(format::HEADER_OFFSET, header_bytes, "SnapshotHeader")?;
     let Some(trailer) = trailer else {
         return Err(source.truncated("no trailer at the end"));
     };
+    let blocks_start = head.len() as u64;
+    let footer = read_footer(source, trailer, blocks_start)?;
+
+    let (encryption, salt) = header_encryption(source, &header)?;
+    let created_at = tokm_domain::Timestamp::from_millis(header.created_at_ms);
+    let named = SnapshotName {
+        covered_lsn: header.covered_lsn,
+        created_at,
+    };
+    if SnapshotName::parse(source.name) != Some(named) {
+        return Err(source.malformed(format::HEADER_OFFSET, "header disagrees with the file name"));
+    }
+    if header.session_count != footer.session_count {
+        return Err(source.malformed(footer.offset, "header and footer session counts differ"));
+    }
+
+    let index_bytes = read_index(source, &footer)?;
+    let bounds = IndexBounds {
+        blocks_start,
+        index_offset: footer.index_offset,
+        session_count: header.session_count,
+    };
+    let index = index::decode_index(source.name, &index_bytes, bounds)?;
+    let meta = SnapshotMeta {
+        file_name: source.name.to_owned(),
+        snapshot_id: header.snapshot_id,
+        covered_lsn: header.covered_lsn,
+        created_at,
+        node_id: header.node_id,
+        session_count: header.session_count,
+        encryption,
+        size_bytes: source.len_bytes,
+    };
+    Ok(Layout {
+        meta,
+        salt,
+        head,
+        index,
+        index_bytes,
+        file_checksum: footer.file_checksum,
+    })
+}
+
+/// The prelude, and the trailer if the file ends with one. Magic and version come first, so a
+/// foreign or newer file is reported as such and never as damage.
+fn read_prelude_and_trailer(
+    source: &Source<'_>,
+) -> Result<(Prelude, Option<Trailer>), SnapshotError> {
+    let len = source.len_bytes;
+    if len < PRELUDE_LEN as u64 {
+        let start = source.read(0, len)?;
+        let head_len = start.len().min(MAGIC.len());
+        if MAGIC.starts_with(&start[..head_len]) {
+            return Err(source.truncated("shorter than the fixed prelude"));
+        }
+        return Err(source.not_a_snapshot());
+    }
+    let prelude_bytes: [u8; PRELUDE_LEN] = source.read_array(0)?;
+    let trailer = match format::trailer_offset(len) {
+        Some(offset) => Trailer::decode(&source.read_array::<TRAILER_LEN>(offset)?),
+        None => None,
+    };
+    match Prelude::decode(&prelude_bytes) {
+        Ok(prelude) => Ok((prelude, trailer)),
+        // A file with our trailer but a damaged head is a damaged snapshot; with neither it is
+        // someone else's file and must stay untouched.
+        Err(PreludeError::BadMagic) if trailer.is_some() => {
+            Err(source.checksum(0, "magic at the start of the file is damaged"))
+        }
+        Err(PreludeError::BadMagic) => Err(source.not_a_snapshot()),
+        Err(PreludeError::UnsupportedVersion(version)) => Err(SnapshotError::UnsupportedVersion {
+            file: source.name.to_owned(),
+            version,
+        }),
+    }
+}
+
+/// Prelude, header message and header checksum, not yet verified.
+fn read_head(source: &Source<'_>, prelude: Prelude) -> Result<Vec<u8>, SnapshotError> {
+    if prelude.header_len as usize > HEADER_LEN_LIMIT {
+        return Err(source.malformed(format::HEADER_LEN_OFFSET, "header length out of range"));
+    }
+    let head_len = prelude.head_len();
+    if head_len + TRAILER_LEN as u64 > source.len_bytes {
+        return Err(source.truncated("ends inside the header"));
+    }
+    source.read(0, head_len)
+}
+
+/// The footer the trailer describes, checked against the trailer's checksum and then against
+/// the file: the index it points at lies between the blocks' start and the footer.
+fn read_footer(
+    source: &Source<'_>,
+    trailer: Trailer,
+    blocks_start: u64,
+) -> Result<Footer, SnapshotError> {
+    let len = source.len_bytes;
     let footer_offset = trailer
         .footer_offset(len)
         .filter(|offset| *offset >= blocks_start && trailer.footer_len as usize <= FOOTER_LEN_LIMIT)
@@ -299,15 +380,8 @@ fn read_layout(source: &Source<'_>) -> Result<Layout, SnapshotError> {
     if !trailer.matches(&footer_bytes) {
         return Err(source.checksum(footer_offset, "footer"));
     }
-    let footer = pb::SnapshotFooter::decode(footer_bytes.as_slice()).map_err(|error| {
-        source.decode_error(
-            footer_offset,
-            ProtoError::Decode {
-                message: "SnapshotFooter",
-                source: error,
-            },
-        )
-    })?;
+    let footer: pb::SnapshotFooter =
+        source.decode(footer_offset, &footer_bytes, "SnapshotFooter")?;
     let index_end = footer.index_offset.checked_add(footer.index_length);
     if footer.index_offset < blocks_start
         || footer.index_length > INDEX_LEN_LIMIT
@@ -315,51 +389,40 @@ fn read_layout(source: &Source<'_>) -> Result<Layout, SnapshotError> {
     {
         return Err(source.malformed(footer_offset, "footer points outside the file"));
     }
-    if footer.file_checksum.len() != blake3::OUT_LEN {
-        return Err(source.malformed(footer_offset, "file checksum has the wrong length"));
-    }
-    let index_bytes = source.read(footer.index_offset, footer.index_length)?;
-    let index = pb::BlockIndex::decode(index_bytes.as_slice()).map_err(|error| {
-        source.decode_error(
-            footer.index_offset,
-            ProtoError::Decode {
-                message: "BlockIndex",
-                source: error,
-            },
-        )
-    })?;
-
-    let (encryption, salt) = header_encryption(source, &header)?;
-    let name = SnapshotName::parse(source.name);
-    let named = Some(SnapshotName {
-        covered_lsn: header.covered_lsn,
-        created_at: tokm_domain::Timestamp::from_millis(header.created_at_ms),
-    });
-    if name != named {
-        return Err(source.malformed(format::HEADER_OFFSET, "header disagrees with the file name"));
-    }
-    if header.session_count != footer.session_count {
-        return Err(source.malformed(footer_offset, "header and footer session counts differ"));
-    }
-    let meta = SnapshotMeta {
-        file_name: source.name.to_owned(),
-        snapshot_id: header.snapshot_id,
-        covered_lsn: header.covered_lsn,
-        created_at: tokm_domain::Timestamp::from_millis(header.created_at_ms),
-        node_id: header.node_id,
-        session_count: header.session_count,
-        encryption,
-        size_bytes: len,
-    };
-    Ok(Layout {
-        meta,
-        salt,
-        head,
-        index,
-        index_bytes,
+    let file_checksum = footer
+        .file_checksum
+        .as_slice()
+        .try_into()
+        .map_err(|_| source.malformed(footer_offset, "file checksum has the wrong length"))?;
+    // Empty in files written before the footer carried it: the whole-file checksum still covers
+    // their index, but only once every block has been read.
+    let index_checksum =
+        match footer.index_checksum.as_slice() {
+            [] => None,
+            stored => Some(stored.try_into().map_err(|_| {
+                source.malformed(footer_offset, "index checksum has the wrong length")
+            })?),
+        };
+    Ok(Footer {
+        offset: footer_offset,
         index_offset: footer.index_offset,
-        file_checksum: footer.file_checksum,
+        index_length: footer.index_length,
+        session_count: footer.session_count,
+        file_checksum,
+        index_checksum,
     })
+}
+
+/// The encoded index, checked against its checksum (when the footer has one) before anyone
+/// decodes it.
+fn read_index(source: &Source<'_>, footer: &Footer) -> Result<Vec<u8>, SnapshotError> {
+    let index_bytes = source.read(footer.index_offset, footer.index_length)?;
+    if let Some(stored) = footer.index_checksum
+        && format::index_checksum(&index_bytes) != stored
+    {
+        return Err(source.checksum(footer.index_offset, "block index"));
+    }
+    Ok(index_bytes)
 }
 
 fn header_encryption(
@@ -368,7 +431,8 @@ fn header_encryption(
 ) -> Result<(Encryption, Option<FileSalt>), SnapshotError> {
     let offset = format::HEADER_OFFSET;
     if header.compression != pb::Compression::None as i32 {
-        return Err(source.decode_error(
+        return Err(SnapshotError::decode(
+            source.name,
             offset,
             ProtoError::UnknownEnum {
                 field: "SnapshotHeader.compression",
@@ -377,7 +441,8 @@ fn header_encryption(
         ));
     }
     let unknown_cipher = || {
-        source.decode_error(
+        SnapshotError::decode(
+            source.name,
             offset,
             ProtoError::UnknownEnum {
                 field: "SnapshotHeader.cipher",
@@ -414,12 +479,13 @@ fn header_encryption(
 struct BlockJob {
     block_index: u64,
     offset: u64,
+    /// At most `BLOCK_SESSIONS_MAX`: checked with the index.
     session_count: u32,
     stored: Vec<u8>,
 }
 
-/// Reads every block in file order, checking each against its handle and hashing the file;
-/// `visit` sees each block whose checksum matched. Fails on the first problem.
+/// Reads every block in file order, checking each against its handle's checksum and hashing
+/// the file; `visit` sees each block whose checksum matched. Fails on the first problem.
 fn scan_blocks(
     source: &Source<'_>,
     layout: &Layout,
@@ -427,31 +493,13 @@ fn scan_blocks(
 ) -> Result<(), SnapshotError> {
     let mut file_hasher = blake3::Hasher::new();
     file_hasher.update(&layout.head);
-    let mut expected_offset = layout.head.len() as u64;
-    let mut sessions_total: u64 = 0;
-    if layout.index.blocks.is_empty() {
-        return Err(source.malformed(layout.index_offset, "block index is empty"));
-    }
-    for (block_index, handle) in layout.index.blocks.iter().enumerate() {
-        let end = handle.offset.checked_add(handle.length);
-        if handle.offset != expected_offset
-            || handle.length > BLOCK_LEN_LIMIT
-            || end.is_none_or(|end| end > layout.index_offset)
-        {
-            return Err(source.malformed(layout.index_offset, "block handle out of place"));
-        }
-        if handle.checksum.len() != CHECKSUM_LEN {
-            return Err(
-                source.malformed(layout.index_offset, "block checksum has the wrong length")
-            );
-        }
+    for (block_index, handle) in layout.index.iter().enumerate() {
+        // `decode_index` checked offset and length against the file and the block limit.
         let stored = source.read(handle.offset, handle.length)?;
         file_hasher.update(&stored);
-        if format::block_checksum(&stored) != handle.checksum.as_slice() {
+        if format::block_checksum(&stored) != handle.checksum {
             return Err(source.checksum(handle.offset, "block"));
         }
-        sessions_total += u64::from(handle.session_count);
-        expected_offset += handle.length;
         visit(BlockJob {
             block_index: block_index as u64,
             offset: handle.offset,
@@ -459,14 +507,8 @@ fn scan_blocks(
             stored,
         })?;
     }
-    if expected_offset != layout.index_offset {
-        return Err(source.malformed(expected_offset, "blocks do not end where the index starts"));
-    }
-    if sessions_total != layout.meta.session_count {
-        return Err(source.malformed(layout.index_offset, "block session counts do not add up"));
-    }
     file_hasher.update(&layout.index_bytes);
-    if file_hasher.finalize().as_bytes() != layout.file_checksum.as_slice() {
+    if *file_hasher.finalize().as_bytes() != layout.file_checksum {
         return Err(source.checksum(0, "whole file"));
     }
     Ok(())
@@ -496,34 +538,62 @@ impl BlockDecoder<'_> {
                 opened.as_slice()
             }
         };
-        let decode_error = |source| SnapshotError::Decode {
-            file: self.file_name.to_owned(),
-            offset: job.offset,
-            source,
-        };
-        let block = pb::SessionBlock::decode(plain).map_err(|source| {
-            decode_error(ProtoError::Decode {
-                message: "SessionBlock",
-                source,
-            })
-        })?;
-        if block.sessions.len() != job.session_count as usize {
-            return Err(SnapshotError::Malformed {
-                file: self.file_name.to_owned(),
-                offset: job.offset,
-                what: "block holds a different number of sessions than its handle says",
-            });
-        }
-        block
-            .sessions
-            .into_iter()
-            .map(|message| {
-                tokm_proto::session_from_message(message)
-                    .map(Arc::new)
-                    .map_err(decode_error)
-            })
-            .collect()
+        decode_sessions(self.file_name, job, plain)
     }
+}
+
+/// The sessions of one opened block, decoded one entry at a time: more entries than the
+/// handle declares (at most `BLOCK_SESSIONS_MAX`), or one longer than `SESSION_BYTES_LIMIT`,
+/// stop decoding before they are built, so a crafted block costs no more than a real one.
+fn decode_sessions(
+    file: &str,
+    job: &BlockJob,
+    plain: &[u8],
+) -> Result<Vec<Arc<Session>>, SnapshotError> {
+    let declared = job.session_count as usize;
+    let mut sessions = Vec::with_capacity(declared);
+    for entry in walk::entries(plain) {
+        let entry = entry.map_err(|error| match error {
+            WalkError::Decode { source, .. } => SnapshotError::decode(
+                file,
+                job.offset,
+                ProtoError::Decode {
+                    message: "SessionBlock",
+                    source,
+                },
+            ),
+            WalkError::PastEnd { .. } => SnapshotError::malformed(
+                file,
+                job.offset,
+                "a session runs past the end of its block",
+            ),
+        })?;
+        if sessions.len() == declared {
+            return Err(SnapshotError::malformed(
+                file,
+                job.offset,
+                "block holds more sessions than its handle says",
+            ));
+        }
+        if entry.bytes.len() > SESSION_BYTES_LIMIT {
+            return Err(SnapshotError::malformed(
+                file,
+                job.offset,
+                "a session is longer than any valid session",
+            ));
+        }
+        let session = tokm_proto::decode_session(entry.bytes)
+            .map_err(|source| SnapshotError::decode(file, job.offset, source))?;
+        sessions.push(Arc::new(session));
+    }
+    if sessions.len() != declared {
+        return Err(SnapshotError::malformed(
+            file,
+            job.offset,
+            "block holds fewer sessions than its handle says",
+        ));
+    }
+    Ok(sessions)
 }
 
 type DecodedBlock = (usize, Result<Vec<Arc<Session>>, SnapshotError>);
@@ -536,7 +606,7 @@ fn decode_in_parallel(
     decoder: &BlockDecoder<'_>,
     threads: usize,
 ) -> Result<Vec<Vec<Arc<Session>>>, SnapshotError> {
-    let blocks_count = layout.index.blocks.len();
+    let blocks_count = layout.index.len();
     let (job_sender, job_receiver) = mpsc::sync_channel::<(usize, BlockJob)>(DECODE_QUEUE_BLOCKS);
     let job_receiver = Mutex::new(job_receiver);
     let (result_sender, result_receiver) = mpsc::channel::<DecodedBlock>();
@@ -652,6 +722,135 @@ mod tests {
         (job, layout.meta.snapshot_id, cipher)
     }
 
+    /// A plain snapshot of `count` sessions on `sim` at `/s`: its name and bytes.
+    fn plain_snapshot(sim: &SimStorage, count: usize) -> (String, Vec<u8>) {
+        let start = Timestamp::from_millis(1_700_000_000_000);
+        let options = SnapshotOptions {
+            storage: Arc::new(sim.clone()),
+            clock: Arc::new(ManualClock::new(start)),
+            ..SnapshotOptions::default()
+        };
+        let store = SnapshotStore::open(Path::new("/s"), options).expect("open");
+        let meta = store.write(1, sessions(count).iter()).expect("write");
+        let bytes = sim
+            .file_bytes(&Path::new("/s").join(&meta.file_name))
+            .expect("written");
+        (meta.file_name, bytes)
+    }
+
+    fn sessions(count: usize) -> Vec<Session> {
+        let mut factory = SessionFactory::new(4, Timestamp::from_millis(1_700_000_000_000));
+        (0..count)
+            .map(|_| Session::new(factory.next_for(&SessionFactory::user(1)), 1).expect("ok"))
+            .collect()
+    }
+
+    /// `sessions` encoded as a plain `SessionBlock`, as block 0 of a file claiming `declared`.
+    fn block_job(sessions: &[Session], declared: u32) -> BlockJob {
+        let block = pb::SessionBlock {
+            sessions: sessions
+                .iter()
+                .map(tokm_proto::session_to_message)
+                .collect(),
+        };
+        BlockJob {
+            block_index: 0,
+            offset: 100,
+            session_count: declared,
+            stored: block.encode_to_vec(),
+        }
+    }
+
+    fn malformed_what(result: Result<Vec<Arc<Session>>, SnapshotError>) -> &'static str {
+        match result {
+            Err(SnapshotError::Malformed { what, offset, .. }) => {
+                assert_eq!(offset, 100, "errors name the block's offset");
+                what
+            }
+            other => panic!("expected Malformed, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_block_holds_exactly_the_sessions_its_handle_declares() {
+        let three = sessions(3);
+        let job = block_job(&three, 3);
+        let decoded = decode_sessions("f", &job, &job.stored).expect("valid");
+        assert_eq!(decoded.len(), 3);
+        assert!(decoded.iter().zip(&three).all(|(a, b)| a.as_ref() == b));
+
+        let job = block_job(&three, 2);
+        assert_eq!(
+            malformed_what(decode_sessions("f", &job, &job.stored)),
+            "block holds more sessions than its handle says"
+        );
+        let job = block_job(&three, 4);
+        assert_eq!(
+            malformed_what(decode_sessions("f", &job, &job.stored)),
+            "block holds fewer sessions than its handle says"
+        );
+    }
+
+    #[test]
+    fn a_block_of_empty_sessions_fails_at_the_first_one() {
+        // 2-byte empty sessions: decoded whole, they would be millions of messages.
+        let stored = [0x0A, 0x00].repeat(1 << 20);
+        let job = BlockJob {
+            block_index: 0,
+            offset: 100,
+            session_count: 1024,
+            stored,
+        };
+        let error = decode_sessions("f", &job, &job.stored).expect_err("refused");
+        assert_eq!(error.code(), "TM-SNAP-5205", "{error}");
+    }
+
+    #[test]
+    fn a_session_over_the_limit_is_refused_before_it_is_decoded() {
+        // One session of 2-byte empty metadata entries: prost would build every one of them.
+        let entries = [0x6A, 0x00].repeat(SESSION_BYTES_LIMIT / 2 + 1);
+        let mut stored = Vec::new();
+        prost::encoding::bytes::encode(1, &entries, &mut stored);
+        let job = BlockJob {
+            block_index: 0,
+            offset: 100,
+            session_count: 1,
+            stored,
+        };
+        assert_eq!(
+            malformed_what(decode_sessions("f", &job, &job.stored)),
+            "a session is longer than any valid session"
+        );
+    }
+
+    #[test]
+    fn the_index_is_checked_against_its_checksum_before_it_is_decoded() {
+        let sim = SimStorage::new();
+        let (name, bytes) = plain_snapshot(&sim, 3);
+        let path = Path::new("/s").join(&name);
+        let source = open_source(&sim, Path::new("/s"), &name).expect("open file");
+        let layout = read_layout(&source).expect("layout");
+        let last = layout.index.last().expect("one block");
+        let index_offset = (last.offset + last.length) as usize;
+
+        // An index no handle-by-handle walk would accept: only its checksum may speak.
+        let mut damaged = bytes.clone();
+        damaged[index_offset] ^= 0xFF;
+        sim.put_file(&path, &damaged);
+        let error = verify(&sim, Path::new("/s"), &name).expect_err("damaged index");
+        assert!(
+            matches!(
+                error,
+                SnapshotError::ChecksumMismatch {
+                    what: "block index",
+                    offset,
+                    ..
+                } if offset == index_offset as u64
+            ),
+            "{error}"
+        );
+    }
+
     #[test]
     fn a_wrong_whole_file_checksum_is_caught_even_when_every_part_matches() {
         let sim = SimStorage::new();
@@ -672,11 +871,13 @@ mod tests {
         // whole-file comparison can notice.
         let source = open_source(&sim, dir, &meta.file_name).expect("open file");
         let layout = read_layout(&source).expect("layout");
-        let footer_offset = layout.index_offset + layout.index_bytes.len() as u64;
-        let mut checksum = layout.file_checksum.clone();
+        let last = layout.index.last().expect("one block");
+        let index_offset = last.offset + last.length;
+        let footer_offset = index_offset + layout.index_bytes.len() as u64;
+        let mut checksum = layout.file_checksum.to_vec();
         checksum[0] ^= 1;
         let footer = pb::SnapshotFooter {
-            index_offset: layout.index_offset,
+            index_offset,
             index_length: layout.index_bytes.len() as u64,
             session_count: 0,
             file_checksum: checksum,

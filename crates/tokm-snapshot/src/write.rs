@@ -13,7 +13,7 @@ use tokm_proto::pb;
 use tokm_wal::{Storage, StorageFile};
 
 use crate::error::SnapshotError;
-use crate::format::{self, BLOCK_BYTES_TARGET, BLOCK_SESSIONS_MAX};
+use crate::format::{self, BLOCK_BYTES_TARGET, BLOCK_SESSIONS_MAX, SESSION_BYTES_LIMIT};
 
 /// A snapshot being written under its temp name. Dropping it before [`commit`] removes the
 /// temp file, so a failed write leaves nothing behind but what was there before.
@@ -108,10 +108,15 @@ impl<'a> PendingSnapshot<'a> {
         }
         // Field 1 of `SessionBlock`, length-delimited: appending sessions one by one builds
         // the same bytes as encoding a `SessionBlock` holding them all.
+        let block_len_before = self.plain.len();
         prost::encoding::message::encode(
             1,
             &tokm_proto::session_to_message(session),
             &mut self.plain,
+        );
+        assert!(
+            self.plain.len() - block_len_before <= SESSION_BYTES_LIMIT,
+            "the domain's field limits keep a valid session far below the reader's limit"
         );
         self.block_sessions += 1;
         self.sessions_written += 1;
@@ -249,8 +254,43 @@ impl Drop for PendingSnapshot<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokm_domain::Timestamp;
+    use std::net::{IpAddr, Ipv6Addr};
     use tokm_domain::testkit::SessionFactory;
+    use tokm_domain::{
+        ApiKeyId, DeviceId, ID_LEN_MAX, IDLE_TIMEOUT_MAX, LIFETIME_MAX, METADATA_ENTRIES_MAX,
+        METADATA_KEY_LEN_MAX, METADATA_VALUE_LEN_MAX, NewSession, SessionFields, SessionId,
+        Timestamp, TokenHash, USER_AGENT_LEN_MAX, UserAgent, UserId,
+    };
+
+    #[test]
+    fn the_largest_valid_session_encodes_far_below_the_readers_limit() {
+        let now = Timestamp::from_millis(1_700_000_000_000);
+        let mut fields = SessionFields::new(
+            SessionId::from_parts(now, u128::MAX >> 48).expect("valid id"),
+            UserId::new(&"u".repeat(ID_LEN_MAX)).expect("at the limit"),
+            TokenHash::of_token("token").expect("valid token"),
+            now,
+            now.checked_add(LIFETIME_MAX).expect("in range"),
+        );
+        fields.device_id = Some(DeviceId::new(&"d".repeat(ID_LEN_MAX)).expect("at the limit"));
+        fields.created_by = Some(ApiKeyId::new(&"k".repeat(ID_LEN_MAX)).expect("at the limit"));
+        fields.ip_address = Some(IpAddr::V6(Ipv6Addr::LOCALHOST));
+        fields.last_access_ip = Some(IpAddr::V6(Ipv6Addr::LOCALHOST));
+        fields.user_agent =
+            Some(UserAgent::new(&"a".repeat(USER_AGENT_LEN_MAX)).expect("at the limit"));
+        fields.idle_timeout = Some(IDLE_TIMEOUT_MAX);
+        for entry in 0..METADATA_ENTRIES_MAX {
+            let key = format!("{entry:0>width$}", width = METADATA_KEY_LEN_MAX);
+            let value = "v".repeat(METADATA_VALUE_LEN_MAX);
+            fields.metadata.insert(&key, &value).expect("at the limit");
+        }
+        let body = NewSession::new(fields).expect("valid");
+        let session = Session::new(body, u64::MAX).expect("valid");
+        let mut encoded = Vec::new();
+        tokm_proto::encode_session(&session, &mut encoded);
+        assert!(encoded.len() < 7 * 1024, "{} bytes", encoded.len());
+        assert!(encoded.len() * 8 < SESSION_BYTES_LIMIT);
+    }
 
     #[test]
     fn sessions_appended_one_by_one_encode_as_one_session_block() {
