@@ -47,6 +47,19 @@ pub enum SnapshotError {
         /// The key id written in the header.
         key_id: u32,
     },
+    /// The snapshot is encrypted with a key the keyring lacks, or holds with other bytes: the
+    /// header names a key id the keyring does not have, or block 0 does not authenticate
+    /// although its checksum matched (with the wrong key every block fails; damage would have
+    /// broken the checksum first). A key problem, not damage: the file is left alone.
+    #[error(
+        "{file} is encrypted with key id {key_id}, which the keyring lacks or holds with other bytes"
+    )]
+    WrongKey {
+        /// File name inside the snapshot directory.
+        file: String,
+        /// The key id written in the header: the key the file needs.
+        key_id: u32,
+    },
     /// A snapshot with this name (same LSN, same millisecond) already exists; nothing was
     /// written.
     #[error("snapshot {file} already exists")]
@@ -96,13 +109,13 @@ pub enum SnapshotError {
         /// What is missing.
         what: &'static str,
     },
-    /// The crypto layer refused: a key id the keyring lacks, or a block that does not
-    /// authenticate although its checksum matched (so: the wrong key for that key id).
+    /// The crypto layer refused a block after block 0 authenticated under the same key: the
+    /// block was forged or moved (its checksum matched, so it is not a random flip). Damage.
     #[error("cannot open {file} at offset {offset} ({code}): {source}", code = .source.code())]
     Crypto {
         /// File name inside the snapshot directory.
         file: String,
-        /// Byte offset of the block, or 0 for the header's key id.
+        /// Byte offset of the block.
         offset: u64,
         /// The crypto error; its code is [`SnapshotError::cause_code`].
         #[source]
@@ -130,11 +143,12 @@ pub enum SnapshotError {
 
 impl SnapshotError {
     /// Every code this crate can return, in declaration order.
-    pub const CODES: [&'static str; 12] = [
+    pub const CODES: [&'static str; 13] = [
         "TM-SNAP-4001",
         "TM-SNAP-4002",
         "TM-SNAP-4003",
         "TM-SNAP-4031",
+        "TM-SNAP-4032",
         "TM-SNAP-4091",
         "TM-SNAP-5001",
         "TM-SNAP-5201",
@@ -152,6 +166,7 @@ impl SnapshotError {
             SnapshotError::UnsupportedVersion { .. } => "TM-SNAP-4002",
             SnapshotError::InvalidArgument { .. } => "TM-SNAP-4003",
             SnapshotError::KeyringMissing { .. } => "TM-SNAP-4031",
+            SnapshotError::WrongKey { .. } => "TM-SNAP-4032",
             SnapshotError::AlreadyExists { .. } => "TM-SNAP-4091",
             SnapshotError::Io { .. } => "TM-SNAP-5001",
             SnapshotError::ChecksumMismatch { .. } => "TM-SNAP-5201",
@@ -173,10 +188,18 @@ impl SnapshotError {
         }
     }
 
-    /// Whether this error means the file itself is damaged, so loading falls back to an older
-    /// snapshot and renames this one aside. Foreign files, I/O failures and a missing keyring
-    /// are not damage: the file may be fine, so it is left alone and the error returned.
-    pub(crate) fn is_damage(&self) -> bool {
+    /// Whether this error means the file's bytes are damaged: it failed a checksum
+    /// ([`ChecksumMismatch`](SnapshotError::ChecksumMismatch)), its structure is inconsistent
+    /// ([`Malformed`](SnapshotError::Malformed), [`Truncated`](SnapshotError::Truncated)), a
+    /// later block failed authentication ([`Crypto`](SnapshotError::Crypto)) or a message did
+    /// not decode ([`Decode`](SnapshotError::Decode)).
+    ///
+    /// Only damage justifies renaming a file aside and falling back to an older snapshot.
+    /// Everything else says nothing against the file and must leave it alone: a key problem
+    /// ([`WrongKey`](SnapshotError::WrongKey), [`KeyringMissing`](SnapshotError::KeyringMissing))
+    /// is fixed by supplying the key, a foreign file or a newer version is not ours to judge,
+    /// and an I/O error may pass.
+    pub fn is_damage(&self) -> bool {
         matches!(
             self,
             SnapshotError::ChecksumMismatch { .. }
@@ -232,6 +255,10 @@ mod tests {
                 file: "f".into(),
                 key_id: 1,
             },
+            SnapshotError::WrongKey {
+                file: "f".into(),
+                key_id: 7,
+            },
             SnapshotError::AlreadyExists { file: "f".into() },
             SnapshotError::io("write", "f", io::Error::other("x")),
             SnapshotError::ChecksumMismatch {
@@ -282,6 +309,39 @@ mod tests {
             assert!(SnapshotError::CODES.contains(&code), "{code} not in CODES");
             assert!(!error.to_string().is_empty());
         }
+    }
+
+    #[test]
+    fn only_bytes_that_fail_a_check_are_damage() {
+        let damage: Vec<&str> = every_variant()
+            .iter()
+            .filter(|error| error.is_damage())
+            .map(SnapshotError::code)
+            .collect();
+        assert_eq!(
+            damage,
+            [
+                "TM-SNAP-5201",
+                "TM-SNAP-5202",
+                "TM-SNAP-5203",
+                "TM-SNAP-5204",
+                "TM-SNAP-5205"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_wrong_key_names_the_file_and_the_key_it_needs() {
+        let error = SnapshotError::WrongKey {
+            file: "00000000000000000042-00000001700000000000.snap".into(),
+            key_id: 7,
+        };
+        assert_eq!(
+            error.to_string(),
+            "00000000000000000042-00000001700000000000.snap is encrypted with key id 7, \
+             which the keyring lacks or holds with other bytes"
+        );
+        assert_eq!(error.cause_code(), None);
     }
 
     #[test]

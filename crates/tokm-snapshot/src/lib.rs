@@ -96,12 +96,13 @@
 //! | `TM-SNAP-4002` | `UnsupportedVersion` | a newer format version; untouched |
 //! | `TM-SNAP-4003` | `InvalidArgument` | bad option or an iterator whose `len()` lied |
 //! | `TM-SNAP-4031` | `KeyringMissing` | encrypted snapshot, no keyring configured |
+//! | `TM-SNAP-4032` | `WrongKey` | the keyring lacks the file's key id or holds other bytes for it; not damage |
 //! | `TM-SNAP-4091` | `AlreadyExists` | same LSN and millisecond as an existing snapshot |
 //! | `TM-SNAP-5001` | `Io` | a storage call failed; names the operation and file |
 //! | `TM-SNAP-5201` | `ChecksumMismatch` | stored bytes differ from their checksum |
 //! | `TM-SNAP-5202` | `Malformed` | lengths, offsets or counts are inconsistent |
 //! | `TM-SNAP-5203` | `Truncated` | the file ends before its structure does |
-//! | `TM-SNAP-5204` | `Crypto` | unknown key id or wrong key; carries the `TM-CRYP-` code |
+//! | `TM-SNAP-5204` | `Crypto` | a block after block 0 fails authentication; carries the `TM-CRYP-` code |
 //! | `TM-SNAP-5205` | `Decode` | a message or session is invalid; carries the `TM-PROTO-` code |
 //! | `TM-SNAP-5206` | `NoValidSnapshot` | snapshots exist but every one failed |
 //!
