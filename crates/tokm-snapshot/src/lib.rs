@@ -71,10 +71,12 @@
 //! [`SnapshotStore::load_newest`] tries snapshots newest first. Checks, in order: magic and
 //! version (foreign or newer files stop loading and are left untouched), header checksum,
 //! trailer and footer checksum, structure, each block's checksum, the whole-file checksum;
-//! then each block's tag (after its checksum matched, so a failing tag means the wrong key)
-//! and each session's validity. A snapshot failing any of these is renamed to `*.broken` and
-//! reported in [`LoadReport::fallbacks`] with its error ([`SnapshotError::code`] and
-//! [`SnapshotError::cause_code`]); the next newest is tried. Blocks are decoded on up to four
+//! then each block's tag and each session's validity. A tag is checked only after its block's
+//! checksum matched, so block 0 failing it means the wrong key
+//! ([`SnapshotError::WrongKey`]), which like a missing keyring stops loading and renames
+//! nothing. A snapshot failing any other check ([`SnapshotError::is_damage`]) is renamed to
+//! `*.broken` and reported in [`LoadReport::fallbacks`] with its error
+//! ([`SnapshotError::code`] and [`SnapshotError::cause_code`]); the next newest is tried. Blocks are decoded on up to four
 //! threads while the calling thread reads and verifies the next ones.
 //!
 //! # Encryption

@@ -18,7 +18,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use prost::Message;
-use tokm_crypto_adaptive::{Algorithm, FileCipher, FileSalt, KeyId, Keyring};
+use tokm_crypto_adaptive::{Algorithm, CryptoError, FileCipher, FileSalt, KeyId, Keyring};
 use tokm_domain::Session;
 use tokm_proto::{ProtoError, pb};
 use tokm_wal::{Access, Storage, StorageFile};
@@ -252,10 +252,18 @@ fn file_cipher(
     keyring
         .file_cipher(key_id, algorithm, &salt)
         .map(Some)
-        .map_err(|error| SnapshotError::Crypto {
-            file: source.name.to_owned(),
-            offset: 0,
-            source: error,
+        .map_err(|error| match error {
+            CryptoError::UnknownKeyId { .. } => SnapshotError::WrongKey {
+                file: source.name.to_owned(),
+                key_id: key_id.get(),
+            },
+            // `file_cipher` fails only for an unknown key id; should that change, the error
+            // keeps its own code.
+            other => SnapshotError::Crypto {
+                file: source.name.to_owned(),
+                offset: 0,
+                source: other,
+            },
         })
 }
 
@@ -527,18 +535,39 @@ impl BlockDecoder<'_> {
         let plain = match self.cipher {
             None => job.stored.as_slice(),
             Some(cipher) => {
-                let aad = format::block_aad(self.snapshot_id, job.block_index);
-                cipher
-                    .open_into(job.block_index, &aad, &job.stored, &mut opened)
-                    .map_err(|source| SnapshotError::Crypto {
-                        file: self.file_name.to_owned(),
-                        offset: job.offset,
-                        source,
-                    })?;
+                self.open(cipher, job, &mut opened)?;
                 opened.as_slice()
             }
         };
         decode_sessions(self.file_name, job, plain)
+    }
+
+    /// Opens a sealed block whose checksum matched. Block 0 is always opened before any other
+    /// (`load` sees to it), so it decides between a wrong key and damage: with the wrong key
+    /// every block fails, while a random flip breaks the checksum before it reaches the tag.
+    /// A later block that fails under a key that opened block 0 was forged or moved: damage.
+    fn open(
+        &self,
+        cipher: &FileCipher,
+        job: &BlockJob,
+        opened: &mut Vec<u8>,
+    ) -> Result<(), SnapshotError> {
+        let aad = format::block_aad(self.snapshot_id, job.block_index);
+        cipher
+            .open_into(job.block_index, &aad, &job.stored, opened)
+            .map_err(|source| match source {
+                CryptoError::AuthenticationFailed if job.block_index == 0 => {
+                    SnapshotError::WrongKey {
+                        file: self.file_name.to_owned(),
+                        key_id: cipher.key_id().get(),
+                    }
+                }
+                source => SnapshotError::Crypto {
+                    file: self.file_name.to_owned(),
+                    offset: job.offset,
+                    source,
+                },
+            })
     }
 }
 
@@ -600,6 +629,8 @@ type DecodedBlock = (usize, Result<Vec<Arc<Session>>, SnapshotError>);
 
 /// The calling thread reads and checks blocks (I/O and hashing are sequential by nature) and
 /// hands them to `threads` decoders through a bounded queue; results are reassembled in order.
+/// Block 0 is decoded on the calling thread before any other block is handed out, so a wrong
+/// key is reported as such whichever decoder would have finished first.
 fn decode_in_parallel(
     source: &Source<'_>,
     layout: &Layout,
@@ -614,6 +645,7 @@ fn decode_in_parallel(
     // and the reader stops, so nobody waits on a queue nobody serves. Relaxed suffices: the
     // flag only saves work; errors themselves travel through the result channel.
     let failed = AtomicBool::new(false);
+    let mut first_block = None;
     let scanned = std::thread::scope(|scope| {
         for _ in 0..threads {
             let result_sender = result_sender.clone();
@@ -641,22 +673,29 @@ fn decode_in_parallel(
             });
         }
         drop(result_sender);
-        let mut position = 0;
         let scanned = scan_blocks(source, layout, |job| {
+            if job.block_index == 0 {
+                first_block = Some(decoder.decode(&job)?);
+                return Ok(());
+            }
             if failed.load(Ordering::Relaxed) {
                 // The decoder's own error is returned below; this one is never seen.
                 return Err(source.malformed(job.offset, "a block failed to decode"));
             }
+            // Positions fit: `decode_index` kept one handle per block, in memory.
+            let position = job.block_index as usize;
             job_sender
                 .send((position, job))
                 .map_err(|_| source.malformed(0, "decoders stopped early"))?;
-            position += 1;
             Ok(())
         });
         drop(job_sender);
         scanned
     });
     let mut decoded: Vec<Option<Vec<Arc<Session>>>> = vec![None; blocks_count];
+    if let Some(slot) = decoded.first_mut() {
+        *slot = first_block;
+    }
     let mut first_error: Option<(usize, SnapshotError)> = None;
     for (position, result) in result_receiver {
         match result {
@@ -683,7 +722,7 @@ fn decode_in_parallel(
 mod tests {
     use super::*;
     use crate::store::{SnapshotOptions, SnapshotStore};
-    use tokm_crypto_adaptive::{CryptoError, Key};
+    use tokm_crypto_adaptive::Key;
     use tokm_domain::testkit::SessionFactory;
     use tokm_domain::{ManualClock, Timestamp};
     use tokm_wal::testkit::SimStorage;
@@ -912,14 +951,17 @@ mod tests {
         };
         assert_eq!(decoder(snapshot_id).decode(&job).expect("opens").len(), 5);
 
+        // Block 0 that does not authenticate, although its checksum matched, means the key is
+        // wrong: nothing else changes what it authenticates against.
         let other_snapshot = decoder(snapshot_id ^ 1).decode(&job);
-        assert!(matches!(
-            other_snapshot,
-            Err(SnapshotError::Crypto {
-                source: CryptoError::AuthenticationFailed,
-                ..
-            })
-        ));
+        assert!(
+            matches!(
+                other_snapshot,
+                Err(SnapshotError::WrongKey { key_id: 1, .. })
+            ),
+            "{other_snapshot:?}"
+        );
+        // Any later block failing is damage: block 0 already proved the key.
         let moved = BlockJob {
             block_index: 1,
             ..job

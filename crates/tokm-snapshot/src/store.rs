@@ -236,17 +236,20 @@ impl SnapshotStore {
 
     /// Loads the newest snapshot that passes every check, falling back to older ones.
     ///
-    /// A snapshot that is truncated, fails a checksum or tag, names a key the keyring lacks,
-    /// or holds undecodable or invalid sessions is renamed to `<name>.broken` (never deleted)
-    /// and reported in [`LoadReport::fallbacks`]; the next newest is tried.
+    /// A damaged snapshot ([`SnapshotError::is_damage`]: truncated, failing a checksum,
+    /// inconsistent, a block after the first failing authentication, undecodable or invalid
+    /// sessions) is renamed to `<name>.broken` (never deleted) and reported in
+    /// [`LoadReport::fallbacks`]; the next newest is tried. Any other error stops loading and
+    /// renames nothing.
     ///
     /// # Errors
     /// - [`SnapshotError::NoValidSnapshot`] if snapshots exist but all failed (each renamed).
     /// - [`SnapshotError::NotASnapshot`] / [`SnapshotError::UnsupportedVersion`] for a
     ///   `*.snap` file that is not ours or is newer: it is left untouched and loading stops,
     ///   since skipping it could mean silently loading older data.
-    /// - [`SnapshotError::KeyringMissing`] for an encrypted snapshot and no keyring: a
-    ///   configuration error, so nothing is renamed.
+    /// - [`SnapshotError::WrongKey`] when the keyring lacks the snapshot's key id or holds
+    ///   other bytes for it, [`SnapshotError::KeyringMissing`] when there is no keyring: the
+    ///   file is fine and loads with the right key, so nothing is renamed.
     /// - [`SnapshotError::Io`] when reading fails: the file may be fine, so nothing is renamed.
     pub fn load_newest(&self) -> Result<LoadOutcome, SnapshotError> {
         let _directory = self.lock_directory();

@@ -82,6 +82,20 @@ pub fn file_names(sim: &SimStorage, dir: &Path) -> Vec<String> {
     names
 }
 
+/// Every file in `dir` with its bytes, sorted by name: compare two of these to prove that
+/// nothing was created, renamed, removed or changed.
+pub fn dir_contents(sim: &SimStorage, dir: &Path) -> Vec<(String, Vec<u8>)> {
+    file_names(sim, dir)
+        .into_iter()
+        .map(|name| {
+            let bytes = sim
+                .file_bytes(&dir.join(&name))
+                .expect("listed file exists");
+            (name, bytes)
+        })
+        .collect()
+}
+
 /// A fresh simulated disk holding exactly `files` (name, bytes) in [`sim_dir`].
 pub fn sim_with(files: &[(&str, &[u8])]) -> SimStorage {
     let sim = SimStorage::new();
