@@ -117,6 +117,7 @@ pub use crate::meta::{
     Encryption, Fallback, LoadOutcome, LoadReport, LoadedSnapshot, RetentionReport, SnapshotInfo,
     SnapshotMeta,
 };
+pub use crate::reader::SnapshotReader;
 pub use crate::store::{SnapshotOptions, SnapshotStore};
 
 mod error;
@@ -124,6 +125,7 @@ mod format;
 mod index;
 mod meta;
 mod read;
+mod reader;
 mod store;
 mod walk;
 mod write;

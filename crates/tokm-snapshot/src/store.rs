@@ -14,7 +14,7 @@ use crate::format::{self, NODE_ID_LEN_MAX, SnapshotName};
 use crate::meta::{
     Encryption, Fallback, LoadOutcome, LoadReport, RetentionReport, SnapshotInfo, SnapshotMeta,
 };
-use crate::read;
+use crate::reader::SnapshotReader;
 use crate::write::{PendingSnapshot, Target};
 
 /// Milliseconds in a day, for `retention_days`.
@@ -53,6 +53,9 @@ impl Default for SnapshotOptions {
 
 /// A directory of snapshots: write, load the newest valid one, list, retain.
 ///
+/// Every read goes through a [`SnapshotReader`] over the same directory, storage and keyring;
+/// the store adds what changes the directory.
+///
 /// `Send + Sync`. [`write`](SnapshotStore::write), [`load_newest`](SnapshotStore::load_newest)
 /// and [`apply_retention`](SnapshotStore::apply_retention) change the directory, so they take
 /// one internal lock and hold it across their I/O: they run one at a time. The read-only
@@ -62,6 +65,7 @@ impl Default for SnapshotOptions {
 pub struct SnapshotStore {
     dir: PathBuf,
     options: SnapshotOptions,
+    reader: SnapshotReader,
     /// Serialises the operations that create, rename or remove files. Held across I/O; no
     /// other lock is taken while it is held.
     directory_lock: Mutex<()>,
@@ -107,9 +111,11 @@ impl SnapshotStore {
                 .sync_dir(dir)
                 .map_err(|source| SnapshotError::io("sync directory", &dir_name, source))?;
         }
+        let reader = SnapshotReader::new(dir, options.storage.clone(), options.keyring.clone());
         Ok(SnapshotStore {
             dir: dir.to_path_buf(),
             options,
+            reader,
             directory_lock: Mutex::new(()),
         })
     }
@@ -167,7 +173,7 @@ impl SnapshotStore {
             created_at: self.options.clock.now(),
         };
         let final_name = name.file_name();
-        if self.snapshot_names()?.contains(&name) {
+        if self.reader.snapshot_names()?.contains(&name) {
             return Err(SnapshotError::AlreadyExists { file: final_name });
         }
         let crypto_error = |source| SnapshotError::Crypto {
@@ -253,17 +259,12 @@ impl SnapshotStore {
     /// - [`SnapshotError::Io`] when reading fails: the file may be fine, so nothing is renamed.
     pub fn load_newest(&self) -> Result<LoadOutcome, SnapshotError> {
         let _directory = self.lock_directory();
-        let mut names = self.snapshot_names()?;
+        let mut names = self.reader.snapshot_names()?;
         names.reverse();
         let mut report = LoadReport::default();
         for name in &names {
             let file_name = name.file_name();
-            let error = match read::load(
-                self.options.storage.as_ref(),
-                &self.dir,
-                &file_name,
-                self.options.keyring.as_deref(),
-            ) {
+            let error = match self.reader.load(&file_name) {
                 Ok(snapshot) => {
                     return Ok(LoadOutcome {
                         snapshot: Some(snapshot),
@@ -304,28 +305,14 @@ impl SnapshotStore {
         })
     }
 
-    /// Every snapshot file, newest first, with its header and footer checked (blocks are not
-    /// read). `*.broken` and temp files are not listed.
+    /// Every snapshot file, newest first, with its header, footer and index checked (blocks
+    /// are not read): [`SnapshotReader::list`]. `*.broken` and temp files are not listed.
     ///
     /// # Errors
     /// [`SnapshotError::Io`] if the directory cannot be listed; problems with one file are in
     /// its [`SnapshotInfo::meta`].
     pub fn list(&self) -> Result<Vec<SnapshotInfo>, SnapshotError> {
-        let mut names = self.snapshot_names()?;
-        names.reverse();
-        Ok(names
-            .into_iter()
-            .map(|name| {
-                let file_name = name.file_name();
-                let meta = read::read_meta(self.options.storage.as_ref(), &self.dir, &file_name);
-                SnapshotInfo {
-                    file_name,
-                    covered_lsn: name.covered_lsn,
-                    created_at: name.created_at,
-                    meta,
-                }
-            })
-            .collect())
+        self.reader.list()
     }
 
     /// The smallest LSN covered by any snapshot in the directory, `None` if there is none.
@@ -336,7 +323,11 @@ impl SnapshotStore {
     /// # Errors
     /// [`SnapshotError::Io`] if the directory cannot be listed.
     pub fn oldest_retained_lsn(&self) -> Result<Option<u64>, SnapshotError> {
-        Ok(self.snapshot_names()?.first().map(|name| name.covered_lsn))
+        Ok(self
+            .reader
+            .snapshot_names()?
+            .first()
+            .map(|name| name.covered_lsn))
     }
 
     /// Removes snapshots outside the retention policy; returns what it removed and kept.
@@ -352,7 +343,7 @@ impl SnapshotStore {
     /// failure stay removed.
     pub fn apply_retention(&self) -> Result<RetentionReport, SnapshotError> {
         let _directory = self.lock_directory();
-        let mut names = self.snapshot_names()?;
+        let mut names = self.reader.snapshot_names()?;
         names.reverse();
         let now = self.options.clock.now();
         let age_limit_ms = u64::from(self.options.retention_days).saturating_mul(DAY_MS);
@@ -405,27 +396,13 @@ impl SnapshotStore {
     /// other failure means "not intact".
     fn first_intact(&self, names: &[SnapshotName]) -> Result<Option<usize>, SnapshotError> {
         for (position, name) in names.iter().enumerate() {
-            match read::verify(self.options.storage.as_ref(), &self.dir, &name.file_name()) {
+            match self.reader.verify(&name.file_name()) {
                 Ok(_) => return Ok(Some(position)),
                 Err(error @ SnapshotError::Io { .. }) => return Err(error),
                 Err(_) => {}
             }
         }
         Ok(None)
-    }
-
-    /// Names of final snapshot files, oldest first.
-    fn snapshot_names(&self) -> Result<Vec<SnapshotName>, SnapshotError> {
-        let names =
-            self.options.storage.list(&self.dir).map_err(|source| {
-                SnapshotError::io("list", &self.dir.display().to_string(), source)
-            })?;
-        let mut snapshots: Vec<SnapshotName> = names
-            .iter()
-            .filter_map(|name| SnapshotName::parse(name))
-            .collect();
-        snapshots.sort();
-        Ok(snapshots)
     }
 
     fn sync_dir(&self) -> Result<(), SnapshotError> {

@@ -1,7 +1,8 @@
 //! A snapshot sealed under a key id the keyring lacks, under other bytes for the same key id,
-//! or opened with no keyring at all, is a key problem and never damage: loading returns the key
-//! error naming the file and the key id it needs, renames nothing and changes no byte, and the
-//! same snapshot loads as soon as the right key is supplied.
+//! or opened with no keyring at all, is a key problem and never damage: `SnapshotReader::load`
+//! and `SnapshotStore::load_newest` return the key error naming the file and the key id it
+//! needs, nothing is renamed and no byte changes, `verify` (which needs no key) finds the file
+//! intact, and the same snapshot loads as soon as the right key is supplied.
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::sync::Arc;
 
 use tokm_crypto_adaptive::{Algorithm, Keyring};
 use tokm_domain::ManualClock;
-use tokm_snapshot::{SnapshotError, SnapshotStore};
+use tokm_snapshot::{SnapshotError, SnapshotReader, SnapshotStore};
 use tokm_wal::testkit::SimStorage;
 
 use common::{START, dir_contents, keyring, reopen, sessions, sim_dir, sim_options};
@@ -26,11 +27,24 @@ fn two_sealed_snapshots() -> (SimStorage, String) {
     (sim, newer)
 }
 
-/// Loads with `ring`, expecting a key error; checks the directory is exactly as it was.
-fn load_newest_fails_untouched(sim: &SimStorage, ring: Option<Arc<Keyring>>) -> SnapshotError {
+/// Loads the newest snapshot with `ring` through the reader and the store, expecting the
+/// same key error from both; checks the directory is exactly as it was. Returns the error.
+fn load_fails_untouched(
+    sim: &SimStorage,
+    ring: Option<Arc<Keyring>>,
+    newer: &str,
+) -> SnapshotError {
     let before = dir_contents(sim, &sim_dir());
+    let reader = SnapshotReader::new(&sim_dir(), Arc::new(sim.clone()), ring.clone());
+    let meta = reader
+        .verify(newer)
+        .expect("intact: verifying needs no key");
+    assert_eq!(meta.covered_lsn, 20);
+    let from_reader = reader.load(newer).map(|_| ()).expect_err("a key problem");
+
     let error = reopen(sim, ring).load_newest().expect_err("a key problem");
     assert!(!error.is_damage(), "{error}");
+    assert_eq!(from_reader.to_string(), error.to_string());
     assert_eq!(
         dir_contents(sim, &sim_dir()),
         before,
@@ -53,7 +67,7 @@ fn right_key_loads_the_newest(sim: &SimStorage) {
 #[test]
 fn a_key_id_missing_from_the_keyring_is_a_key_error() {
     let (sim, newer) = two_sealed_snapshots();
-    let error = load_newest_fails_untouched(&sim, Some(keyring(2, 0x11, Algorithm::Aes256Gcm)));
+    let error = load_fails_untouched(&sim, Some(keyring(2, 0x11, Algorithm::Aes256Gcm)), &newer);
     assert!(
         matches!(&error, SnapshotError::WrongKey { file, key_id: 1 } if *file == newer),
         "{error}"
@@ -67,7 +81,7 @@ fn a_key_id_missing_from_the_keyring_is_a_key_error() {
 #[test]
 fn other_bytes_under_the_same_key_id_are_a_key_error() {
     let (sim, newer) = two_sealed_snapshots();
-    let error = load_newest_fails_untouched(&sim, Some(keyring(1, 0x22, Algorithm::Aes256Gcm)));
+    let error = load_fails_untouched(&sim, Some(keyring(1, 0x22, Algorithm::Aes256Gcm)), &newer);
     assert!(
         matches!(&error, SnapshotError::WrongKey { file, key_id: 1 } if *file == newer),
         "{error}"
@@ -80,7 +94,7 @@ fn other_bytes_under_the_same_key_id_are_a_key_error() {
 #[test]
 fn without_a_keyring_loading_stops_with_the_key_id_it_needs() {
     let (sim, newer) = two_sealed_snapshots();
-    let error = load_newest_fails_untouched(&sim, None);
+    let error = load_fails_untouched(&sim, None, &newer);
     assert!(
         matches!(&error, SnapshotError::KeyringMissing { file, key_id: 1 } if *file == newer),
         "{error}"

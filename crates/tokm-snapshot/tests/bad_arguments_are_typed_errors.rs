@@ -1,11 +1,12 @@
-//! Bad options and arguments are typed errors that write nothing.
+//! Bad options and arguments are typed errors that write nothing and read nothing they should
+//! not.
 
 mod common;
 
 use std::sync::Arc;
 
 use tokm_domain::{ManualClock, Session};
-use tokm_snapshot::SnapshotStore;
+use tokm_snapshot::{SnapshotReader, SnapshotStore};
 use tokm_wal::testkit::SimStorage;
 
 use common::{START, file_names, sessions, sim_dir, sim_options, sim_store};
@@ -64,4 +65,28 @@ fn an_iterator_with_a_wrong_length_writes_nothing() {
         assert_eq!(error.code(), "TM-SNAP-4003", "{actual} vs {claimed}");
         assert!(file_names(&sim, &sim_dir()).is_empty());
     }
+}
+
+#[test]
+fn the_reader_refuses_names_that_are_not_snapshot_file_names() {
+    let sim = SimStorage::new();
+    let (store, clock) = sim_store(&sim);
+    let name = common::write_at(&store, &clock, 1, &sessions(1, 1));
+    let reader = SnapshotReader::new(&sim_dir(), Arc::new(sim.clone()), None);
+    for other in [
+        String::new(),
+        "notes.txt".to_owned(),
+        format!("{name}.broken"),
+        format!("../snapshots/{name}"),
+        sim_dir().join(&name).display().to_string(),
+    ] {
+        let verified = reader.verify(&other).expect_err("not a snapshot name");
+        assert_eq!(verified.code(), "TM-SNAP-4003", "{other}: {verified}");
+        let loaded = reader
+            .load(&other)
+            .map(|_| ())
+            .expect_err("not a snapshot name");
+        assert_eq!(loaded.code(), "TM-SNAP-4003", "{other}: {loaded}");
+    }
+    assert!(reader.load(&name).is_ok());
 }
