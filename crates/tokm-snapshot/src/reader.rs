@@ -14,7 +14,7 @@ use crate::read;
 
 /// Read-only access to a directory of snapshots: list, verify and load them without creating,
 /// renaming or removing anything, so a caller can look first and decide before it changes the
-/// directory.
+/// directory (through [`SnapshotStore::set_aside`](crate::SnapshotStore::set_aside), say).
 ///
 /// It calls nothing on its [`Storage`] but `list` and `open` (read-only); a directory that
 /// does not exist holds no snapshots. Each call checks what it reads as

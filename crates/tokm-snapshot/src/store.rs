@@ -14,7 +14,7 @@ use crate::format::{self, NODE_ID_LEN_MAX, SnapshotName};
 use crate::meta::{
     Encryption, Fallback, LoadOutcome, LoadReport, RetentionReport, SnapshotInfo, SnapshotMeta,
 };
-use crate::reader::SnapshotReader;
+use crate::reader::{self, SnapshotReader};
 use crate::write::{PendingSnapshot, Target};
 
 /// Milliseconds in a day, for `retention_days`.
@@ -123,6 +123,30 @@ impl SnapshotStore {
     /// The snapshot directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The read-only view of this store's directory, with its storage and keyring: to list,
+    /// verify and load snapshots and decide before changing anything.
+    pub fn reader(&self) -> &SnapshotReader {
+        &self.reader
+    }
+
+    /// Renames snapshot `file_name` to `<file_name>.broken` and syncs the directory; returns the
+    /// new name. The file is never deleted or modified: rename it back to try it again.
+    ///
+    /// For a caller that loaded through [`reader`](SnapshotStore::reader), found damage
+    /// ([`SnapshotError::is_damage`]) and decided to go on without that snapshot; this is what
+    /// [`load_newest`](SnapshotStore::load_newest) does to each damaged snapshot it skips. An
+    /// existing `<file_name>.broken` is replaced.
+    ///
+    /// # Errors
+    /// [`SnapshotError::InvalidArgument`] if `file_name` is not a snapshot file name,
+    /// [`SnapshotError::Io`] if the rename or the directory sync fails (a missing file
+    /// included).
+    pub fn set_aside(&self, file_name: &str) -> Result<String, SnapshotError> {
+        reader::parse_file_name(file_name)?;
+        let _directory = self.lock_directory();
+        self.rename_aside(file_name)
     }
 
     /// Writes a snapshot of `sessions`, which reflect every log entry up to `covered_lsn`.
@@ -274,12 +298,7 @@ impl SnapshotStore {
                 Err(error) if error.is_damage() => error,
                 Err(error) => return Err(error),
             };
-            let renamed_to = format::broken_file_name(&file_name);
-            self.options
-                .storage
-                .rename(&self.dir.join(&file_name), &self.dir.join(&renamed_to))
-                .map_err(|source| SnapshotError::io("rename to *.broken", &file_name, source))?;
-            self.sync_dir()?;
+            let renamed_to = self.rename_aside(&file_name)?;
             tracing::warn!(
                 file = %file_name,
                 renamed_to = %renamed_to,
@@ -403,6 +422,17 @@ impl SnapshotStore {
             }
         }
         Ok(None)
+    }
+
+    /// `set_aside` without the lock, for callers that hold it.
+    fn rename_aside(&self, file_name: &str) -> Result<String, SnapshotError> {
+        let renamed_to = format::broken_file_name(file_name);
+        self.options
+            .storage
+            .rename(&self.dir.join(file_name), &self.dir.join(&renamed_to))
+            .map_err(|source| SnapshotError::io("rename to *.broken", file_name, source))?;
+        self.sync_dir()?;
+        Ok(renamed_to)
     }
 
     fn sync_dir(&self) -> Result<(), SnapshotError> {
