@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod craft;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
