@@ -4,16 +4,18 @@
 //!
 //! The fixtures hold `common::sessions(1_100, 9)` (two blocks) at LSN 42, taken at
 //! `common::START` by node `fixture-node`; `sealed/` is ChaCha20-Poly1305 under key id 1 with
-//! every key byte 0x42.
+//! every key byte 0x42. They were written before the footer carried `index_checksum`, so they
+//! also prove readers skip that check when it is absent.
 
 mod common;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use tokm_crypto_adaptive::{Algorithm, KeyId};
-use tokm_snapshot::Encryption;
+use tokm_snapshot::{Encryption, SnapshotReader};
 
-use common::{START, keyring, reopen, sessions, sim_with};
+use common::{START, craft, keyring, reopen, sessions, sim_dir, sim_with};
 
 const NAME: &str = "00000000000000000042-00000001700000000000.snap";
 
@@ -40,8 +42,15 @@ fn format_v1_fixtures_still_load() {
     ];
     for (kind, ring, encryption) in cases {
         let bytes = fixture(kind);
+        assert!(
+            craft::parse(&bytes).footer.index_checksum.is_empty(),
+            "{kind}: the fixture predates index_checksum"
+        );
         // A simulated copy, so loading can never rename the committed file.
         let sim = sim_with(&[(NAME, &bytes)]);
+        let reader = SnapshotReader::new(&sim_dir(), Arc::new(sim.clone()), ring.clone());
+        let verified = reader.verify(NAME).expect(kind);
+        assert_eq!(reader.load(NAME).expect(kind).meta, verified);
         let outcome = reopen(&sim, ring).load_newest().expect(kind);
         assert!(outcome.report.fallbacks.is_empty(), "{kind}");
         let snapshot = outcome.snapshot.expect("fixture loads");
