@@ -1,11 +1,12 @@
 //! Point-in-time snapshots of every session: write, load the newest valid one with fallback,
-//! list, retain.
+//! list, retain; and read them all without changing anything.
 //!
 //! Is: a directory of checksummed, optionally encrypted snapshot files ([`SnapshotStore`]),
 //! streamed block by block so a million sessions never need a second copy in memory, read
 //! back with every byte verified, damaged files renamed aside (`*.broken`) and older ones
 //! used instead ([`LoadReport`]), and a retention policy that never leaves fewer than one
-//! intact snapshot.
+//! intact snapshot. A read-only view of the same directory ([`SnapshotReader`]) lets a caller
+//! decide what to do before anything on disk changes.
 //!
 //! Is not: a consistent-view provider. The caller passes sessions that reflect exactly the
 //! log up to `covered_lsn` (`tokm-engine` takes that view); this crate stores what it is given
@@ -61,6 +62,57 @@
 //! # }
 //! ```
 //!
+//! # Reading without changing anything
+//! [`SnapshotReader`] lists, verifies and loads snapshots and never creates, renames or
+//! removes a file; a directory that does not exist simply holds none. A caller that must leave
+//! the directory as it was unless it decides to go on (the engine at open: decide, then act;
+//! the CLI on a live directory) reads through it first, and only then acts, for instance by
+//! setting damaged snapshots aside with [`SnapshotStore::set_aside`]:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use tokm_domain::Session;
+//! use tokm_snapshot::{SnapshotOptions, SnapshotReader, SnapshotStore};
+//! use tokm_wal::FsStorage;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let store = SnapshotStore::open(dir.path(), SnapshotOptions::default())?;
+//! store.write(10, std::iter::empty::<Session>())?;
+//! let newer = store.write(20, std::iter::empty::<Session>())?;
+//! // A bad disk cuts the newer snapshot in half.
+//! let path = dir.path().join(&newer.file_name);
+//! let half = std::fs::read(&path)?.len() / 2;
+//! std::fs::File::options().write(true).open(&path)?.set_len(half as u64)?;
+//!
+//! // Decide: find the newest snapshot that loads, changing nothing in the directory.
+//! let reader = SnapshotReader::new(dir.path(), Arc::new(FsStorage), None);
+//! let (mut loaded, mut damaged) = (None, Vec::new());
+//! for info in reader.list()? {
+//!     match reader.load(&info.file_name) {
+//!         Ok(snapshot) => {
+//!             loaded = Some(snapshot);
+//!             break;
+//!         }
+//!         Err(error) if error.is_damage() => damaged.push(info.file_name),
+//!         // A key problem, a foreign file, an I/O error: stop, and change nothing.
+//!         Err(error) => return Err(error.into()),
+//!     }
+//! }
+//! assert_eq!(loaded.map(|snapshot| snapshot.meta.covered_lsn), Some(10));
+//! assert_eq!(damaged, [newer.file_name.clone()]);
+//!
+//! // Act, once the decision is to go on.
+//! for file_name in &damaged {
+//!     let renamed_to = store.set_aside(file_name)?;
+//!     assert_eq!(renamed_to, format!("{file_name}.broken"));
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`SnapshotStore`] reads through the same code ([`SnapshotStore::reader`]).
+//!
 //! # Writing
 //! [`SnapshotStore::write`] streams blocks into `<name>.snap.tmp` (mode 0600; the directory is
 //! created 0700), syncs it, renames it to its final name and syncs the directory. Any failure
@@ -68,16 +120,36 @@
 //! as they were; a temp file left by a crash is removed by the next [`SnapshotStore::open`].
 //!
 //! # Loading and fallback
-//! [`SnapshotStore::load_newest`] tries snapshots newest first. Checks, in order: magic and
-//! version (foreign or newer files stop loading and are left untouched), header checksum,
-//! trailer and footer checksum, structure, each block's checksum, the whole-file checksum;
-//! then each block's tag and each session's validity. A tag is checked only after its block's
-//! checksum matched, so block 0 failing it means the wrong key
-//! ([`SnapshotError::WrongKey`]), which like a missing keyring stops loading and renames
-//! nothing. A snapshot failing any other check ([`SnapshotError::is_damage`]) is renamed to
-//! `*.broken` and reported in [`LoadReport::fallbacks`] with its error
-//! ([`SnapshotError::code`] and [`SnapshotError::cause_code`]); the next newest is tried. Blocks are decoded on up to four
-//! threads while the calling thread reads and verifies the next ones.
+//! [`SnapshotStore::load_newest`] tries snapshots newest first, each through
+//! [`SnapshotReader::load`]. Checks, in order: magic and version (foreign or newer files stop
+//! loading and are left untouched), header checksum, trailer and footer checksum, the index's
+//! checksum, structure, each block's checksum, the whole-file checksum; then each block's tag
+//! and each session's validity. A snapshot that is damaged ([`SnapshotError::is_damage`]) is
+//! set aside as by [`SnapshotStore::set_aside`] (renamed to `*.broken`, never deleted) and
+//! reported in [`LoadReport::fallbacks`] with its error ([`SnapshotError::code`] and
+//! [`SnapshotError::cause_code`]); the next newest is tried. Any other error stops loading and
+//! renames nothing. Blocks are decoded on up to four threads while the calling thread reads
+//! and verifies the next ones.
+//!
+//! # A key problem is not damage
+//! A wrong or missing key must never cost a snapshot. A sealed snapshot whose key id the
+//! keyring lacks, or whose block 0 does not authenticate although its checksum matched (with
+//! the wrong key every block fails; a random flip would break the checksum first, and block 0
+//! is always opened first), returns [`SnapshotError::WrongKey`] naming the file and the key id;
+//! without any keyring, [`SnapshotError::KeyringMissing`]. Neither is damage: the file is left
+//! alone and loads once the right key is supplied. A later block that fails authentication
+//! after block 0 authenticated was forged or moved, so it is damage
+//! ([`SnapshotError::Crypto`]). Messages name key ids, never key bytes.
+//!
+//! # Bounded memory on any input
+//! Checksums are unkeyed, so a crafted file can carry valid ones; the reader's limits hold on
+//! their own. Every length read from disk (header, footer, index, block, session) is checked
+//! against the file's size and a hard limit before it sizes an allocation; each message is
+//! checked against its own checksum, where it has one, before it is decoded; and the index and
+//! each block are decoded one entry at a time, each entry checked before the next (a handle
+//! must continue the blocks before it; a block holds no more sessions than its handle
+//! declares, at most 1024). What a read allocates is thus a small multiple of the bytes it
+//! read, whatever the file claims. The limits are in the format section below.
 //!
 //! # Encryption
 //! With [`SnapshotOptions::keyring`] set, each new file gets a fresh random salt and so its own
