@@ -267,7 +267,7 @@ impl SnapshotStore {
     /// Loads the newest snapshot that passes every check, falling back to older ones.
     ///
     /// A damaged snapshot ([`SnapshotError::is_damage`]: truncated, failing a checksum,
-    /// inconsistent, a block after the first failing authentication, undecodable or invalid
+    /// inconsistent, a block other than the first failing authentication, undecodable or invalid
     /// sessions) is renamed to `<name>.broken` (never deleted) and reported in
     /// [`LoadReport::fallbacks`]; the next newest is tried. Any other error stops loading and
     /// renames nothing.
