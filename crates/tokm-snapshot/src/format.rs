@@ -46,6 +46,8 @@ const OFF_VERSION: usize = 8;
 const OFF_RESERVED: usize = 9;
 const OFF_HEADER_LEN: usize = 12;
 
+/// Offset of the prelude's version byte, for error reports.
+pub(crate) const VERSION_OFFSET: u64 = OFF_VERSION as u64;
 /// Offset of the prelude's reserved bytes, for error reports.
 pub(crate) const RESERVED_OFFSET: u64 = OFF_RESERVED as u64;
 /// Offset of the prelude's header length, for error reports.
@@ -126,6 +128,12 @@ impl Prelude {
             header_len: u32::from_le_bytes(array(&bytes[OFF_HEADER_LEN..])),
         })
     }
+}
+
+/// `prelude` with its version byte set to the version this build writes.
+pub(crate) fn with_current_version(mut prelude: [u8; PRELUDE_LEN]) -> [u8; PRELUDE_LEN] {
+    prelude[OFF_VERSION] = FormatVersion::V1 as u8;
+    prelude
 }
 
 impl Prelude {

@@ -192,6 +192,12 @@ pub use crate::meta::{
 pub use crate::reader::SnapshotReader;
 pub use crate::store::{SnapshotOptions, SnapshotStore};
 
+/// The name [`SnapshotStore::set_aside`] gives a snapshot: `<file_name>.broken`. For reports of
+/// what a recovery would do before it does it.
+pub fn set_aside_name(file_name: &str) -> String {
+    format::broken_file_name(file_name)
+}
+
 mod error;
 mod format;
 mod index;

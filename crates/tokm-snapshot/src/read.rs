@@ -353,11 +353,33 @@ fn read_prelude_and_trailer(
             Err(source.checksum(0, "magic at the start of the file is damaged"))
         }
         Err(PreludeError::BadMagic) => Err(source.not_a_snapshot()),
+        // A newer writer's file is refused untouched; but a v1 file whose version byte alone
+        // flipped (its header checksum verifies once the byte is restored) is damage.
+        Err(PreludeError::UnsupportedVersion(_))
+            if head_verifies(source, format::with_current_version(prelude_bytes))? =>
+        {
+            Err(source.checksum(format::VERSION_OFFSET, "version byte is damaged"))
+        }
         Err(PreludeError::UnsupportedVersion(version)) => Err(SnapshotError::UnsupportedVersion {
             file: source.name.to_owned(),
             version,
         }),
     }
+}
+
+/// Whether the head that `prelude_bytes` starts verifies against its checksum.
+fn head_verifies(
+    source: &Source<'_>,
+    prelude_bytes: [u8; PRELUDE_LEN],
+) -> Result<bool, SnapshotError> {
+    let Ok(prelude) = Prelude::decode(&prelude_bytes) else {
+        return Ok(false);
+    };
+    let Ok(mut head) = read_head(source, prelude) else {
+        return Ok(false);
+    };
+    head[..PRELUDE_LEN].copy_from_slice(&prelude_bytes);
+    Ok(format::verify_head(&head).is_ok())
 }
 
 /// Prelude, header message and header checksum, not yet verified.

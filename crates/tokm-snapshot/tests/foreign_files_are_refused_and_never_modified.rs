@@ -31,12 +31,31 @@ fn a_newer_format_version_is_refused_and_untouched() {
     let (store, clock) = sim_store(&sim);
     let name = common::write_at(&store, &clock, 10, &sessions(3, 1));
     let mut bytes = sim.file_bytes(&sim_dir().join(&name)).expect("written");
+    // A newer writer's file: its own version, and a header checksum that matches it.
     bytes[8] = 2;
+    let header_len = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes")) as usize;
+    let checked = 16 + header_len;
+    let checksum = blake3::hash(&bytes[..checked]);
+    bytes[checked..checked + 16].copy_from_slice(&checksum.as_bytes()[..16]);
     let sim = sim_with(&[(&name, &bytes)]);
     let error = reopen(&sim, None).load_newest().expect_err("refused");
     assert_eq!(error.code(), "TM-SNAP-4002");
     assert_eq!(sim.file_bytes(&sim_dir().join(&name)), Some(bytes));
     assert_eq!(file_names(&sim, &sim_dir()), vec![name]);
+}
+
+#[test]
+fn a_flipped_version_byte_of_a_v1_file_is_damage_not_a_newer_format() {
+    let sim = SimStorage::new();
+    let (store, clock) = sim_store(&sim);
+    let name = common::write_at(&store, &clock, 10, &sessions(3, 1));
+    let mut bytes = sim.file_bytes(&sim_dir().join(&name)).expect("written");
+    bytes[8] ^= 0x04;
+    let sim = sim_with(&[(&name, &bytes)]);
+    let reader = reopen(&sim, None);
+    let error = reader.reader().load(&name).expect_err("damaged");
+    assert_eq!(error.code(), "TM-SNAP-5201", "{error}");
+    assert!(error.is_damage());
 }
 
 #[test]
