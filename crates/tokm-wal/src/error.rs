@@ -2,6 +2,7 @@
 
 use std::io;
 
+use crate::findings::LogLoss;
 use crate::ids::Lsn;
 
 /// Every failure `tokm-wal` reports. Each variant has a stable code (see [`WalError::code`]).
@@ -51,6 +52,17 @@ pub enum WalError {
         offset: u64,
         /// What kind of damage.
         what: &'static str,
+    },
+    /// Opening would drop acknowledged records (a loss above the base under
+    /// `RecoveryMode::RefuseLoss` or `Absolute`). Nothing was changed; dropping them is an
+    /// explicit choice of `RecoveryMode::PointInTime` or `SkipDamaged`.
+    #[error(
+        "recovery refused, nothing was changed: {loss}; to drop them, open with \
+         RecoveryMode::PointInTime or SkipDamaged (tokm recover --policy point-in-time|skip)"
+    )]
+    WouldDropRecords {
+        /// Where the first loss is and what each mode would drop.
+        loss: Box<LogLoss>,
     },
     /// The segment is encrypted and no usable key was given, or the key does not match.
     #[error("segment {file} is encrypted with key id {key_id}, which is missing or wrong")]
@@ -105,6 +117,7 @@ impl WalError {
             WalError::UnsupportedVersion { .. } => "TM-WAL-4152",
             WalError::WrongKey { .. } => "TM-WAL-4031",
             WalError::Corrupt { .. } => "TM-WAL-5201",
+            WalError::WouldDropRecords { .. } => "TM-WAL-5203",
             WalError::Crypto { .. } => "TM-WAL-5202",
             WalError::Io { .. } => "TM-WAL-5001",
             WalError::WriterFailed { .. } => "TM-WAL-5002",
@@ -153,6 +166,16 @@ mod tests {
             WalError::Crypto {
                 file: "f".into(),
                 crypto_code: "TM-CRYPTO-0000",
+            },
+            WalError::WouldDropRecords {
+                loss: Box::new(LogLoss {
+                    file: "f".into(),
+                    offset: 1,
+                    cause: crate::findings::LossCause::SegmentEndsEarly,
+                    first_lsn: Lsn::new(2),
+                    unreadable_count: Some(3),
+                    intact_after_count: 4,
+                }),
             },
             WalError::io("write", "f", io::Error::other("x")),
             WalError::WriterFailed {

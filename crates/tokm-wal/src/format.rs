@@ -181,13 +181,19 @@ impl SegmentHeader {
         let Some(&version) = bytes.get(OFF_VERSION) else {
             return Err(HeaderError::TooShort);
         };
-        let version = FormatVersion::try_from(version).map_err(HeaderError::UnsupportedVersion)?;
+        FormatVersion::try_from(version).map_err(HeaderError::UnsupportedVersion)?;
         let Some(bytes) = bytes.get(..HEADER_LEN) else {
             return Err(HeaderError::TooShort);
         };
         if header_checksum(&bytes[..OFF_HEADER_CHECKSUM]) != bytes[OFF_HEADER_CHECKSUM..] {
             return Err(HeaderError::ChecksumMismatch);
         }
+        SegmentHeader::parse_fields(bytes)
+    }
+
+    /// The fields of a v1 header of exactly `HEADER_LEN` bytes, checked against each other but
+    /// not against the checksum.
+    fn parse_fields(bytes: &[u8]) -> Result<SegmentHeader, HeaderError> {
         if bytes[OFF_RESERVED..OFF_KEY_ID] != [0, 0] {
             return Err(HeaderError::BadField);
         }
@@ -212,7 +218,7 @@ impl SegmentHeader {
             },
         };
         Ok(SegmentHeader {
-            version,
+            version: FormatVersion::V1,
             segment_id: SegmentId::new(u64::from_le_bytes(array(
                 &bytes[OFF_SEGMENT_ID..OFF_FIRST_LSN],
             ))),
@@ -223,6 +229,78 @@ impl SegmentHeader {
             cipher,
         })
     }
+}
+
+/// Most bits of the magic that may differ from [`MAGIC`] for a file named like a segment to
+/// still count as one of ours with a damaged header rather than as a foreign file.
+const MAGIC_FLIPPED_BITS_MAX: u32 = 8;
+
+/// How far the header of a file *named* like a segment can be trusted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum HeaderRead {
+    /// Checksum and every field check out, and the first LSN matches the name.
+    Intact(SegmentHeader),
+    /// Only the magic or the version byte is damaged: with them restored the checksum verifies,
+    /// so every field is right.
+    IdentityDamaged(SegmentHeader),
+    /// The checksum fails, but the fields agree with each other and with the file name. Usable
+    /// for reading frames once the key check confirms the cipher fields (sealed segments);
+    /// `previous_lsn` cannot be trusted.
+    Salvaged(SegmentHeader),
+    /// Too damaged to read anything by (or cut short): the segment's records are lost.
+    Unreadable,
+    /// The magic is far from ours: not a tokm segment, whatever its name.
+    Foreign,
+    /// An intact magic with a version this build does not know (a newer writer's file).
+    UnsupportedVersion(u8),
+}
+
+/// Classifies the header of a file named like the segment starting at `name_lsn`, given the
+/// file's first bytes (at least `HEADER_LEN` of them unless the file is shorter).
+///
+/// A file whose name is ours and whose magic is within a few flipped bits of ours is ours: bit
+/// rot in the magic must not turn a segment into a "foreign" file that blocks every recovery
+/// policy. A magic that is really different, or an intact magic with an unknown version, is
+/// refused and never touched.
+pub(crate) fn read_header(bytes: &[u8], name_lsn: Lsn) -> HeaderRead {
+    let magic_len = bytes.len().min(MAGIC.len());
+    let magic_flips = flipped_bits(&bytes[..magic_len], &MAGIC[..magic_len]);
+    if magic_flips > MAGIC_FLIPPED_BITS_MAX {
+        return HeaderRead::Foreign;
+    }
+    let version = bytes.get(OFF_VERSION).copied();
+    let unknown_version = version.is_some_and(|version| FormatVersion::try_from(version).is_err());
+    // Segments are created whole (header synced under a temp name, then renamed): a short
+    // one that starts like ours was cut, unless it says it is from a newer format.
+    let Some(header) = bytes.get(..HEADER_LEN) else {
+        return match version {
+            Some(version) if magic_flips == 0 && unknown_version => {
+                HeaderRead::UnsupportedVersion(version)
+            }
+            _ => HeaderRead::Unreadable,
+        };
+    };
+    let version = header[OFF_VERSION];
+    let mut restored: [u8; HEADER_LEN] = array(header);
+    restored[..OFF_VERSION].copy_from_slice(&MAGIC);
+    restored[OFF_VERSION] = FormatVersion::V1 as u8;
+    let identity_intact = magic_flips == 0 && version == FormatVersion::V1 as u8;
+    match SegmentHeader::decode(&restored) {
+        Ok(header) if header.first_lsn != name_lsn => HeaderRead::Unreadable,
+        Ok(header) if identity_intact => HeaderRead::Intact(header),
+        Ok(header) => HeaderRead::IdentityDamaged(header),
+        Err(_) if magic_flips == 0 && unknown_version => HeaderRead::UnsupportedVersion(version),
+        Err(HeaderError::ChecksumMismatch) => match SegmentHeader::parse_fields(&restored) {
+            Ok(header) if header.first_lsn == name_lsn => HeaderRead::Salvaged(header),
+            Ok(_) | Err(_) => HeaderRead::Unreadable,
+        },
+        Err(_) => HeaderRead::Unreadable,
+    }
+}
+
+/// Number of bits that differ between two slices of equal length.
+fn flipped_bits(a: &[u8], b: &[u8]) -> u32 {
+    a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
 }
 
 fn header_checksum(bytes: &[u8]) -> [u8; HEADER_CHECKSUM_LEN] {
@@ -330,6 +408,15 @@ pub(crate) fn read_frame(bytes: &[u8]) -> FrameRead<'_> {
         payload,
         frame_len: frame_len(payload_len),
     }
+}
+
+/// The whole length of the frame starting at `bytes[0]` as its length field claims, without
+/// verifying anything; `None` when fewer than a frame header's bytes are given or the claim
+/// is above the format's limit (then the frame is invalid, whatever follows).
+pub(crate) fn claimed_frame_len(bytes: &[u8]) -> Option<usize> {
+    let field = bytes.get(..FRAME_OFF_LSN)?;
+    let payload_len = u32::from_le_bytes(array(field)) as usize;
+    (payload_len <= FRAME_PAYLOAD_BYTES_LIMIT).then_some(frame_len(payload_len))
 }
 
 /// The LSN field of the frame starting at `bytes[0]`, without verifying anything; lets a
@@ -479,6 +566,60 @@ mod tests {
     }
 
     #[test]
+    fn a_header_named_like_a_segment_is_judged_by_how_much_of_it_can_be_trusted() {
+        let good = header(HeaderCipher::None);
+        let bytes = good.encode();
+        let lsn = good.first_lsn;
+        let flipped = |at: usize, bit: u8| {
+            let mut copy = bytes;
+            copy[at] ^= bit;
+            copy
+        };
+        assert_eq!(read_header(&bytes, lsn), HeaderRead::Intact(good.clone()));
+        for damaged in [flipped(0, 1), flipped(7, 0x80), flipped(OFF_VERSION, 2)] {
+            assert_eq!(
+                read_header(&damaged, lsn),
+                HeaderRead::IdentityDamaged(good.clone())
+            );
+        }
+        let mut salvaged = good.clone();
+        salvaged.node_id ^= 1;
+        assert_eq!(
+            read_header(&flipped(OFF_NODE_ID, 1), lsn),
+            HeaderRead::Salvaged(salvaged)
+        );
+        assert_eq!(
+            read_header(&flipped(OFF_HEADER_CHECKSUM, 1), lsn),
+            HeaderRead::Salvaged(good.clone())
+        );
+        for unusable in [flipped(OFF_FIRST_LSN, 1), flipped(OFF_RESERVED, 1)] {
+            assert_eq!(read_header(&unusable, lsn), HeaderRead::Unreadable);
+        }
+        assert_eq!(
+            read_header(&bytes, Lsn::new(lsn.get() + 1)),
+            HeaderRead::Unreadable,
+            "renamed to another LSN"
+        );
+        assert_eq!(read_header(&bytes[..60], lsn), HeaderRead::Unreadable);
+        assert_eq!(read_header(b"", lsn), HeaderRead::Unreadable);
+        // A newer format: intact magic, unknown version, its own checksum.
+        let mut future = bytes;
+        future[OFF_VERSION] = 9;
+        let checksum = header_checksum(&future[..OFF_HEADER_CHECKSUM]);
+        future[OFF_HEADER_CHECKSUM..].copy_from_slice(&checksum);
+        assert_eq!(read_header(&future, lsn), HeaderRead::UnsupportedVersion(9));
+        assert_eq!(
+            read_header(b"TOKMWAL\x01\x09 short", lsn),
+            HeaderRead::UnsupportedVersion(9)
+        );
+        assert_eq!(
+            read_header(b"PK\x03\x04 a zip file", lsn),
+            HeaderRead::Foreign
+        );
+        assert_eq!(read_header(&[0u8; 200], lsn), HeaderRead::Foreign);
+    }
+
+    #[test]
     fn header_byte_layout_is_pinned() {
         let bytes = header(HeaderCipher::None).encode();
         assert_eq!(&bytes[..8], b"TOKMWAL\x01");
@@ -549,7 +690,9 @@ mod tests {
         #[test]
         fn decoding_survives_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
             let _ = SegmentHeader::decode(&bytes);
+            let _ = read_header(&bytes, Lsn::new(1));
             let _ = read_frame(&bytes);
+            let _ = claimed_frame_len(&bytes);
         }
 
         #[test]

@@ -56,22 +56,42 @@
 //! starts a new one.
 //!
 //! # Recovery
-//! A *torn tail* is an invalid frame in the newest segment with no intact frame anywhere after
-//! it (a partial write, or zeros); every mode truncates it. An invalid frame *followed by* an
-//! intact one, any invalid frame in a sealed (older) segment, an intact frame with the wrong
-//! LSN, or a sealed payload that fails authentication is *damage*, handled per [`RecoveryMode`].
-//! The catch: damage to the very last record of the newest segment looks like a torn tail.
+//! Recovery decides first and acts after, so an open that fails changes nothing:
+//! 1. [`LogSurvey::read`] lists the directory and judges every header and key (reading only);
+//! 2. [`LogSurvey::walk`] reads every segment once, through a bounded window (memory does not
+//!    grow with the log), and delivers the records to replay as it goes, decrypting each once;
+//! 3. [`LogPlan::decide`], a pure function of what the walk found ([`LogFindings`]), the
+//!    [`RecoveryMode`] and a base LSN (a snapshot's), returns the plan or a refusal;
+//! 4. [`LogWalk::open`] makes the plan's repairs and starts the writer.
 //!
-//! Directory contents: `*.wal` files must be segments (else [`WalError::NotASegment`] /
-//! [`WalError::UnsupportedVersion`], and nothing is changed); `*.wal.tmp` files are
-//! half-created segments and are removed; quarantined data goes to `*.quarantine`; any other
-//! file is ignored and never touched.
+//! [`Wal::open`] runs all four with the log's own start as the base; a caller with snapshots
+//! runs them itself, from its snapshot's LSN.
+//!
+//! The rules: a *torn tail* (an invalid frame in the newest segment with no intact frame
+//! anywhere after it: a partial write, or zeros) was never acknowledged and is truncated in
+//! every mode. Every other unreadable byte is *damage*. Damage among records at or below the
+//! base loses nothing: it is reported and left in place. An LSN above the base that the log
+//! should hold (every segment header says where the log stood when it was created) but cannot
+//! read is a *loss*: [`RecoveryMode::RefuseLoss`], the default, refuses with
+//! [`WalError::WouldDropRecords`] naming file, offset and what each other mode would drop;
+//! `PointInTime` and `SkipDamaged` drop by explicit choice. A header whose magic or version
+//! byte is damaged, or whose checksum fails while its fields stay consistent, is reported and
+//! still used; one beyond that loses its segment's records. The catch: damage to the very last
+//! record of the newest segment looks like a torn tail.
+//!
+//! Directory contents: `*.wal` files must be segments: one whose magic is far from ours, or
+//! intact with a newer version, is refused ([`WalError::NotASegment`] /
+//! [`WalError::UnsupportedVersion`]) and nothing is changed; `*.wal.tmp` files are
+//! half-created segments and are removed by an open; quarantined data goes to
+//! `*.quarantine`; any other file is ignored and never touched.
 //!
 //! # Encryption
 //! With [`WalOptions::with_keyring`] every new segment gets a fresh random salt (its own
 //! subkey); each payload is sealed with counter = LSN and associated data = segment id ‖ LSN.
 //! The header carries algorithm, key id, salt and a key-check tag (counter 0), so a wrong key is
-//! [`WalError::WrongKey`], not damage. Since segments are never appended to after a restart, a
+//! [`WalError::WrongKey`], not damage: a key id the keyring lacks, or key bytes that open none
+//! of the segments sealed under that id, refuse the open (naming the key id); a segment whose
+//! check fails while another under the same key opens is damage. Since segments are never appended to after a restart, a
 //! (subkey, counter) pair never repeats.
 //!
 //! # On-disk format
@@ -79,24 +99,34 @@
 #![forbid(unsafe_code)]
 
 pub use crate::error::WalError;
+pub use crate::findings::{
+    DamageKind, DamagedRange, Found, HeaderFacts, HeaderState, LogFindings, LogLoss, LossCause,
+    RecordRun, SegmentFindings,
+};
 pub use crate::ids::{Lsn, LsnRange, SegmentId};
 pub use crate::options::WalOptions;
-pub use crate::recovery::{
-    DamageKind, DamagedRange, RecoveryMode, RecoveryReport, ReplaySummary, SegmentInfo, WalReader,
-};
+pub use crate::plan::{LogPlan, Repair};
+pub use crate::recovery::{RecoveryMode, RecoveryReport, ReplaySummary, SegmentInfo, WalReader};
 pub use crate::storage::{
     Access, DIR_MODE, FILE_MODE, FsStorage, Storage, StorageFile, create_dir_all_durable,
 };
+pub use crate::survey::LogSurvey;
+pub use crate::walk::LogWalk;
 pub use crate::writer::{COMPACT_KEEP_NEWEST_DEFAULT, Durability, Wal};
 
 // Public (the one `pub mod`) so the engine's crash tests reuse the simulated storage.
 pub mod testkit;
 
 mod error;
+mod findings;
 mod format;
 mod ids;
 mod options;
+mod plan;
 mod recovery;
 mod seal;
+mod segment_reader;
 mod storage;
+mod survey;
+mod walk;
 mod writer;

@@ -22,6 +22,20 @@ pub(crate) enum PayloadSeal {
     Sealed(Arc<FileCipher>),
 }
 
+/// What checking an existing segment's cipher fields against the keyring found.
+#[derive(Debug)]
+pub(crate) enum SealCheck {
+    /// Plain, or sealed under a key the keyring holds and the key check confirmed.
+    Ready(PayloadSeal),
+    /// Sealed under a key id the keyring lacks (or there is no keyring).
+    KeyMissing { key_id: KeyId },
+    /// The keyring holds the key id, but the key-check tag does not open: the wrong key bytes,
+    /// or cipher fields damaged in a way the header checksum did not catch.
+    KeyCheckFailed { key_id: KeyId },
+    /// The header names an algorithm this build does not know.
+    UnknownAlgorithm,
+}
+
 /// The counter reserved for the header's key check; records use their LSN, which is never 0.
 const KEY_CHECK_COUNTER: u64 = 0;
 
@@ -47,13 +61,12 @@ impl PayloadSeal {
     }
 
     /// The seal of an existing segment, checked against the header's key-check tag so a wrong
-    /// key is reported as such, never as damaged records.
+    /// key is told apart from damaged records before any record is read.
     pub(crate) fn for_existing_segment(
         keyring: Option<&Keyring>,
         cipher: &HeaderCipher,
         segment_id: SegmentId,
-        file: &str,
-    ) -> Result<PayloadSeal, WalError> {
+    ) -> SealCheck {
         let HeaderCipher::Sealed {
             algorithm_id,
             key_id,
@@ -61,33 +74,32 @@ impl PayloadSeal {
             key_check,
         } = cipher
         else {
-            return Ok(PayloadSeal::Plain);
+            return SealCheck::Ready(PayloadSeal::Plain);
         };
-        let wrong_key = || WalError::WrongKey {
-            file: file.to_owned(),
-            key_id: *key_id,
+        let key_id = KeyId::new(*key_id);
+        let Ok(algorithm) = Algorithm::try_from(*algorithm_id) else {
+            return SealCheck::UnknownAlgorithm;
         };
-        let Some(keyring) = keyring else {
-            return Err(wrong_key());
+        let Some(keyring) = keyring.filter(|keyring| keyring.contains(key_id)) else {
+            return SealCheck::KeyMissing { key_id };
         };
-        let algorithm = Algorithm::try_from(*algorithm_id).map_err(|_| WalError::Corrupt {
-            file: file.to_owned(),
-            offset: 0,
-            what: "unknown cipher id in segment header",
-        })?;
-        let cipher = keyring
-            .file_cipher(KeyId::new(*key_id), algorithm, &FileSalt::from_bytes(*salt))
-            .map_err(|_| wrong_key())?;
+        let Ok(cipher) = keyring.file_cipher(key_id, algorithm, &FileSalt::from_bytes(*salt))
+        else {
+            return SealCheck::KeyMissing { key_id };
+        };
         let mut plaintext = Vec::new();
-        cipher
+        if cipher
             .open_into(
                 KEY_CHECK_COUNTER,
                 &key_check_aad(segment_id),
                 key_check,
                 &mut plaintext,
             )
-            .map_err(|_| wrong_key())?;
-        Ok(PayloadSeal::Sealed(Arc::new(cipher)))
+            .is_err()
+        {
+            return SealCheck::KeyCheckFailed { key_id };
+        }
+        SealCheck::Ready(PayloadSeal::Sealed(Arc::new(cipher)))
     }
 
     /// The header field describing this seal, with a fresh key-check tag.

@@ -32,9 +32,12 @@ use crate::format::{
 };
 use crate::ids::{Lsn, LsnRange, SegmentId};
 use crate::options::WalOptions;
-use crate::recovery::{RecoveryReport, Repair, ReplaySummary, WalReader, scan_directory};
+use crate::plan::{LogPlan, Repair};
+use crate::recovery::{RecoveryReport, ReplaySummary, WalReader};
 use crate::seal::PayloadSeal;
-use crate::storage::{Access, StorageFile};
+use crate::storage::{Access, Storage, StorageFile};
+use crate::survey::LogSurvey;
+use crate::walk::LogWalk;
 
 /// How many segments [`Wal::compact`] callers keep by default: the open one and two before it.
 pub const COMPACT_KEEP_NEWEST_DEFAULT: usize = 3;
@@ -143,114 +146,25 @@ pub struct Wal {
 }
 
 impl Wal {
-    /// Opens (creating if needed) the log in `dir`: recovers per `options.recovery_mode`,
-    /// applies the repairs it calls for, starts a new segment and the background flusher.
+    /// Opens (creating if needed) the log in `dir`: recovers per `options.recovery_mode` with
+    /// the log's own start as the base (see [`LogPlan::decide`]), applies the repairs the plan
+    /// calls for, starts a new segment and the background flusher. Read the recovered records
+    /// with [`Wal::replay`].
     ///
-    /// Errors: `InvalidArgument` for bad options; `NotASegment`/`UnsupportedVersion` when the
-    /// directory holds a `.wal` file this crate did not write (left untouched); `WrongKey`;
-    /// `Corrupt` under `RecoveryMode::Absolute`; `Io`; `Crypto`.
+    /// A caller with a snapshot recovers in one pass instead: [`LogSurvey::read`], then
+    /// [`LogSurvey::walk`] from the snapshot's LSN (records are delivered as they are read),
+    /// then [`LogWalk::plan`] and [`LogWalk::open`].
+    ///
+    /// # Errors
+    /// `InvalidArgument` for bad options; `NotASegment`/`UnsupportedVersion` when the directory
+    /// holds a `.wal` file this crate did not write (left untouched); `WrongKey`;
+    /// `WouldDropRecords` under `RefuseLoss`/`Absolute`, `Corrupt` under `Absolute`
+    /// (nothing changed); `Io`; `Crypto`.
     pub fn open(dir: &Path, options: WalOptions) -> Result<(Wal, RecoveryReport), WalError> {
-        options.validate()?;
-        let storage = Arc::clone(&options.storage);
-        let dir_name = dir.display().to_string();
-        crate::storage::create_dir_all_durable(storage.as_ref(), dir)
-            .map_err(|source| WalError::io("create directory", &dir_name, source))?;
-        let scan = scan_directory(
-            storage.as_ref(),
-            dir,
-            options.recovery_mode,
-            options.keyring.as_deref(),
-        )?;
-        let mut report = scan.report;
-        apply_repairs(&options, dir, &scan.repairs, &mut report)?;
-        // Records recovered from the newest segment may sit in the page cache only (the process
-        // died, the machine did not): make them durable before newer records can be.
-        if let Some(newest) = scan.plan.last() {
-            let file = storage
-                .open(&dir.join(&newest.name), Access::ReadWrite)
-                .map_err(|source| WalError::io("open", &newest.name, source))?;
-            file.sync_data()
-                .map_err(|source| WalError::io("sync", &newest.name, source))?;
-        }
-        let segment = create_segment(
-            &options,
-            dir,
-            scan.next_lsn,
-            report.last_lsn,
-            scan.next_segment_id,
-        )?;
-        let mut segments: Vec<SegmentEntry> = scan
-            .plan
-            .iter()
-            .map(|planned| SegmentEntry {
-                name: planned.name.clone(),
-                first_lsn: planned.header.first_lsn,
-            })
-            .collect();
-        segments.push(SegmentEntry {
-            name: segment.name.clone(),
-            first_lsn: scan.next_lsn,
-        });
-        let recovered_lsn = scan.next_lsn.prev();
-        let state = State {
-            segment,
-            pending: Vec::with_capacity(options.group_commit_bytes_max),
-            pending_records: 0,
-            spare: Vec::with_capacity(options.group_commit_bytes_max),
-            next_lsn: scan.next_lsn,
-            written_lsn: recovered_lsn,
-            durable_lsn: recovered_lsn,
-            writing: false,
-            syncing: false,
-            sync_generation: 0,
-            sync_in_flight_target: recovered_lsn,
-            unsynced_bytes: 0,
-            rotate_requested: false,
-            failed: None,
-            group_commit_records_max: options.group_commit_records_max,
-            group_commit_bytes_max: options.group_commit_bytes_max,
-        };
-        let reader =
-            WalReader::from_plan(Arc::clone(&storage), dir, options.recovery_mode, scan.plan);
-        let sync_interval = options.sync_interval;
-        let (sync_requests, sync_request_receiver) = channel::bounded::<()>(1);
-        let shared = Arc::new(Shared {
-            dir: dir.to_path_buf(),
-            options,
-            state: Mutex::new(state),
-            write_done: Condvar::new(),
-            sync_done: [Condvar::new(), Condvar::new()],
-            segments: Mutex::new(segments),
-            sync_requests,
-        });
-        let (stop_sender, stop_receiver) = channel::bounded::<()>(1);
-        let flusher_shared = Arc::clone(&shared);
-        let handle = std::thread::Builder::new()
-            .name("tokm-wal-flusher".to_owned())
-            .spawn(move || {
-                loop {
-                    // Stops when `Wal` drops its sender; syncs on request or after an interval.
-                    crossbeam::select! {
-                        recv(stop_receiver) -> _ => return,
-                        recv(sync_request_receiver) -> _ => {}
-                        default(sync_interval) => {}
-                    }
-                    if let Err(error) = flusher_shared.sync() {
-                        tracing::warn!(
-                            code = error.code(),
-                            "background WAL sync failed; flusher stops"
-                        );
-                        return;
-                    }
-                }
-            })
-            .map_err(|source| WalError::io("spawn flusher", &dir_name, source))?;
-        let wal = Wal {
-            shared,
-            reader,
-            flusher: Some((stop_sender, handle)),
-        };
-        Ok((wal, report))
+        let walk =
+            LogSurvey::read(dir, &options)?.walk(None, &mut |_, _| ControlFlow::Continue(()))?;
+        let plan = walk.plan()?;
+        walk.open(&plan)
     }
 
     /// Appends one record and returns its LSN; see [`Durability`] for when it returns.
@@ -370,6 +284,160 @@ impl Drop for Wal {
             tracing::warn!(code = error.code(), "WAL sync on drop failed");
         }
     }
+}
+
+impl LogWalk {
+    /// Carries out `plan` (decided from this walk by [`LogWalk::plan`] or
+    /// [`LogPlan::decide`]): makes the directory durable, applies the repairs, syncs the newest
+    /// kept segment, creates a new segment and starts the writer. The first step that changes
+    /// anything.
+    ///
+    /// # Errors
+    /// `Io`; `Crypto` (the new segment's salt). A failure part-way leaves a directory that the
+    /// next open decides the same way.
+    pub fn open(self, plan: &LogPlan) -> Result<(Wal, RecoveryReport), WalError> {
+        let LogWalk { survey, .. } = &self;
+        let options = survey.options.clone();
+        let dir = survey.dir.clone();
+        let storage = Arc::clone(&options.storage);
+        let dir_name = dir.display().to_string();
+        crate::storage::create_dir_all_durable(storage.as_ref(), &dir)
+            .map_err(|source| WalError::io("create directory", &dir_name, source))?;
+        let quarantined = apply_repairs(&options, &dir, plan.repairs())?;
+        let report = RecoveryReport::new(self.findings(), plan, quarantined);
+        let kept = self.kept_survey(plan);
+        // Records recovered from the newest segment may sit in the page cache only (the process
+        // died, the machine did not): make them durable before newer records can be.
+        if let Some(newest) = kept.segments.last() {
+            let file = storage
+                .open(&dir.join(&newest.name), Access::ReadWrite)
+                .map_err(|source| WalError::io("open", &newest.name, source))?;
+            file.sync_data()
+                .map_err(|source| WalError::io("sync", &newest.name, source))?;
+        }
+        let next_lsn = plan.next_lsn();
+        let segment = create_segment(
+            &options,
+            &dir,
+            next_lsn,
+            plan.new_previous_lsn(),
+            plan.next_segment_id(),
+        )?;
+        let mut segments: Vec<SegmentEntry> = kept
+            .segments
+            .iter()
+            .map(|kept| SegmentEntry {
+                name: kept.name.clone(),
+                first_lsn: kept.first_lsn,
+            })
+            .collect();
+        segments.push(SegmentEntry {
+            name: segment.name.clone(),
+            first_lsn: next_lsn,
+        });
+        let wal = Wal::start(
+            dir,
+            options,
+            segment,
+            segments,
+            WalReader::from_survey(kept),
+        )?;
+        Ok((wal, report))
+    }
+
+    /// The survey restricted to the segments the plan keeps, as they are after the repairs:
+    /// what [`Wal::replay`] reads again.
+    fn kept_survey(&self, plan: &LogPlan) -> LogSurvey {
+        let mut kept = self.survey.clone();
+        kept.temp_files.clear();
+        kept.segments = plan
+            .kept()
+            .iter()
+            .map(|segment| {
+                let mut surveyed = self.survey.segments[segment.index].clone();
+                surveyed.size_bytes = segment.end_offset;
+                surveyed
+            })
+            .collect();
+        kept
+    }
+}
+
+impl Wal {
+    /// Starts the writer on `segment`, just created, and the background flusher.
+    fn start(
+        dir: PathBuf,
+        options: WalOptions,
+        segment: OpenSegment,
+        segments: Vec<SegmentEntry>,
+        reader: WalReader,
+    ) -> Result<Wal, WalError> {
+        let recovered_lsn = segment_first_lsn(&segments).prev();
+        let dir_name = dir.display().to_string();
+        let state = State {
+            segment,
+            pending: Vec::with_capacity(options.group_commit_bytes_max),
+            pending_records: 0,
+            spare: Vec::with_capacity(options.group_commit_bytes_max),
+            next_lsn: recovered_lsn.next(),
+            written_lsn: recovered_lsn,
+            durable_lsn: recovered_lsn,
+            writing: false,
+            syncing: false,
+            sync_generation: 0,
+            sync_in_flight_target: recovered_lsn,
+            unsynced_bytes: 0,
+            rotate_requested: false,
+            failed: None,
+            group_commit_records_max: options.group_commit_records_max,
+            group_commit_bytes_max: options.group_commit_bytes_max,
+        };
+        let sync_interval = options.sync_interval;
+        let (sync_requests, sync_request_receiver) = channel::bounded::<()>(1);
+        let shared = Arc::new(Shared {
+            dir,
+            options,
+            state: Mutex::new(state),
+            write_done: Condvar::new(),
+            sync_done: [Condvar::new(), Condvar::new()],
+            segments: Mutex::new(segments),
+            sync_requests,
+        });
+        let (stop_sender, stop_receiver) = channel::bounded::<()>(1);
+        let flusher_shared = Arc::clone(&shared);
+        let handle = std::thread::Builder::new()
+            .name("tokm-wal-flusher".to_owned())
+            .spawn(move || {
+                loop {
+                    // Stops when `Wal` drops its sender; syncs on request or after an interval.
+                    crossbeam::select! {
+                        recv(stop_receiver) -> _ => return,
+                        recv(sync_request_receiver) -> _ => {}
+                        default(sync_interval) => {}
+                    }
+                    if let Err(error) = flusher_shared.sync() {
+                        tracing::warn!(
+                            code = error.code(),
+                            "background WAL sync failed; flusher stops"
+                        );
+                        return;
+                    }
+                }
+            })
+            .map_err(|source| WalError::io("spawn flusher", &dir_name, source))?;
+        Ok(Wal {
+            shared,
+            reader,
+            flusher: Some((stop_sender, handle)),
+        })
+    }
+}
+
+/// The first LSN of the newest segment (the one just created).
+fn segment_first_lsn(segments: &[SegmentEntry]) -> Lsn {
+    segments
+        .last()
+        .map_or(Lsn::new(1), |newest| newest.first_lsn)
 }
 
 impl State {
@@ -777,15 +845,15 @@ fn create_segment(
     })
 }
 
-/// Applies what recovery decided, then syncs the directory.
+/// Applies what recovery decided, then syncs the directory. Returns the quarantine files made.
 fn apply_repairs(
     options: &WalOptions,
     dir: &Path,
     repairs: &[Repair],
-    report: &mut RecoveryReport,
-) -> Result<(), WalError> {
+) -> Result<Vec<String>, WalError> {
+    let mut quarantined = Vec::new();
     if repairs.is_empty() {
-        return Ok(());
+        return Ok(quarantined);
     }
     let storage = &options.storage;
     let truncate = |name: &str, offset: u64| -> Result<(), WalError> {
@@ -799,45 +867,64 @@ fn apply_repairs(
     };
     for repair in repairs {
         match repair {
-            Repair::RemoveTemp { name } | Repair::RemoveEmpty { name } => storage
-                .remove(&dir.join(name))
-                .map_err(|source| WalError::io("remove", name, source))?,
-            Repair::QuarantineSegment { name } => {
-                let target = quarantine_name(name, 0);
+            Repair::RemoveTemp { file } | Repair::RemoveEmpty { file } => storage
+                .remove(&dir.join(file))
+                .map_err(|source| WalError::io("remove", file, source))?,
+            Repair::QuarantineSegment { file } => {
+                let target = quarantine_name(file, 0);
                 storage
-                    .rename(&dir.join(name), &dir.join(&target))
-                    .map_err(|source| WalError::io("rename", name, source))?;
-                report.quarantined.push(target);
+                    .rename(&dir.join(file), &dir.join(&target))
+                    .map_err(|source| WalError::io("rename", file, source))?;
+                quarantined.push(target);
             }
-            Repair::QuarantineTail { name, offset } => {
-                let source_file = storage
-                    .open(&dir.join(name), Access::ReadOnly)
-                    .map_err(|source| WalError::io("open", name, source))?;
-                let len = source_file
-                    .len_bytes()
-                    .map_err(|source| WalError::io("stat", name, source))?;
-                let mut tail = vec![0u8; usize::try_from(len.saturating_sub(*offset)).unwrap_or(0)];
-                source_file
-                    .read_exact_at(*offset, &mut tail)
-                    .map_err(|source| WalError::io("read", name, source))?;
-                let target = quarantine_name(name, *offset);
-                let target_path = dir.join(&target);
-                // A leftover from an interrupted earlier recovery holds the same bytes.
-                let _ = storage.remove(&target_path);
-                let copy = storage
-                    .create_new(&target_path)
-                    .map_err(|source| WalError::io("create", &target, source))?;
-                copy.write_all_at(0, &tail)
-                    .map_err(|source| WalError::io("write", &target, source))?;
-                copy.sync_data()
-                    .map_err(|source| WalError::io("sync", &target, source))?;
-                truncate(name, *offset)?;
-                report.quarantined.push(target);
+            Repair::QuarantineTail { file, offset } => {
+                let target = quarantine_name(file, *offset);
+                copy_tail(storage.as_ref(), dir, file, *offset, &target)?;
+                truncate(file, *offset)?;
+                quarantined.push(target);
             }
-            Repair::Truncate { name, offset } => truncate(name, *offset)?,
+            Repair::Truncate { file, offset } => truncate(file, *offset)?,
         }
     }
     storage
         .sync_dir(dir)
-        .map_err(|source| WalError::io("sync directory", &dir.display().to_string(), source))
+        .map_err(|source| WalError::io("sync directory", &dir.display().to_string(), source))?;
+    Ok(quarantined)
+}
+
+/// Copies `[offset..)` of `dir/name` to `dir/target` through a bounded buffer and syncs it.
+fn copy_tail(
+    storage: &dyn Storage,
+    dir: &Path,
+    name: &str,
+    offset: u64,
+    target: &str,
+) -> Result<(), WalError> {
+    const CHUNK_BYTES: u64 = 1 << 20;
+    let source_file = storage
+        .open(&dir.join(name), Access::ReadOnly)
+        .map_err(|source| WalError::io("open", name, source))?;
+    let len = source_file
+        .len_bytes()
+        .map_err(|source| WalError::io("stat", name, source))?;
+    let target_path = dir.join(target);
+    // A leftover from an interrupted earlier recovery holds the same bytes.
+    let _ = storage.remove(&target_path);
+    let copy = storage
+        .create_new(&target_path)
+        .map_err(|source| WalError::io("create", target, source))?;
+    let mut buffer = Vec::new();
+    let mut position = offset;
+    while position < len {
+        let chunk = (len - position).min(CHUNK_BYTES);
+        buffer.resize(chunk as usize, 0);
+        source_file
+            .read_exact_at(position, &mut buffer)
+            .map_err(|source| WalError::io("read", name, source))?;
+        copy.write_all_at(position - offset, &buffer)
+            .map_err(|source| WalError::io("write", target, source))?;
+        position += chunk;
+    }
+    copy.sync_data()
+        .map_err(|source| WalError::io("sync", target, source))
 }

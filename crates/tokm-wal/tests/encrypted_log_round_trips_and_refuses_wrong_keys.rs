@@ -4,7 +4,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{open_and_replay, payload, segment_names, sim_dir, sim_options};
+use common::{open_and_replay, payload, segment_names, sim_dir, sim_options, with_mode};
 use tokm_crypto_adaptive::{Algorithm, Key, KeyId, Keyring};
 use tokm_wal::testkit::SimStorage;
 use tokm_wal::{DamageKind, Durability, Lsn, RecoveryMode, Wal};
@@ -106,7 +106,16 @@ fn a_sealed_payload_moved_to_another_lsn_fails_authentication() {
     sim.put_file(&dir.join(&names[0]), &forged);
 
     let options = sim_options(&sim).with_keyring(keys);
-    let (_wal, report, records) = open_and_replay(&dir, options).expect("open");
+    let refused = open_and_replay(&dir, options.clone()).expect_err("a lost record refuses");
+    assert_eq!(refused.code(), "TM-WAL-5203");
+    assert!(
+        refused
+            .to_string()
+            .contains(&format!("offset {third_start}")),
+        "{refused}"
+    );
+    let point_in_time = with_mode(options, RecoveryMode::PointInTime);
+    let (_wal, report, records) = open_and_replay(&dir, point_in_time).expect("open");
     let lsns: Vec<u64> = records.iter().map(|(lsn, _)| lsn.get()).collect();
     assert_eq!(
         lsns,

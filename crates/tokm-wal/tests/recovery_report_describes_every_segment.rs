@@ -155,14 +155,14 @@ fn damage_is_counted_on_its_segment_and_the_kept_range_shrinks() {
 }
 
 #[test]
-fn a_segment_with_a_damaged_header_has_no_segment_id_or_key_id() {
+fn a_segment_with_an_unreadable_header_has_no_segment_id_or_key_id() {
     let sim = SimStorage::new();
     write_three_segments(sim_options(&sim));
     let name = segment_names(&sim, &sim_dir())[2].clone();
     let path = sim_dir().join(&name);
     let mut bytes = sim.file_bytes(&path).expect("bytes");
-    // A byte of the segment id: the header checksum no longer matches.
-    bytes[16] ^= 0x01;
+    // A byte of the first LSN: the header no longer matches the file name (nor its checksum).
+    bytes[24] ^= 0x01;
     sim.put_file(&path, &bytes);
 
     let skip = with_mode(sim_options(&sim), RecoveryMode::SkipDamaged);
