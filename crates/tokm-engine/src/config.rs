@@ -21,7 +21,10 @@ pub struct EngineConfig {
     pub durability: Durability,
     /// How often `Batch` mode syncs the log (default 1 s).
     pub sync_interval: Duration,
-    /// What replay does with damage in the log (default: stop at the last good record).
+    /// What recovery does when acknowledged records after the snapshot cannot all be read
+    /// (default `RefuseLoss`: refuse to open and change nothing; dropping them is the explicit
+    /// choice of `PointInTime` or `SkipDamaged`). See `docs/ARCHITECTURE.md`, "Recovery
+    /// decisions".
     pub recovery_mode: RecoveryMode,
     /// Per-user session limit and what `create` does at it (default 50, reject).
     pub quota: Quota,

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use tokm_proto::ProtoError;
 use tokm_snapshot::SnapshotError;
-use tokm_wal::WalError;
+use tokm_wal::{LogLoss, WalError};
 
 /// An engine-level failure: opening, recovering, snapshotting or closing.
 #[derive(Debug, thiserror::Error)]
@@ -58,14 +58,26 @@ pub enum EngineError {
         #[source]
         source: ProtoError,
     },
-    /// The log ends before the snapshot's position, or has a gap after it: records the
-    /// snapshot does not hold are missing, so recovery would silently lose them.
-    #[error("log does not continue the snapshot at lsn {covered_lsn}: {reason}")]
-    LogGap {
-        /// The LSN the snapshot covers.
-        covered_lsn: u64,
-        /// What is missing.
-        reason: String,
+    /// Recovery refused to open: acknowledged records above the base (the snapshot it would
+    /// start from) cannot all be read, so opening would drop them — for a session store,
+    /// perhaps a revoked session working again. Nothing on disk was changed. Dropping them is
+    /// an explicit choice: `RecoveryMode::PointInTime` or `SkipDamaged` in
+    /// [`EngineConfig::recovery_mode`](crate::EngineConfig::recovery_mode), or
+    /// `tokm recover --policy point-in-time|skip` (try `--dry-run` first).
+    #[error(
+        "recovery refused, nothing on disk was changed: starting from {}{}, {loss}; to drop \
+         them, open with RecoveryMode::PointInTime or SkipDamaged (tokm recover --policy \
+         point-in-time|skip, --dry-run first)",
+        base.as_deref().unwrap_or("an empty store (no usable snapshot)"),
+        fallback_note(set_aside)
+    )]
+    WouldDropRecords {
+        /// Where the first loss is and what each policy would drop.
+        loss: Box<LogLoss>,
+        /// The snapshot recovery would start from; `None` for an empty store.
+        base: Option<String>,
+        /// Newer snapshots that failed their checks (the reason for an older base).
+        set_aside: Vec<String>,
     },
     /// A replayed record could not be applied (a logic error in the log's writer).
     #[error("log record {lsn} cannot be applied: {reason}")]
@@ -82,6 +94,9 @@ pub enum EngineError {
 
 impl EngineError {
     /// Every code this crate can return, in declaration order.
+    ///
+    /// `TM-ENG-5202` is retired (it was "the log does not continue the snapshot", now part of
+    /// `TM-ENG-5204`) and never reused.
     pub const CODES: [&'static str; 9] = [
         "TM-ENG-4001",
         "TM-ENG-4231",
@@ -89,8 +104,8 @@ impl EngineError {
         "TM-ENG-5002",
         "TM-ENG-5003",
         "TM-ENG-5201",
-        "TM-ENG-5202",
         "TM-ENG-5203",
+        "TM-ENG-5204",
         "TM-ENG-5031",
     ];
 
@@ -103,7 +118,7 @@ impl EngineError {
             EngineError::Wal { .. } => "TM-ENG-5002",
             EngineError::Snapshot { .. } => "TM-ENG-5003",
             EngineError::UndecodableRecord { .. } => "TM-ENG-5201",
-            EngineError::LogGap { .. } => "TM-ENG-5202",
+            EngineError::WouldDropRecords { .. } => "TM-ENG-5204",
             EngineError::Replay { .. } => "TM-ENG-5203",
             EngineError::ReadOnly => "TM-ENG-5031",
         }
@@ -119,6 +134,17 @@ impl EngineError {
             _ => None,
         }
     }
+}
+
+/// ", after setting aside a, b (they failed their checks)" when snapshots were set aside.
+fn fallback_note(set_aside: &[String]) -> String {
+    if set_aside.is_empty() {
+        return String::new();
+    }
+    format!(
+        " after setting aside {} (failed their checks)",
+        set_aside.join(", ")
+    )
 }
 
 #[cfg(test)]
@@ -143,9 +169,17 @@ mod tests {
             EngineError::Locked {
                 dir: PathBuf::new(),
             },
-            EngineError::LogGap {
-                covered_lsn: 1,
-                reason: String::new(),
+            EngineError::WouldDropRecords {
+                loss: Box::new(LogLoss {
+                    file: "f".to_owned(),
+                    offset: 0,
+                    cause: tokm_wal::LossCause::LogEndsBeforeBase,
+                    first_lsn: tokm_wal::Lsn::new(2),
+                    unreadable_count: None,
+                    intact_after_count: 0,
+                }),
+                base: None,
+                set_aside: vec!["s".to_owned()],
             },
             EngineError::Replay {
                 lsn: 1,

@@ -54,6 +54,18 @@
 //! Touches are coalesced: at most one `touch` per session is logged per
 //! [`EngineConfig::touch_log_window`] (default 1 s); others change memory only.
 //!
+//! # Recovery
+//! [`Engine::open`] examines the directory first, reading only (the log's headers and keys,
+//! the newest snapshot that passes every check, then the log after it in one streaming pass
+//! into the memory store), decides with a pure function of what it found, and only then
+//! changes files. So an open that fails leaves the directory byte-identical, and by default
+//! ([`tokm_wal::RecoveryMode::RefuseLoss`]) an open that would drop acknowledged records after
+//! the snapshot — a revoked session working again — refuses with
+//! [`EngineError::WouldDropRecords`]; dropping them is the explicit choice of another
+//! [`EngineConfig::recovery_mode`]. A wrong or missing key is a key error naming the key id,
+//! never damage. [`Engine::plan_recovery`] shows what an open would do without doing it. The
+//! full decision table is in `docs/ARCHITECTURE.md` ("Recovery decisions").
+//!
 //! # Snapshots
 //! Taken by [`Engine::snapshot_now`], by the background thread when the interval (1 h) or the
 //! logged bytes (1 GiB) trigger fires, and after a recovery that replayed more than 100,000
@@ -71,20 +83,22 @@
 //! | `TM-ENG-5002` | `Wal` (see `cause_code()`) |
 //! | `TM-ENG-5003` | `Snapshot` (see `cause_code()`) |
 //! | `TM-ENG-5201` | `UndecodableRecord` |
-//! | `TM-ENG-5202` | `LogGap` (the log does not continue the snapshot) |
 //! | `TM-ENG-5203` | `Replay` |
+//! | `TM-ENG-5204` | `WouldDropRecords` (recovery refused; nothing changed) |
 //! | `TM-ENG-5031` | `ReadOnly` |
 #![forbid(unsafe_code)]
 
 pub use crate::config::{Durability, EngineConfig, SnapshotPolicy};
 pub use crate::engine::{Engine, EngineStatus, StatusError};
 pub use crate::error::EngineError;
-pub use crate::open::RecoveryReport;
+pub use crate::recovery::RecoveryReport;
 
 #[cfg(doc)]
 use tokm_domain::{SessionRepository, TokenRepository};
 
 mod config;
+mod decide;
 mod engine;
 mod error;
 mod open;
+mod recovery;

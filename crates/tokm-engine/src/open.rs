@@ -1,122 +1,62 @@
-//! Cold start: lock the directory, load the newest valid snapshot, replay the log after it,
-//! drop what expired while down, then serve.
+//! Cold start: lock the directory, recover (examine, decide, act: `recovery.rs`), drop what
+//! expired while down, then serve.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::ops::ControlFlow;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
 use tokm_cmap::ShardedMap;
-use tokm_domain::{Mutation, Session};
-use tokm_memory_store::{MemoryStore, Replayed, StoreOptions};
-use tokm_snapshot::{Fallback, SnapshotMeta, SnapshotOptions, SnapshotStore};
-use tokm_wal::{FsStorage, Lsn, RecoveryMode, Wal, WalOptions};
+use tokm_wal::FsStorage;
 
 use crate::config::EngineConfig;
 use crate::engine::{Engine, Shared, SnapshotState, spawn_background};
 use crate::error::EngineError;
+use crate::recovery::{self, Acted, RecoveryReport};
 
 /// Name of the lock file inside the data directory.
 const LOCK_FILE_NAME: &str = "LOCK";
 
-/// What [`Engine::open`] found and did.
-#[derive(Debug)]
-pub struct RecoveryReport {
-    /// The snapshot loaded, if any.
-    pub snapshot: Option<SnapshotMeta>,
-    /// Newer snapshots that failed a check and were renamed aside, newest first.
-    pub snapshot_fallbacks: Vec<Fallback>,
-    /// What the log's recovery found: records, truncated tail, damage.
-    pub wal: tokm_wal::RecoveryReport,
-    /// Log records applied after the snapshot.
-    pub replayed_records: u64,
-    /// Log records the snapshot already reflected.
-    pub replay_skipped: u64,
-    /// Sessions that expired while the engine was down, removed after replay.
-    pub expired_dropped: u64,
-    /// Sessions in memory when the engine started serving.
-    pub sessions: usize,
-    /// Time spent loading the snapshot.
-    pub snapshot_load: Duration,
-    /// Time spent opening and replaying the log.
-    pub wal_replay: Duration,
-    /// Time from the call to serving.
-    pub total: Duration,
-}
-
 impl Engine {
-    /// Opens (creating if needed) the data directory and recovers: newest valid snapshot (or
-    /// empty), log replay after its LSN under `config.recovery_mode`, expired sessions dropped,
-    /// then serving. Returns what recovery found.
+    /// Opens (creating if needed) the data directory and recovers, then serves.
+    ///
+    /// Recovery first examines everything, reading only: the log's headers and keys, the
+    /// newest snapshot that passes every check (falling back past damaged ones), then the log
+    /// from that snapshot's LSN in one streaming pass. It then decides under
+    /// `config.recovery_mode` (the rules are in `docs/ARCHITECTURE.md`, "Recovery decisions"),
+    /// and only an open that goes ahead changes files: damaged snapshots renamed `*.broken`, a
+    /// torn tail truncated, what the policy drops quarantined. After a policy dropped or
+    /// skipped records, a snapshot is taken at once, so later opens no longer need them.
+    /// Sessions that expired while the engine was down are then deleted through the log.
     ///
     /// # Errors
-    /// [`EngineError::InvalidConfig`], [`EngineError::Locked`] when another engine has the
-    /// directory, [`EngineError::Io`], [`EngineError::Snapshot`], [`EngineError::Wal`] (under
-    /// `RecoveryMode::Absolute`, any damage), [`EngineError::UndecodableRecord`],
-    /// [`EngineError::LogGap`], [`EngineError::Replay`].
+    /// Each of these leaves the directory as it was (only a fresh directory and its `LOCK`
+    /// file may have been created): [`EngineError::InvalidConfig`]; [`EngineError::Locked`] when
+    /// another engine has the directory; [`EngineError::WouldDropRecords`] when opening would
+    /// lose acknowledged records and the mode does not allow it; a key problem as
+    /// [`EngineError::Wal`] (`TM-WAL-4031`) or [`EngineError::Snapshot`] (`TM-SNAP-4031`,
+    /// `TM-SNAP-4032`), naming the file and the key id it needs; a foreign or newer file;
+    /// [`EngineError::UndecodableRecord`], [`EngineError::Replay`]; I/O as
+    /// [`EngineError::Io`], [`EngineError::Wal`] or [`EngineError::Snapshot`]. An I/O failure
+    /// while carrying the decision out, or a failed snapshot after a policy dropped records,
+    /// can leave part of it done; the next open decides the same way.
     pub fn open(config: EngineConfig) -> Result<(Engine, RecoveryReport), EngineError> {
         let started = Instant::now();
         validate(&config)?;
         let lock_file = lock_data_dir(&config.dir)?;
-
-        let snapshots = SnapshotStore::open(
-            &config.snapshot_dir(),
-            SnapshotOptions {
-                storage: Arc::clone(&config.storage),
-                keyring: config.keyring.clone(),
-                retention_count: config.snapshots.retention_count,
-                retention_days: config.snapshots.retention_days,
-                clock: Arc::clone(&config.clock),
-                node_id: config.node_id.to_string(),
-            },
-        )?;
-        let loaded = snapshots.load_newest()?;
-        let snapshot_sessions = loaded
+        let examined = recovery::examine(&config)?;
+        let plan = examined.decide(&config)?;
+        let (acted, store) = recovery::act(&config, examined, &plan)?;
+        let Acted {
+            wal,
+            snapshots,
+            mut report,
+        } = acted;
+        let last_at = report
             .snapshot
-            .as_ref()
-            .map_or(0, |snapshot| snapshot.sessions.len());
-        let store = MemoryStore::new(
-            Arc::clone(&config.clock),
-            StoreOptions {
-                quota: config.quota,
-                capacity: snapshot_sessions,
-            },
-        )
-        .map_err(|error| EngineError::InvalidConfig {
-            reason: error.to_string(),
-        })?;
-        let (snapshot, covered) = match loaded.snapshot {
-            Some(snapshot) => {
-                load_sessions(&store, snapshot.sessions, snapshot.meta.covered_lsn)?;
-                let covered = snapshot.meta.covered_lsn;
-                (Some(snapshot.meta), covered)
-            }
-            None => (None, 0),
-        };
-        let snapshot_load = started.elapsed();
-
-        let replay_started = Instant::now();
-        let (wal, wal_report) = Wal::open(&config.wal_dir(), wal_options(&config))?;
-        let (replayed_records, replay_skipped) = replay(&wal, &store, covered, &config)?;
-        let wal_replay = replay_started.elapsed();
-
-        let mut report = RecoveryReport {
-            snapshot: snapshot.clone(),
-            snapshot_fallbacks: loaded.report.fallbacks,
-            wal: wal_report,
-            replayed_records,
-            replay_skipped,
-            expired_dropped: 0,
-            sessions: 0,
-            snapshot_load,
-            wal_replay,
-            total: started.elapsed(),
-        };
-        let last_at = snapshot
             .as_ref()
             .map_or_else(|| config.clock.now(), |meta| meta.created_at);
         let shared = Arc::new(Shared {
@@ -125,7 +65,7 @@ impl Engine {
             snapshots,
             write_gate: RwLock::new(()),
             snapshot_state: Mutex::new(SnapshotState {
-                last: snapshot,
+                last: report.snapshot.clone(),
                 last_pause: None,
                 last_at,
             }),
@@ -145,15 +85,8 @@ impl Engine {
                 reason: error.to_string(),
             })?;
         report.sessions = shared.store.len();
+        report.snapshot_after_recovery = snapshot_after_recovery(&shared, &report)?;
         report.total = started.elapsed();
-        if shared
-            .config
-            .snapshots
-            .after_replay_records
-            .is_some_and(|threshold| replayed_records > threshold)
-        {
-            shared.take_snapshot()?;
-        }
         let background = spawn_background(Arc::clone(&shared))?;
         tracing::info!(
             sessions = report.sessions,
@@ -168,6 +101,54 @@ impl Engine {
             },
             report,
         ))
+    }
+
+    /// What [`Engine::open`] with `config` would do, without doing it: examines the directory
+    /// (loading the snapshot and replaying the log into a scratch store) and decides, but
+    /// renames, truncates, quarantines and creates nothing, and takes no lock, so it can run
+    /// beside a service that has the directory open (it then sees a moment of a moving log).
+    ///
+    /// # Errors
+    /// As [`Engine::open`]: a refusal is the error `open` would return.
+    pub fn plan_recovery(config: &EngineConfig) -> Result<RecoveryReport, EngineError> {
+        let started = Instant::now();
+        validate(config)?;
+        let examined = recovery::examine(config)?;
+        let plan = examined.decide(config)?;
+        let mut report = examined.report(&plan);
+        report.snapshot_fallbacks = examined.planned_fallbacks(&plan);
+        report.total = started.elapsed();
+        Ok(report)
+    }
+}
+
+/// Takes the snapshot that makes a lossy decision last (after `PointInTime` or `SkipDamaged`
+/// dropped records, a later open under the default policy must not meet the same damage
+/// again) or that shortens the next start after a long replay.
+///
+/// # Errors
+/// Only when the snapshot was needed to make a lossy decision last; a snapshot for speed that
+/// fails is recorded in the status and the open goes on.
+fn snapshot_after_recovery(
+    shared: &Shared,
+    report: &RecoveryReport,
+) -> Result<Option<tokm_snapshot::SnapshotMeta>, EngineError> {
+    let lossy = report.wal.loss.is_some();
+    let long_replay = shared
+        .config
+        .snapshots
+        .after_replay_records
+        .is_some_and(|threshold| report.replayed_records > threshold);
+    if !lossy && !long_replay {
+        return Ok(None);
+    }
+    match shared.take_snapshot() {
+        Ok(meta) => Ok(Some(meta)),
+        Err(error) if lossy => Err(error),
+        Err(error) => {
+            tracing::warn!(code = error.code(), %error, "snapshot after recovery failed");
+            Ok(None)
+        }
     }
 }
 
@@ -222,105 +203,4 @@ fn lock_data_dir(dir: &Path) -> Result<File, EngineError> {
             source,
         }),
     }
-}
-
-fn wal_options(config: &EngineConfig) -> WalOptions {
-    let mut options = WalOptions::default()
-        .with_storage(Arc::clone(&config.storage))
-        .with_clock(Arc::clone(&config.clock))
-        .with_node_id(config.node_id)
-        .with_recovery_mode(config.recovery_mode)
-        .with_sync_interval(config.sync_interval);
-    if let Some(keyring) = &config.keyring {
-        options = options.with_keyring(Arc::clone(keyring));
-    }
-    options
-}
-
-/// Applies every log record after `covered` to `store`; returns (applied, skipped).
-fn replay(
-    wal: &Wal,
-    store: &MemoryStore,
-    covered: u64,
-    config: &EngineConfig,
-) -> Result<(u64, u64), EngineError> {
-    let last = wal.last_lsn().get();
-    if last < covered {
-        return Err(EngineError::LogGap {
-            covered_lsn: covered,
-            reason: format!("the log ends at lsn {last}"),
-        });
-    }
-    // Under `SkipDamaged` the log itself may skip records, by the caller's choice; otherwise
-    // the first record replayed must directly follow the snapshot.
-    let check_first = config.recovery_mode != RecoveryMode::SkipDamaged;
-    let mut expected_first = Some(covered + 1).filter(|_| check_first);
-    let (mut applied, mut skipped) = (0u64, 0u64);
-    let mut failure = None;
-    wal.replay(Lsn::new(covered), |lsn, payload| {
-        let lsn = lsn.get();
-        if let Some(expected) = expected_first.take()
-            && lsn != expected
-        {
-            failure = Some(EngineError::LogGap {
-                covered_lsn: covered,
-                reason: format!("the first record after it is lsn {lsn}"),
-            });
-            return ControlFlow::Break(());
-        }
-        let outcome = tokm_proto::decode_mutation(payload)
-            .map_err(|source| EngineError::UndecodableRecord { lsn, source })
-            .and_then(|logged| apply(store, &logged.mutation, lsn));
-        match outcome {
-            Ok(Replayed::Applied) => applied += 1,
-            Ok(Replayed::Skipped) => skipped += 1,
-            Err(error) => {
-                failure = Some(error);
-                return ControlFlow::Break(());
-            }
-        }
-        ControlFlow::Continue(())
-    })?;
-    match failure {
-        Some(error) => Err(error),
-        None => Ok((applied, skipped)),
-    }
-}
-
-/// Inserts a snapshot's sessions, split across the available cores: the sessions of one
-/// snapshot never conflict (distinct ids and tokens), and the store is built for concurrent
-/// writers, so this is the same result as one thread inserting them in order.
-fn load_sessions(
-    store: &MemoryStore,
-    sessions: Vec<Arc<Session>>,
-    covered_lsn: u64,
-) -> Result<(), EngineError> {
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let chunk_len = sessions.len().div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = sessions
-            .chunks(chunk_len)
-            .map(|chunk| {
-                scope.spawn(move || {
-                    chunk.iter().try_for_each(|session| {
-                        apply(store, &Mutation::Create(Arc::clone(session)), covered_lsn).map(drop)
-                    })
-                })
-            })
-            .collect();
-        workers.into_iter().try_for_each(|worker| {
-            worker
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
-    })
-}
-
-fn apply(store: &MemoryStore, mutation: &Mutation, lsn: u64) -> Result<Replayed, EngineError> {
-    store
-        .apply_replayed(mutation)
-        .map_err(|error| EngineError::Replay {
-            lsn,
-            reason: error.to_string(),
-        })
 }

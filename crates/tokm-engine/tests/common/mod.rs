@@ -152,3 +152,24 @@ impl TokenRepository for TempEngine {
         self.engine.touch(id, now, last_access_ip)
     }
 }
+
+pub mod recorded;
+
+/// Every file under `dir` (recursively) with its bytes, to prove an open changed nothing.
+pub fn tree(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).expect("list") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let bytes = std::fs::read(&path).expect("read");
+                files.push((path, bytes));
+            }
+        }
+    }
+    files.sort();
+    files
+}
