@@ -41,7 +41,7 @@ pub(crate) enum Command {
         #[command(subcommand)]
         target: DumpTarget,
     },
-    /// Show (--dry-run) or apply recovery under a policy.
+    /// Show (--dry-run) or apply recovery under a policy; see the README for what each drops.
     #[command(after_help = EXIT_CODES_HELP)]
     Recover(RecoverArgs),
     /// Take a snapshot offline (opens the engine; the directory must not be in use).
@@ -112,17 +112,21 @@ pub(crate) struct RecoverArgs {
 /// `--policy` values, mapped to [`RecoveryMode`].
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub(crate) enum Policy {
-    /// Stop at the last good record before the first damage (the engine's default).
+    /// Open only if no acknowledged record after the snapshot is lost; else refuse (the
+    /// engine's default). Truncates a torn tail, sets damaged snapshots aside.
+    RefuseLoss,
+    /// Drop every record after the first lost one (moved to *.quarantine files), keep the rest.
     PointInTime,
-    /// Refuse to recover a damaged log.
-    Absolute,
-    /// Skip damaged records and keep going.
+    /// Drop only the records that cannot be read, keep every other.
     Skip,
+    /// Refuse any damage at all, even where nothing is lost.
+    Absolute,
 }
 
 impl Policy {
     pub(crate) fn recovery_mode(self) -> RecoveryMode {
         match self {
+            Policy::RefuseLoss => RecoveryMode::RefuseLoss,
             Policy::PointInTime => RecoveryMode::PointInTime,
             Policy::Absolute => RecoveryMode::Absolute,
             Policy::Skip => RecoveryMode::SkipDamaged,
@@ -141,10 +145,22 @@ impl CommonArgs {
         Ok(&self.dir)
     }
 
+    /// The data directory, checked to exist, with its `wal/` and `snapshots/` either missing
+    /// or directories: a regular file there is not something to read past.
+    pub(crate) fn checked_data_dir(&self) -> Result<&Path, CliError> {
+        let dir = self.data_dir()?;
+        for part in [self.wal_dir(), self.snapshot_dir()] {
+            if part.exists() && !part.is_dir() {
+                return Err(CliError::PartNotADirectory { path: part });
+            }
+        }
+        Ok(dir)
+    }
+
     /// The data directory, checked to hold a log: for the commands that open the engine,
     /// which would otherwise turn any directory into a data directory.
     pub(crate) fn existing_data_dir(&self) -> Result<&Path, CliError> {
-        let dir = self.data_dir()?;
+        let dir = self.checked_data_dir()?;
         if !self.wal_dir().is_dir() {
             return Err(CliError::NotADataDir {
                 path: self.dir.clone(),
@@ -193,6 +209,7 @@ mod tests {
             RecoveryMode::PointInTime
         );
         assert_eq!(Policy::Absolute.recovery_mode(), RecoveryMode::Absolute);
+        assert_eq!(Policy::RefuseLoss.recovery_mode(), RecoveryMode::default());
     }
 
     #[test]

@@ -4,16 +4,17 @@
 use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde_json::json;
 use tokm_domain::SessionId;
-use tokm_wal::{Lsn, RecoveryMode, WalReader};
+use tokm_snapshot::SnapshotReader;
+use tokm_wal::{FsStorage, Lsn, RecoveryMode, WalReader};
 
 use crate::cli::DumpArgs;
 use crate::error::CliError;
 use crate::inspect;
 use crate::render;
-use crate::snapshot_view::{self, SnapshotView};
 
 /// Dumps the log. Damaged ranges are skipped (and named on stderr) so everything readable is
 /// printed; a record that does not decode is printed as `{"lsn":..,"undecodable":code}`. Either
@@ -22,12 +23,9 @@ pub(crate) fn run_wal(args: &DumpArgs, out: &mut dyn Write) -> Result<(), CliErr
     if args.file.is_some() {
         return Err(CliError::usage("--file applies to `dump snapshot` only"));
     }
-    args.common.data_dir()?;
+    args.common.checked_data_dir()?;
     let session = parse_session(args.session.as_deref())?;
     let wal_dir = args.common.wal_dir();
-    if !wal_dir.is_dir() {
-        return Ok(());
-    }
     let options = inspect::wal_options(args.common.keyring()?, RecoveryMode::SkipDamaged);
     let (reader, report) = WalReader::open(&wal_dir, &options)?;
     for range in &report.damaged {
@@ -77,59 +75,65 @@ pub(crate) fn run_wal(args: &DumpArgs, out: &mut dyn Write) -> Result<(), CliErr
 }
 
 /// Dumps the sessions of one snapshot: `--file NAME`, or the newest valid one (falling back
-/// past damaged ones, as the engine would, and naming them on stderr).
+/// past damaged ones as the engine would, naming them on stderr, renaming nothing).
 pub(crate) fn run_snapshot(args: &DumpArgs, out: &mut dyn Write) -> Result<(), CliError> {
     if args.from_lsn.is_some() || args.to_lsn.is_some() {
         return Err(CliError::usage(
             "--from-lsn/--to-lsn apply to `dump wal` only; choose a snapshot with --file",
         ));
     }
-    args.common.data_dir()?;
+    args.common.checked_data_dir()?;
     let session = parse_session(args.session.as_deref())?;
     let snapshot_dir = args.common.snapshot_dir();
-    let names = match &args.file {
-        Some(name) => {
-            if !snapshot_view::snapshot_file_names(&snapshot_dir)?.contains(name) {
-                return Err(CliError::usage(format!(
-                    "no snapshot named {name:?} in {}",
-                    snapshot_dir.display()
-                )));
+    let reader = SnapshotReader::new(&snapshot_dir, Arc::new(FsStorage), args.common.keyring()?);
+    let mut names: Vec<String> = reader
+        .list()?
+        .into_iter()
+        .map(|info| info.file_name)
+        .collect();
+    if let Some(name) = &args.file {
+        if !names.contains(name) {
+            return Err(CliError::usage(format!(
+                "no snapshot named {name:?} in {}",
+                snapshot_dir.display()
+            )));
+        }
+        names = vec![name.clone()];
+    }
+    let mut damaged_count = 0;
+    let mut loaded = None;
+    for name in &names {
+        match reader.load(name) {
+            Ok(snapshot) => {
+                loaded = Some(snapshot);
+                break;
             }
-            vec![name.clone()]
+            Err(error) if error.is_damage() => {
+                damaged_count += 1;
+                eprintln!(
+                    "dump: snapshot {name} failed [{}]: {error}; using an older one",
+                    error.code()
+                );
+            }
+            // A key problem, a foreign file, an I/O error: not damage, nothing to fall past.
+            Err(error) => return Err(error.into()),
         }
-        None => snapshot_view::snapshot_file_names(&snapshot_dir)?,
-    };
-    if names.is_empty() {
-        return Ok(());
     }
-    let view = SnapshotView::of_files(&snapshot_dir, &names, args.common.keyring()?)?;
-    let outcome = view.load_newest()?;
-    for fallback in &outcome.report.fallbacks {
-        eprintln!(
-            "dump: snapshot {} failed [{}]: {}; using an older one",
-            fallback.file_name,
-            fallback.error.code(),
-            fallback.error
-        );
-    }
-    let Some(snapshot) = outcome.snapshot else {
-        return Ok(());
-    };
-    for body in &snapshot.sessions {
-        if session.is_some_and(|id| body.id() != id) {
-            continue;
+    if let Some(snapshot) = loaded {
+        for body in &snapshot.sessions {
+            if session.is_some_and(|id| body.id() != id) {
+                continue;
+            }
+            let line = json!({
+                "snapshot": snapshot.meta.file_name,
+                "covered_lsn": snapshot.meta.covered_lsn,
+                "session": render::session(body),
+            });
+            writeln!(out, "{line}").map_err(CliError::io("write", Path::new("<stdout>")))?;
         }
-        let line = json!({
-            "snapshot": snapshot.meta.file_name,
-            "covered_lsn": snapshot.meta.covered_lsn,
-            "session": render::session(body),
-        });
-        writeln!(out, "{line}").map_err(CliError::io("write", Path::new("<stdout>")))?;
     }
-    if !outcome.report.fallbacks.is_empty() {
-        return Err(CliError::DamageFound {
-            damaged_count: outcome.report.fallbacks.len(),
-        });
+    if damaged_count > 0 {
+        return Err(CliError::DamageFound { damaged_count });
     }
     Ok(())
 }

@@ -30,6 +30,9 @@ pub(crate) enum CliError {
     /// commands that open the engine refuse it.
     #[error("{} is not a tokm data directory (no wal/ inside)", path.display())]
     NotADataDir { path: PathBuf },
+    /// `wal/` or `snapshots/` inside the data directory is not a directory.
+    #[error("{} is not a directory; refusing the data directory", path.display())]
+    PartNotADirectory { path: PathBuf },
     /// A file-system call made by the tool itself failed.
     #[error("i/o: {operation} {}", path.display())]
     Io {
@@ -74,6 +77,7 @@ impl CliError {
             CliError::Usage { .. } => "TM-CLI-4001",
             CliError::DirNotFound { .. } => "TM-CLI-4041",
             CliError::NotADataDir { .. } => "TM-CLI-4042",
+            CliError::PartNotADirectory { .. } => "TM-CLI-4043",
             CliError::Io { .. } => "TM-CLI-5001",
             CliError::DamageFound { .. } => "TM-CLI-5201",
             CliError::Crypto { .. } => "TM-CLI-5002",
@@ -93,6 +97,7 @@ impl CliError {
             CliError::Usage { .. }
             | CliError::DirNotFound { .. }
             | CliError::NotADataDir { .. }
+            | CliError::PartNotADirectory { .. }
             | CliError::Io { .. }
             | CliError::DamageFound { .. } => None,
         }
@@ -168,6 +173,9 @@ mod tests {
             },
             CliError::NotADataDir {
                 path: PathBuf::from("/tmp"),
+            },
+            CliError::PartNotADirectory {
+                path: PathBuf::from("/tmp/wal"),
             },
             CliError::Io {
                 operation: "read",

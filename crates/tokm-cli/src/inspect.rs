@@ -1,52 +1,57 @@
 //! `tokm inspect DIR`: what is in the directory and what recovery would do. Changes nothing.
 
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 use tokm_crypto_adaptive::Keyring;
 use tokm_domain::{Clock, SystemClock};
-use tokm_wal::{RecoveryMode, RecoveryReport, SegmentInfo, WalOptions, WalReader};
+use tokm_engine::{Engine, EngineConfig, EngineError};
+use tokm_snapshot::SnapshotReader;
+use tokm_wal::{FsStorage, LogSurvey, RecoveryMode, RecoveryReport, SegmentInfo, WalOptions};
 
 use crate::cli::CommonArgs;
 use crate::error::CliError;
+use crate::maintain;
+use crate::recover;
 use crate::render;
-use crate::snapshot_view::{self, SnapshotView};
 
 /// Runs `inspect`.
 pub(crate) fn run(args: &CommonArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    args.data_dir()?;
+    args.checked_data_dir()?;
     let keyring = args.keyring()?;
-    let report = dry_run_report(&args.wal_dir(), keyring.clone(), RecoveryMode::PointInTime)?;
-    let segments: Vec<Value> = report.segments.iter().map(render::segment).collect();
-    let snapshots = list_snapshots(&args.snapshot_dir(), keyring)?;
+    let log = log_report(&args.wal_dir(), keyring.clone())?;
+    let segments: Vec<Value> = log.segments.iter().map(render::segment).collect();
+    let snapshots = list_snapshots(&args.snapshot_dir(), keyring.clone())?;
+    let recovery = recovery_outlook(args, keyring)?;
     let document = json!({
         "dir": args.dir.display().to_string(),
         "segments": segments,
         "snapshots": snapshots,
-        "recovery": render::wal_report(&report),
+        "recovery": recovery.0,
     });
     let text = if args.json {
         format!("{document}\n")
     } else {
-        text(&report.segments, &snapshots, &report)
+        text(&log.segments, &snapshots, &recovery.1)
     };
     out.write_all(text.as_bytes())
         .map_err(CliError::io("write", Path::new("<stdout>")))
 }
 
-/// The log's recovery report under `mode`, without changing anything; an absent log is empty.
-pub(crate) fn dry_run_report(
+/// Every segment as recovery finds it, reading everything that can be read (`SkipDamaged`,
+/// the log's own start as the base): what each holds, whatever a policy would then decide.
+pub(crate) fn log_report(
     wal_dir: &Path,
     keyring: Option<Arc<Keyring>>,
-    mode: RecoveryMode,
 ) -> Result<RecoveryReport, CliError> {
-    if !wal_dir.is_dir() {
-        return Ok(RecoveryReport::default());
-    }
-    let (_reader, report) = WalReader::open(wal_dir, &wal_options(keyring, mode))?;
-    Ok(report)
+    let options = wal_options(keyring, RecoveryMode::SkipDamaged);
+    let walk =
+        LogSurvey::read(wal_dir, &options)?.walk(None, &mut |_, _| ControlFlow::Continue(()))?;
+    let plan = walk.plan()?;
+    Ok(walk.report(&plan))
 }
 
 pub(crate) fn wal_options(keyring: Option<Arc<Keyring>>, mode: RecoveryMode) -> WalOptions {
@@ -57,19 +62,37 @@ pub(crate) fn wal_options(keyring: Option<Arc<Keyring>>, mode: RecoveryMode) -> 
     }
 }
 
+/// What opening the engine with its default policy would do (JSON and text), or why it would
+/// refuse. Key problems and I/O failures are errors.
+fn recovery_outlook(
+    args: &CommonArgs,
+    keyring: Option<Arc<Keyring>>,
+) -> Result<(Value, String), CliError> {
+    let mut config = EngineConfig::new(&args.dir);
+    config.keyring = keyring;
+    maintain::quiet_background(&mut config);
+    match Engine::plan_recovery(&config) {
+        Ok(report) => Ok((recover::document(&report), recover::text(&report))),
+        Err(error @ EngineError::WouldDropRecords { .. }) => {
+            let code = error.code();
+            Ok((
+                json!({"refused": code, "error": error.to_string()}),
+                format!("would refuse [{code}]: {error}\n"),
+            ))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
 /// Snapshots, newest first, with header and footer checked (blocks are `verify`'s job).
 fn list_snapshots(
     snapshot_dir: &Path,
     keyring: Option<Arc<Keyring>>,
 ) -> Result<Vec<Value>, CliError> {
-    let names = snapshot_view::snapshot_file_names(snapshot_dir)?;
-    if names.is_empty() {
-        return Ok(Vec::new());
-    }
-    let view = SnapshotView::of_files(snapshot_dir, &names, keyring)?;
+    let reader = SnapshotReader::new(snapshot_dir, Arc::new(FsStorage), keyring);
     let now = SystemClock.now();
     let mut snapshots = Vec::new();
-    for info in view.list()? {
+    for info in reader.list()? {
         let age_ms = now.saturating_duration_since(info.created_at).as_millis();
         let mut value = json!({
             "file": info.file_name,
@@ -94,7 +117,7 @@ fn list_snapshots(
     Ok(snapshots)
 }
 
-fn text(segments: &[SegmentInfo], snapshots: &[Value], report: &RecoveryReport) -> String {
+fn text(segments: &[SegmentInfo], snapshots: &[Value], recovery: &str) -> String {
     let mut text = format!("segments ({}):\n", segments.len());
     for segment in segments {
         text.push_str(&segment_line(segment));
@@ -119,8 +142,8 @@ fn text(segments: &[SegmentInfo], snapshots: &[Value], report: &RecoveryReport) 
             snapshot["age_ms"].as_u64().unwrap_or(0) / 1000
         ));
     }
-    text.push_str("recovery would find: ");
-    text.push_str(&render::wal_report_text(report));
+    text.push_str("recovery (default policy): ");
+    text.push_str(recovery);
     text
 }
 
@@ -128,7 +151,7 @@ fn text(segments: &[SegmentInfo], snapshots: &[Value], report: &RecoveryReport) 
 fn segment_line(segment: &SegmentInfo) -> String {
     let range = match segment.last_lsn {
         Some(last) => format!("LSN {}..={last}", segment.first_lsn),
-        // Recovery keeps nothing from a segment after damage; "empty" would hide that.
+        // No record kept because of damage; "empty" would hide that.
         None if segment.damaged_ranges_count > 0 => "no records kept".to_owned(),
         None => "empty".to_owned(),
     };
@@ -154,7 +177,7 @@ fn segment_line(segment: &SegmentInfo) -> String {
 
 #[cfg(test)]
 mod tests {
-    use tokm_wal::{Lsn, Wal, WalOptions};
+    use tokm_wal::{Lsn, Wal, WalOptions, WalReader};
 
     use super::*;
 

@@ -16,14 +16,16 @@
 //!   else one `verify: ...` line per step.
 //! - `tokm dump wal DIR` / `tokm dump snapshot DIR`: JSON lines, one record or session per line;
 //!   `--from-lsn`, `--to-lsn` (log only), `--session ID`, `--file NAME` (snapshot only).
-//! - `tokm recover DIR --policy point-in-time|absolute|skip [--dry-run]`.
+//! - `tokm recover DIR --policy refuse-loss|point-in-time|skip|absolute [--dry-run]`: what
+//!   opening the engine under a policy does (`--dry-run`: would do, changing nothing). The
+//!   README's table says what each policy drops and keeps.
 //! - `tokm snapshot DIR`, `tokm compact DIR`: offline snapshot; snapshot then retention and log
 //!   compaction. These three open the engine and so take the directory lock; they refuse a
 //!   directory without `wal/` rather than let the engine create a data directory there.
 //!
-//! `inspect`, `verify`, `dump` and `recover --dry-run` change nothing in `DIR`: snapshots are
-//! read through a private linked or copied view (see `snapshot_view.rs`) because the snapshot
-//! store's own open and load may remove temp files or rename damaged ones.
+//! `inspect`, `verify`, `dump` and `recover --dry-run` change nothing in `DIR`: they read through
+//! `tokm_snapshot::SnapshotReader`, `tokm_wal::LogSurvey` and `Engine::plan_recovery`, which
+//! never create, rename, truncate or remove a file.
 //!
 //! Keys: `--key-file PATH` (refused unless mode 0600) with `--key-id N` (default 1), or the
 //! `TOKM_KEY_HEX` environment variable (64 hex digits). `--json` prints one JSON document
@@ -34,9 +36,9 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | success; for `verify`, no damage |
-//! | 1 | damage found (`verify`, or a command that hit damaged data) |
+//! | 1 | damage found (`verify`, or a command that hit damaged data), or recovery refused to drop acknowledged records |
 //! | 2 | usage error (bad flag, bad `TOKM_KEY_HEX`, bad session id) |
-//! | 3 | I/O failure or refused: locked by a running service, wrong key, foreign file, missing directory |
+//! | 3 | I/O failure or refused: locked by a running service, wrong or missing key, foreign file, missing directory |
 //!
 //! # Example
 //! ```text
@@ -70,7 +72,6 @@ mod maintain;
 mod progress;
 mod recover;
 mod render;
-mod snapshot_view;
 mod verify;
 
 fn main() -> ExitCode {

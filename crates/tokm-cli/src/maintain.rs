@@ -8,7 +8,6 @@ use tokm_engine::{Engine, EngineConfig};
 
 use crate::cli::CommonArgs;
 use crate::error::CliError;
-use crate::snapshot_view;
 
 /// Turns off the engine's time- and size-based background snapshots: the tool opens the
 /// engine only to do one thing and close it.
@@ -82,16 +81,36 @@ pub(crate) fn run_compact(args: &CommonArgs, out: &mut dyn Write) -> Result<(), 
         .map_err(CliError::io("write", Path::new("<stdout>")))
 }
 
-/// `wal/<segment>` and `snapshots/<snapshot>` names.
+/// `wal/<segment>` and `snapshots/<snapshot>` names, sorted.
 fn data_files(args: &CommonArgs) -> Result<Vec<String>, CliError> {
     let mut names = Vec::new();
-    for name in snapshot_view::read_dir_or_empty(&args.wal_dir())? {
-        if name.ends_with(".wal") {
-            names.push(format!("wal/{name}"));
+    for (dir, prefix, suffix) in [
+        (args.wal_dir(), "wal", ".wal"),
+        (args.snapshot_dir(), "snapshots", ".snap"),
+    ] {
+        for name in read_dir_or_empty(&dir)? {
+            if name.ends_with(suffix) {
+                names.push(format!("{prefix}/{name}"));
+            }
         }
     }
-    for name in snapshot_view::snapshot_file_names(&args.snapshot_dir())? {
-        names.push(format!("snapshots/{name}"));
+    names.sort();
+    Ok(names)
+}
+
+/// File names in `dir`, or none if it does not exist.
+fn read_dir_or_empty(dir: &Path) -> Result<Vec<String>, CliError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(CliError::io("list", dir)(error)),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(CliError::io("list", dir))?;
+        if let Some(name) = entry.file_name().to_str() {
+            names.push(name.to_owned());
+        }
     }
     Ok(names)
 }

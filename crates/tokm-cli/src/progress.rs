@@ -12,16 +12,12 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 const SPINNER_TICK_INTERVAL: Duration = Duration::from_millis(100);
 
 const SPINNER_TEMPLATE: &str = "{prefix}: {spinner} {msg} [{elapsed}]";
-const RECORDS_TEMPLATE: &str =
-    "{prefix}: {msg}\n  [{elapsed}] {wide_bar} {human_pos}/{human_len} records (eta {eta})";
 const BYTES_TEMPLATE: &str =
     "{prefix}: {msg}\n  [{elapsed}] {wide_bar} {binary_bytes}/{binary_total_bytes} (eta {eta})";
 
 /// What a bar counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Unit {
-    /// Log records.
-    Records,
     /// Bytes of files read.
     Bytes,
 }
@@ -29,7 +25,6 @@ pub(crate) enum Unit {
 impl Unit {
     fn template(self) -> &'static str {
         match self {
-            Unit::Records => RECORDS_TEMPLATE,
             Unit::Bytes => BYTES_TEMPLATE,
         }
     }
@@ -113,7 +108,7 @@ mod tests {
 
     #[test]
     fn every_template_parses() {
-        for template in [SPINNER_TEMPLATE, RECORDS_TEMPLATE, BYTES_TEMPLATE] {
+        for template in [SPINNER_TEMPLATE, BYTES_TEMPLATE] {
             assert!(ProgressStyle::with_template(template).is_ok(), "{template}");
         }
     }

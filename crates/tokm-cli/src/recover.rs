@@ -3,77 +3,106 @@
 use std::io::Write;
 use std::path::Path;
 
-use serde_json::json;
-use tokm_engine::{Engine, EngineConfig};
+use serde_json::{Value, json};
+use tokm_engine::{Engine, EngineConfig, RecoveryReport};
 
 use crate::cli::RecoverArgs;
 use crate::error::CliError;
-use crate::inspect;
 use crate::maintain;
 use crate::render;
 
-/// With `--dry-run`: the log's recovery report under the policy, changing nothing (under
-/// `absolute`, damage is an error, exit 1). Without: opens the engine with that policy (which
-/// truncates torn tails, quarantines or refuses damage, and loads the newest valid snapshot),
-/// then closes it, and prints the engine's report.
+/// With `--dry-run`: what opening the engine under the policy would do (which snapshot it
+/// starts from, which it sets aside, what the log keeps, drops and repairs), changing nothing
+/// and taking no lock. Without: opens the engine under the policy, which does it (and, after a
+/// policy dropped or skipped records, takes a snapshot so the next default open agrees), then
+/// closes it. A refusal is the engine's error (exit 1 for records it would drop, 3 for a key
+/// problem), with nothing changed.
 pub(crate) fn run(args: &RecoverArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let dir = args.common.existing_data_dir()?;
-    let keyring = args.common.keyring()?;
-    let mode = args.policy.recovery_mode();
-    let (document, text) = if args.dry_run {
-        let report = inspect::dry_run_report(&args.common.wal_dir(), keyring, mode)?;
-        let document = json!({"dry_run": true, "wal": render::wal_report(&report)});
-        let text = format!(
-            "dry run, nothing changed: {}",
-            render::wal_report_text(&report)
-        );
-        (document, text)
+    let mut config = EngineConfig::new(dir);
+    config.recovery_mode = args.policy.recovery_mode();
+    config.keyring = args.common.keyring()?;
+    maintain::quiet_background(&mut config);
+    let report = if args.dry_run {
+        Engine::plan_recovery(&config)?
     } else {
-        let mut config = EngineConfig::new(dir);
-        config.recovery_mode = mode;
-        config.keyring = keyring;
-        maintain::quiet_background(&mut config);
         let (engine, report) = Engine::open(config)?;
         engine.close()?;
-        let fallbacks: Vec<_> = report
-            .snapshot_fallbacks
-            .iter()
-            .map(|fallback| {
-                json!({
-                    "file": fallback.file_name,
-                    "renamed_to": fallback.renamed_to,
-                    "code": fallback.error.code(),
-                })
-            })
-            .collect();
-        let document = json!({
-            "dry_run": false,
-            "snapshot": report.snapshot.as_ref().map(|meta| meta.file_name.clone()),
-            "snapshot_fallbacks": fallbacks,
-            "wal": render::wal_report(&report.wal),
-            "replayed_records": report.replayed_records,
-            "replay_skipped": report.replay_skipped,
-            "expired_dropped": report.expired_dropped,
-            "sessions": report.sessions,
-        });
-        let text = format!(
-            "recovered {} session(s) (snapshot {}, {} record(s) replayed, {} snapshot fallback(s)); log: {}",
-            report.sessions,
-            report
-                .snapshot
-                .as_ref()
-                .map_or("none", |meta| meta.file_name.as_str()),
-            report.replayed_records,
-            report.snapshot_fallbacks.len(),
-            render::wal_report_text(&report.wal)
-        );
-        (document, text)
+        report
     };
+    let document = document(&report);
     let text = if args.common.json {
         format!("{document}\n")
     } else {
-        text
+        text(&report)
     };
     out.write_all(text.as_bytes())
         .map_err(CliError::io("write", Path::new("<stdout>")))
+}
+
+/// The report as one JSON document.
+pub(crate) fn document(report: &RecoveryReport) -> Value {
+    let fallbacks: Vec<Value> = report
+        .snapshot_fallbacks
+        .iter()
+        .map(|fallback| {
+            json!({
+                "file": fallback.file_name,
+                "renamed_to": fallback.renamed_to,
+                "code": fallback.error.code(),
+                "error": fallback.error.to_string(),
+            })
+        })
+        .collect();
+    json!({
+        "dry_run": report.dry_run,
+        "snapshot": report.snapshot.as_ref().map(|meta| meta.file_name.clone()),
+        "snapshot_fallbacks": fallbacks,
+        "wal": render::wal_report(&report.wal),
+        "replayed_records": report.replayed_records,
+        "replay_skipped": report.replay_skipped,
+        "expired_dropped": report.expired_dropped,
+        "sessions": report.sessions,
+        "snapshot_after_recovery": report
+            .snapshot_after_recovery
+            .as_ref()
+            .map(|meta| meta.file_name.clone()),
+    })
+}
+
+/// The report as text.
+pub(crate) fn text(report: &RecoveryReport) -> String {
+    let mut text = String::new();
+    if report.dry_run {
+        text.push_str("dry run, nothing changed; opening would:\n");
+    }
+    text.push_str(&format!(
+        "start from {}; replay {} record(s); {} session(s)\n",
+        report
+            .snapshot
+            .as_ref()
+            .map_or("an empty store (no usable snapshot)", |meta| meta
+                .file_name
+                .as_str()),
+        report.replayed_records,
+        report.sessions
+    ));
+    for fallback in &report.snapshot_fallbacks {
+        text.push_str(&format!(
+            "  set aside snapshot {} as {} [{}]: {}\n",
+            fallback.file_name,
+            fallback.renamed_to,
+            fallback.error.code(),
+            fallback.error
+        ));
+    }
+    text.push_str("log: ");
+    text.push_str(&render::wal_report_text(&report.wal));
+    if let Some(meta) = &report.snapshot_after_recovery {
+        text.push_str(&format!(
+            "snapshot {} taken so later opens start past what was dropped\n",
+            meta.file_name
+        ));
+    }
+    text
 }

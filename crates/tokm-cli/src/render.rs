@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tokm_crypto_adaptive::KeyId;
 use tokm_domain::{Mutation, Session, SessionFields};
 use tokm_proto::LoggedMutation;
-use tokm_wal::{DamageKind, Lsn, RecoveryReport, SegmentId, SegmentInfo};
+use tokm_wal::{DamageKind, LogLoss, Lsn, RecoveryReport, SegmentId, SegmentInfo};
 
 /// Lower-case hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {
@@ -114,12 +114,30 @@ pub(crate) fn wal_report(report: &RecoveryReport) -> Value {
             })
         })
         .collect();
+    let repairs: Vec<String> = report.repairs.iter().map(ToString::to_string).collect();
     json!({
+        "policy": format!("{:?}", report.mode),
+        "base_lsn": report.base.get(),
         "records_count": report.records_count,
         "last_lsn": report.last_lsn.get(),
+        "replayed_count": report.replayed.records_count,
         "truncated_bytes": report.truncated_bytes,
         "damaged": damaged,
+        "loss": report.loss.as_ref().map(loss),
+        "repairs": repairs,
         "quarantined": report.quarantined,
+    })
+}
+
+/// Acknowledged records a policy dropped (or a refusal would have dropped).
+pub(crate) fn loss(loss: &LogLoss) -> Value {
+    json!({
+        "file": loss.file,
+        "offset": loss.offset,
+        "cause": loss.cause.to_string(),
+        "first_lsn": loss.first_lsn.get(),
+        "unreadable_count": loss.unreadable_count,
+        "intact_after_count": loss.intact_after_count,
     })
 }
 
@@ -140,6 +158,12 @@ pub(crate) fn wal_report_text(report: &RecoveryReport) -> String {
             range.len_bytes,
             damage_kind(range.kind)
         ));
+    }
+    if let Some(loss) = &report.loss {
+        text.push_str(&format!("  dropped by policy {:?}: {loss}\n", report.mode));
+    }
+    for repair in &report.repairs {
+        text.push_str(&format!("  repair: {repair}\n"));
     }
     for name in &report.quarantined {
         text.push_str(&format!("  quarantined: {name}\n"));

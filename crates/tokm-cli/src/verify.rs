@@ -1,8 +1,8 @@
 //! `tokm verify DIR`: reads everything and checks every checksum and tag. Changes nothing.
 //!
-//! Progress goes to stderr (see `progress.rs`): a spinner while the log is scanned, a bar of
-//! log records while they are replayed and decoded, a bar of snapshot bytes while snapshots
-//! are loaded; without a terminal, one `verify: ...` line per step (and per snapshot) instead.
+//! Progress goes to stderr (see `progress.rs`): a spinner while the log is read and decoded
+//! (one pass), a bar of snapshot bytes while snapshots are loaded; without a terminal, one
+//! `verify: ...` line per step (and per snapshot) instead.
 
 use std::io::Write;
 use std::ops::ControlFlow;
@@ -11,22 +11,21 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use tokm_crypto_adaptive::Keyring;
-use tokm_snapshot::SnapshotError;
-use tokm_wal::{Lsn, RecoveryMode, WalReader};
+use tokm_snapshot::SnapshotReader;
+use tokm_wal::{FsStorage, LogSurvey, RecoveryMode};
 
 use crate::cli::CommonArgs;
 use crate::error::CliError;
 use crate::inspect;
 use crate::progress::{Step, Unit};
 use crate::render;
-use crate::snapshot_view::{self, SnapshotView};
 
 /// The prefix of progress lines.
 const COMMAND: &str = "verify";
 
 /// Runs `verify`: prints the findings, then fails with `DamageFound` if there were any.
 pub(crate) fn run(args: &CommonArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    args.data_dir()?;
+    args.checked_data_dir()?;
     let keyring = args.keyring()?;
     let mut damaged = Vec::new();
     let wal = verify_wal(&args.wal_dir(), keyring.clone(), &mut damaged)?;
@@ -52,40 +51,20 @@ pub(crate) fn run(args: &CommonArgs, out: &mut dyn Write) -> Result<(), CliError
     })
 }
 
-/// Scans the log under `SkipDamaged` (so every damaged range is found, not only the first),
-/// then replays every record, which re-verifies checksum and tag, and decodes it.
+/// Reads the log once under `SkipDamaged`, so every damaged range is found (not only the
+/// first) and every readable record is verified (checksum and tag) and decoded.
 fn verify_wal(
     wal_dir: &Path,
     keyring: Option<Arc<Keyring>>,
     damaged: &mut Vec<Value>,
 ) -> Result<Value, CliError> {
-    if !wal_dir.is_dir() {
-        return Ok(json!({"records_count": 0, "segments": 0}));
-    }
     let options = inspect::wal_options(keyring, RecoveryMode::SkipDamaged);
-    // The scan reads every segment but reports nothing until it is done: a spinner.
-    let scanning = Step::spinner(COMMAND);
-    scanning.show("scanning log segments".to_owned());
-    let opened = WalReader::open(wal_dir, &options);
-    drop(scanning);
-    let (reader, report) = opened?;
-    for range in &report.damaged {
-        damaged.push(json!({
-            "file": format!("wal/{}", range.file),
-            "offset": range.offset,
-            "len_bytes": range.len_bytes,
-            "kind": render::damage_kind(range.kind),
-        }));
-    }
-    let decoding = Step::bar(COMMAND, report.records_count, Unit::Records);
-    decoding.show(format!(
-        "decoding {} log record(s) from {} segment(s)",
-        report.records_count,
-        report.segments.len()
-    ));
+    let survey = LogSurvey::read(wal_dir, &options)?;
+    let reading = Step::spinner(COMMAND);
+    reading.show("reading and decoding every log record".to_owned());
     let mut decoded_count = 0_u64;
-    reader.replay(Lsn::ZERO, |lsn, payload| {
-        decoding.advance(1);
+    let walk = survey.walk(None, &mut |lsn, payload| {
+        reading.advance(1);
         match tokm_proto::decode_mutation(payload) {
             Ok(_) => decoded_count += 1,
             Err(error) => damaged.push(json!({
@@ -97,50 +76,57 @@ fn verify_wal(
         }
         ControlFlow::Continue(())
     })?;
+    drop(reading);
+    let report = walk.report(&walk.plan()?);
+    for range in &report.damaged {
+        damaged.push(json!({
+            "file": format!("wal/{}", range.file),
+            "offset": range.offset,
+            "len_bytes": range.len_bytes,
+            "kind": render::damage_kind(range.kind),
+        }));
+    }
     let mut value = render::wal_report(&report);
     value["segments"] = json!(report.segments.len());
     value["records_decoded"] = json!(decoded_count);
     Ok(value)
 }
 
-/// Loads each snapshot on its own (through a private view), so every block of every file is
-/// read and checked, not only the newest valid one. Progress counts the bytes of the files.
+/// Loads every snapshot in full (read-only: nothing is renamed), so every block of every file
+/// is read and checked, not only the newest valid one. Progress counts the files' bytes.
 fn verify_snapshots(
     snapshot_dir: &Path,
     keyring: Option<Arc<Keyring>>,
     damaged: &mut Vec<Value>,
 ) -> Result<Vec<Value>, CliError> {
-    let names = snapshot_view::snapshot_file_names(snapshot_dir)?;
-    let mut sizes_bytes = Vec::with_capacity(names.len());
-    for name in &names {
-        sizes_bytes.push(snapshot_view::file_size_bytes(&snapshot_dir.join(name))?);
+    let reader = SnapshotReader::new(snapshot_dir, Arc::new(FsStorage), keyring);
+    let infos = reader.list()?;
+    let mut sizes_bytes = Vec::with_capacity(infos.len());
+    for info in &infos {
+        let path = snapshot_dir.join(&info.file_name);
+        let metadata = std::fs::metadata(&path).map_err(CliError::io("stat", &path))?;
+        sizes_bytes.push(metadata.len());
     }
     let loading = Step::bar(COMMAND, sizes_bytes.iter().sum(), Unit::Bytes);
-    let mut results = Vec::with_capacity(names.len());
-    for (index, (name, size_bytes)) in names.iter().zip(sizes_bytes).enumerate() {
-        loading.show(format!("snapshot {}/{} {name}", index + 1, names.len()));
-        let view =
-            SnapshotView::of_files(snapshot_dir, std::slice::from_ref(name), keyring.clone())?;
-        match view.load_newest() {
-            Ok(outcome) => {
-                let session_count = outcome
-                    .snapshot
-                    .map_or(0, |snapshot| snapshot.sessions.len());
-                results.push(json!({"file": name, "ok": true, "session_count": session_count}));
+    let mut results = Vec::with_capacity(infos.len());
+    for (index, (info, size_bytes)) in infos.iter().zip(sizes_bytes).enumerate() {
+        let name = &info.file_name;
+        loading.show(format!("snapshot {}/{} {name}", index + 1, infos.len()));
+        match reader.load(name) {
+            Ok(snapshot) => {
+                let count = snapshot.sessions.len();
+                results.push(json!({"file": name, "ok": true, "session_count": count}));
             }
-            Err(SnapshotError::NoValidSnapshot { fallbacks }) => {
-                for fallback in fallbacks {
-                    let error = &fallback.error;
-                    damaged.push(json!({
-                        "file": format!("snapshots/{name}"),
-                        "code": error.code(),
-                        "cause_code": error.cause_code(),
-                        "error": error.to_string(),
-                    }));
-                }
+            Err(error) if error.is_damage() => {
+                damaged.push(json!({
+                    "file": format!("snapshots/{name}"),
+                    "code": error.code(),
+                    "cause_code": error.cause_code(),
+                    "error": error.to_string(),
+                }));
                 results.push(json!({"file": name, "ok": false}));
             }
-            // A foreign file, a missing key or an I/O error: not damage, so refuse.
+            // A foreign file, a key problem or an I/O error: not damage, so refuse.
             Err(error) => return Err(error.into()),
         }
         loading.advance(size_bytes);

@@ -47,9 +47,15 @@ fn inspect_lists_segments_snapshots_and_recovery() {
     assert_eq!(snapshots[0]["session_count"], 3);
     assert_eq!(snapshots[0]["covered_lsn"], 3);
 
-    assert_eq!(report["recovery"]["records_count"], 5);
-    assert_eq!(report["recovery"]["last_lsn"], 5);
-    assert_eq!(report["recovery"]["damaged"].as_array().unwrap().len(), 0);
+    // What opening would do: start from the snapshot (LSN 3) and replay LSNs 4 and 5.
+    let recovery = &report["recovery"];
+    assert_eq!(recovery["dry_run"], true);
+    assert_eq!(recovery["snapshot"], data.snapshots()[0].as_str());
+    assert_eq!(recovery["replayed_records"], 2);
+    assert_eq!(recovery["sessions"], 5);
+    assert_eq!(recovery["wal"]["records_count"], 5);
+    assert_eq!(recovery["wal"]["last_lsn"], 5);
+    assert_eq!(recovery["wal"]["damaged"].as_array().unwrap().len(), 0);
 
     let text = common::tokm(&["inspect", dir]);
     assert_eq!(text.status.code(), Some(0), "{}", common::stderr(&text));
