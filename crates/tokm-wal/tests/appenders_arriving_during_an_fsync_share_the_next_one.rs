@@ -2,14 +2,12 @@
 //! then share a single fsync.
 mod common;
 
-use std::io;
-use std::path::Path;
 use std::sync::Arc;
 
-use common::sim_dir;
+use common::{FileHook, Interposed, sim_dir};
 use parking_lot::{Condvar, Mutex};
 use tokm_wal::testkit::SimStorage;
-use tokm_wal::{Access, Durability, Lsn, Storage, StorageFile, Wal, WalOptions};
+use tokm_wal::{Durability, Lsn, Wal, WalOptions};
 
 /// Holds every `sync_data` while closed, counting the callers held.
 #[derive(Debug, Default)]
@@ -42,67 +40,9 @@ impl Gate {
     }
 }
 
-#[derive(Debug)]
-struct GatedStorage {
-    inner: SimStorage,
-    gate: Arc<Gate>,
-}
-
-#[derive(Debug)]
-struct GatedFile {
-    inner: Arc<dyn StorageFile>,
-    gate: Arc<Gate>,
-}
-
-impl StorageFile for GatedFile {
-    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        self.inner.read_exact_at(offset, buf)
-    }
-    fn write_all_at(&self, offset: u64, bytes: &[u8]) -> io::Result<()> {
-        self.inner.write_all_at(offset, bytes)
-    }
-    fn sync_data(&self) -> io::Result<()> {
-        self.gate.pass();
-        self.inner.sync_data()
-    }
-    fn set_len(&self, len_bytes: u64) -> io::Result<()> {
-        self.inner.set_len(len_bytes)
-    }
-    fn len_bytes(&self) -> io::Result<u64> {
-        self.inner.len_bytes()
-    }
-}
-
-impl GatedStorage {
-    fn wrap(&self, inner: Arc<dyn StorageFile>) -> Arc<dyn StorageFile> {
-        Arc::new(GatedFile {
-            inner,
-            gate: Arc::clone(&self.gate),
-        })
-    }
-}
-
-impl Storage for GatedStorage {
-    fn create_dir(&self, dir: &Path) -> io::Result<()> {
-        self.inner.create_dir(dir)
-    }
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.inner.list(dir)
-    }
-    fn create_new(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
-        Ok(self.wrap(self.inner.create_new(path)?))
-    }
-    fn open(&self, path: &Path, access: Access) -> io::Result<Arc<dyn StorageFile>> {
-        Ok(self.wrap(self.inner.open(path, access)?))
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.inner.sync_dir(dir)
+impl FileHook for Gate {
+    fn before_sync(&self) {
+        self.pass();
     }
 }
 
@@ -111,9 +51,9 @@ fn appenders_arriving_during_an_fsync_share_the_next_one() {
     const FOLLOWERS: u64 = 6;
     let sim = SimStorage::new();
     let gate = Arc::new(Gate::default());
-    let storage = GatedStorage {
+    let storage = Interposed {
         inner: sim.clone(),
-        gate: Arc::clone(&gate),
+        hook: Arc::clone(&gate) as Arc<dyn FileHook>,
     };
     let options = WalOptions::default()
         .with_storage(Arc::new(storage))

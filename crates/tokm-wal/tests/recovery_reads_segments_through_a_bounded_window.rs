@@ -3,80 +3,23 @@
 //! read larger than the window (measured through the storage seam), every record intact.
 mod common;
 
-use std::io;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{payload, replay_all, segment_names, sim_dir, sim_options};
+use common::{FileHook, Interposed, payload, replay_all, segment_names, sim_dir, sim_options};
 use tokm_wal::testkit::SimStorage;
-use tokm_wal::{Access, Durability, Storage, StorageFile, Wal};
+use tokm_wal::{Durability, Wal};
 
 /// The read window of `tokm-wal` recovery (1 MiB), which no read may exceed.
 const WINDOW_BYTES: usize = 1 << 20;
 
-/// Storage that remembers the largest single read.
-#[derive(Debug)]
-struct MeasuringStorage {
-    inner: SimStorage,
-    largest_read: Arc<AtomicUsize>,
-}
+/// Remembers the largest single read.
+#[derive(Debug, Default)]
+struct LargestRead(AtomicUsize);
 
-#[derive(Debug)]
-struct MeasuringFile {
-    inner: Arc<dyn StorageFile>,
-    largest_read: Arc<AtomicUsize>,
-}
-
-impl StorageFile for MeasuringFile {
-    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        self.largest_read.fetch_max(buf.len(), Ordering::Relaxed);
-        self.inner.read_exact_at(offset, buf)
-    }
-    fn write_all_at(&self, offset: u64, bytes: &[u8]) -> io::Result<()> {
-        self.inner.write_all_at(offset, bytes)
-    }
-    fn sync_data(&self) -> io::Result<()> {
-        self.inner.sync_data()
-    }
-    fn set_len(&self, len_bytes: u64) -> io::Result<()> {
-        self.inner.set_len(len_bytes)
-    }
-    fn len_bytes(&self) -> io::Result<u64> {
-        self.inner.len_bytes()
-    }
-}
-
-impl MeasuringStorage {
-    fn wrap(&self, inner: Arc<dyn StorageFile>) -> Arc<dyn StorageFile> {
-        Arc::new(MeasuringFile {
-            inner,
-            largest_read: Arc::clone(&self.largest_read),
-        })
-    }
-}
-
-impl Storage for MeasuringStorage {
-    fn create_dir(&self, dir: &Path) -> io::Result<()> {
-        self.inner.create_dir(dir)
-    }
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.inner.list(dir)
-    }
-    fn create_new(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
-        Ok(self.wrap(self.inner.create_new(path)?))
-    }
-    fn open(&self, path: &Path, access: Access) -> io::Result<Arc<dyn StorageFile>> {
-        Ok(self.wrap(self.inner.open(path, access)?))
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.inner.sync_dir(dir)
+impl FileHook for LargestRead {
+    fn before_read(&self, len: usize) {
+        self.0.fetch_max(len, Ordering::Relaxed);
     }
 }
 
@@ -100,11 +43,11 @@ fn write_log(sim: &SimStorage, count: usize) -> Vec<Vec<u8>> {
     payloads
 }
 
-fn measured(sim: &SimStorage) -> (MeasuringStorage, Arc<AtomicUsize>) {
-    let largest_read = Arc::new(AtomicUsize::new(0));
-    let storage = MeasuringStorage {
+fn measured(sim: &SimStorage) -> (Interposed, Arc<LargestRead>) {
+    let largest_read = Arc::new(LargestRead::default());
+    let storage = Interposed {
         inner: sim.clone(),
-        largest_read: Arc::clone(&largest_read),
+        hook: Arc::clone(&largest_read) as Arc<dyn FileHook>,
     };
     (storage, largest_read)
 }
@@ -129,7 +72,7 @@ fn a_log_many_windows_long_recovers_with_no_read_above_the_window() {
             .zip(&payloads)
             .all(|((_, read), written)| read == written)
     );
-    let largest = largest_read.load(Ordering::Relaxed);
+    let largest = largest_read.0.load(Ordering::Relaxed);
     assert!(largest <= WINDOW_BYTES, "largest read {largest} bytes");
 }
 
@@ -152,6 +95,6 @@ fn zeros_after_a_sealed_segment_are_scanned_through_the_window_and_lose_nothing(
     assert_eq!(report.damaged[0].offset, records_end);
     assert_eq!(report.damaged[0].len_bytes, 48 << 20);
     assert_eq!(replay_all(&wal).expect("replay").len(), payloads.len());
-    let largest = largest_read.load(Ordering::Relaxed);
+    let largest = largest_read.0.load(Ordering::Relaxed);
     assert!(largest <= WINDOW_BYTES, "largest read {largest} bytes");
 }

@@ -67,3 +67,82 @@ pub fn segment_names(sim: &SimStorage, dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// What an [`Interposed`] storage tells a test about before passing a file call on.
+pub trait FileHook: Send + Sync + std::fmt::Debug {
+    /// Before a read of `len` bytes.
+    fn before_read(&self, _len: usize) {}
+    /// Before a `sync_data`; may block (e.g. to hold a sync in flight).
+    fn before_sync(&self) {}
+}
+
+/// A storage that passes every call to a simulated disk, telling `hook` about file reads and
+/// syncs first.
+#[derive(Debug)]
+pub struct Interposed {
+    pub inner: SimStorage,
+    pub hook: Arc<dyn FileHook>,
+}
+
+#[derive(Debug)]
+struct InterposedFile {
+    inner: Arc<dyn tokm_wal::StorageFile>,
+    hook: Arc<dyn FileHook>,
+}
+
+impl tokm_wal::StorageFile for InterposedFile {
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.hook.before_read(buf.len());
+        self.inner.read_exact_at(offset, buf)
+    }
+    fn write_all_at(&self, offset: u64, bytes: &[u8]) -> std::io::Result<()> {
+        self.inner.write_all_at(offset, bytes)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.hook.before_sync();
+        self.inner.sync_data()
+    }
+    fn set_len(&self, len_bytes: u64) -> std::io::Result<()> {
+        self.inner.set_len(len_bytes)
+    }
+    fn len_bytes(&self) -> std::io::Result<u64> {
+        self.inner.len_bytes()
+    }
+}
+
+impl Interposed {
+    fn wrap(&self, inner: Arc<dyn tokm_wal::StorageFile>) -> Arc<dyn tokm_wal::StorageFile> {
+        Arc::new(InterposedFile {
+            inner,
+            hook: Arc::clone(&self.hook),
+        })
+    }
+}
+
+impl tokm_wal::Storage for Interposed {
+    fn create_dir(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.create_dir(dir)
+    }
+    fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
+        self.inner.list(dir)
+    }
+    fn create_new(&self, path: &Path) -> std::io::Result<Arc<dyn tokm_wal::StorageFile>> {
+        Ok(self.wrap(self.inner.create_new(path)?))
+    }
+    fn open(
+        &self,
+        path: &Path,
+        access: tokm_wal::Access,
+    ) -> std::io::Result<Arc<dyn tokm_wal::StorageFile>> {
+        Ok(self.wrap(self.inner.open(path, access)?))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.remove(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+}
