@@ -73,6 +73,11 @@ impl SessionId {
         SessionId::from_ulid(ulid::Ulid::from_bytes(bytes))
     }
 
+    /// The id from bytes that already passed [`SessionId::from_bytes`] (a checked record).
+    pub(crate) fn from_checked_bytes(bytes: [u8; 16]) -> SessionId {
+        SessionId(ulid::Ulid::from_bytes(bytes))
+    }
+
     /// The 16-byte big-endian ULID form; [`SessionId::from_bytes`] reverses it.
     pub fn to_bytes(self) -> [u8; 16] {
         self.0.to_bytes()
@@ -126,6 +131,11 @@ macro_rules! string_id {
             pub fn new(value: &str) -> Result<$name, SessionError> {
                 check_text($field, value, ID_LEN_MAX, "ID_LEN_MAX")?;
                 Ok($name(value.into()))
+            }
+
+            /// Wraps text that already passed the rules of `new` (read from a checked record).
+            pub(crate) fn from_checked(value: &str) -> $name {
+                $name(value.into())
             }
 
             /// The id as text.

@@ -107,6 +107,7 @@ pub use crate::query::{
     Cursor, CursorPage, ListResult, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, Page, PageSize,
     SessionFilter, Sort, SortBy, SortOrder,
 };
+pub use crate::record::{MetadataEntries, RECORD_LEN_MAX, SessionRecord};
 pub use crate::repository::{
     CreateOutcome, Quota, QuotaPolicy, SESSIONS_PER_USER_DEFAULT, SessionRepository,
     TokenRepository,
@@ -128,6 +129,7 @@ mod error;
 mod id;
 mod mutation;
 mod query;
+mod record;
 mod repository;
 mod session;
 mod time;

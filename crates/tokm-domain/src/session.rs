@@ -32,13 +32,23 @@ pub struct UserAgent(Box<str>);
 impl UserAgent {
     /// Validates and wraps `value`; too long is an error, never a truncation.
     pub fn new(value: &str) -> Result<UserAgent, SessionError> {
+        UserAgent::check(value)?;
+        Ok(UserAgent(value.into()))
+    }
+
+    /// The rules of [`UserAgent::new`], without building one.
+    pub(crate) fn check(value: &str) -> Result<(), SessionError> {
         check_text(
             "user_agent",
             value,
             USER_AGENT_LEN_MAX,
             "USER_AGENT_LEN_MAX",
-        )?;
-        Ok(UserAgent(value.into()))
+        )
+    }
+
+    /// Wraps text that already passed [`UserAgent::check`].
+    pub(crate) fn from_checked(value: &str) -> UserAgent {
+        UserAgent(value.into())
     }
 
     /// The user agent as text.
@@ -74,7 +84,7 @@ impl Metadata {
     /// Validates every entry of `map`.
     pub fn from_map(map: BTreeMap<String, String>) -> Result<Metadata, SessionError> {
         if map.len() > METADATA_ENTRIES_MAX {
-            return Err(too_many_entries(map.len()));
+            return Err(Metadata::too_many(map.len()));
         }
         for (key, value) in &map {
             check_entry(key, value)?;
@@ -97,7 +107,7 @@ impl Metadata {
             }
             Err(index) => {
                 if self.0.len() >= METADATA_ENTRIES_MAX {
-                    return Err(too_many_entries(self.0.len() + 1));
+                    return Err(Metadata::too_many(self.0.len() + 1));
                 }
                 self.0.insert(index, (key.into(), value.into()));
                 Ok(None)
@@ -139,6 +149,23 @@ impl Metadata {
             .collect()
     }
 
+    /// Entries that already passed [`check_entry`], unique and in ascending key order.
+    pub(crate) fn from_checked<'a>(entries: impl Iterator<Item = (&'a str, &'a str)>) -> Metadata {
+        Metadata(
+            entries
+                .map(|(key, value)| (key.into(), value.into()))
+                .collect(),
+        )
+    }
+
+    /// The error for a map of `count` entries, over [`METADATA_ENTRIES_MAX`].
+    pub(crate) fn too_many(count: usize) -> SessionError {
+        SessionError::invalid(
+            "metadata",
+            format!("has {count} entries, limit METADATA_ENTRIES_MAX = {METADATA_ENTRIES_MAX}"),
+        )
+    }
+
     /// Where `key` is, or where it would be inserted.
     fn position(&self, key: &str) -> Result<usize, usize> {
         self.0.binary_search_by(|(stored, _)| (**stored).cmp(key))
@@ -155,14 +182,8 @@ impl fmt::Debug for Metadata {
     }
 }
 
-fn too_many_entries(count: usize) -> SessionError {
-    SessionError::invalid(
-        "metadata",
-        format!("has {count} entries, limit METADATA_ENTRIES_MAX = {METADATA_ENTRIES_MAX}"),
-    )
-}
-
-fn check_entry(key: &str, value: &str) -> Result<(), SessionError> {
+/// The rules of one metadata entry.
+pub(crate) fn check_entry(key: &str, value: &str) -> Result<(), SessionError> {
     check_text(
         "metadata key",
         key,
@@ -260,68 +281,90 @@ impl SessionFields {
 
     /// The cross-field rules; each violation names its field and limit.
     fn validate(&self) -> Result<(), SessionError> {
-        if self.created_at > SessionId::TIMESTAMP_MAX {
-            return Err(SessionError::invalid(
-                "created_at",
-                "is past the 48-bit ULID range",
-            ));
-        }
-        if self.expires_at <= self.created_at {
-            return Err(SessionError::invalid(
-                "expires_at",
-                "is not after created_at",
-            ));
-        }
-        if self.expires_at.saturating_duration_since(self.created_at) > LIFETIME_MAX {
-            return Err(SessionError::invalid(
-                "expires_at",
-                format!(
-                    "is more than LIFETIME_MAX = {} days after created_at",
-                    LIFETIME_MAX.as_secs() / 86_400
-                ),
-            ));
-        }
-        if self.last_active < self.created_at {
-            return Err(SessionError::invalid("last_active", "is before created_at"));
-        }
-        if let Some(idle_timeout) = self.idle_timeout {
-            if idle_timeout < Duration::from_millis(1) {
-                return Err(SessionError::invalid(
-                    "idle_timeout",
-                    "is shorter than 1 ms",
-                ));
-            }
-            if idle_timeout > IDLE_TIMEOUT_MAX {
-                return Err(SessionError::invalid(
-                    "idle_timeout",
-                    format!(
-                        "is longer than IDLE_TIMEOUT_MAX = {} days",
-                        IDLE_TIMEOUT_MAX.as_secs() / 86_400
-                    ),
-                ));
-            }
-            // Stored times have millisecond resolution; refusing a fraction keeps a round trip
-            // through disk exact instead of silently rounding.
-            if idle_timeout.subsec_nanos() % 1_000_000 != 0 {
-                return Err(SessionError::invalid(
-                    "idle_timeout",
-                    "is not a whole number of milliseconds",
-                ));
-            }
-        }
-        Ok(())
+        check_times(
+            self.created_at,
+            self.last_active,
+            self.expires_at,
+            self.idle_timeout,
+        )
     }
 
     /// When the session stops being usable: the earlier of `expires_at` and
     /// `last_active + idle_timeout`.
     fn expiry(&self) -> Timestamp {
-        let idle_expiry = self
-            .idle_timeout
-            .and_then(|idle| self.last_active.checked_add(idle));
-        match idle_expiry {
-            Some(idle_expiry) => idle_expiry.min(self.expires_at),
-            None => self.expires_at,
+        expiry_of(self.last_active, self.expires_at, self.idle_timeout)
+    }
+}
+
+/// The rules between a session's times; each violation names its field and limit.
+pub(crate) fn check_times(
+    created_at: Timestamp,
+    last_active: Timestamp,
+    expires_at: Timestamp,
+    idle_timeout: Option<Duration>,
+) -> Result<(), SessionError> {
+    if created_at > SessionId::TIMESTAMP_MAX {
+        return Err(SessionError::invalid(
+            "created_at",
+            "is past the 48-bit ULID range",
+        ));
+    }
+    if expires_at <= created_at {
+        return Err(SessionError::invalid(
+            "expires_at",
+            "is not after created_at",
+        ));
+    }
+    if expires_at.saturating_duration_since(created_at) > LIFETIME_MAX {
+        return Err(SessionError::invalid(
+            "expires_at",
+            format!(
+                "is more than LIFETIME_MAX = {} days after created_at",
+                LIFETIME_MAX.as_secs() / 86_400
+            ),
+        ));
+    }
+    if last_active < created_at {
+        return Err(SessionError::invalid("last_active", "is before created_at"));
+    }
+    if let Some(idle_timeout) = idle_timeout {
+        if idle_timeout < Duration::from_millis(1) {
+            return Err(SessionError::invalid(
+                "idle_timeout",
+                "is shorter than 1 ms",
+            ));
         }
+        if idle_timeout > IDLE_TIMEOUT_MAX {
+            return Err(SessionError::invalid(
+                "idle_timeout",
+                format!(
+                    "is longer than IDLE_TIMEOUT_MAX = {} days",
+                    IDLE_TIMEOUT_MAX.as_secs() / 86_400
+                ),
+            ));
+        }
+        // Stored times have millisecond resolution; refusing a fraction keeps a round trip
+        // through disk exact instead of silently rounding.
+        if idle_timeout.subsec_nanos() % 1_000_000 != 0 {
+            return Err(SessionError::invalid(
+                "idle_timeout",
+                "is not a whole number of milliseconds",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The expiry rule's instant: the earlier of `expires_at` and `last_active + idle_timeout`.
+pub(crate) fn expiry_of(
+    last_active: Timestamp,
+    expires_at: Timestamp,
+    idle_timeout: Option<Duration>,
+) -> Timestamp {
+    let idle_expiry = idle_timeout.and_then(|idle| last_active.checked_add(idle));
+    match idle_expiry {
+        Some(idle_expiry) => idle_expiry.min(expires_at),
+        None => expires_at,
     }
 }
 
@@ -380,6 +423,11 @@ impl Session {
             fields: body.0,
             version,
         })
+    }
+
+    /// Wraps fields and a version that already passed every rule (read from a checked record).
+    pub(crate) fn from_checked(fields: SessionFields, version: u64) -> Session {
+        Session { fields, version }
     }
 
     /// Validates `fields` and wraps them with `version`: the path for bytes read from disk.
