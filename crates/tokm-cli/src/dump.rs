@@ -119,11 +119,14 @@ pub(crate) fn run_snapshot(args: &DumpArgs, out: &mut dyn Write) -> Result<(), C
             Err(error) => return Err(error.into()),
         }
     }
-    if let Some(snapshot) = loaded {
-        for body in &snapshot.sessions {
-            if session.is_some_and(|id| body.id() != id) {
+    if let Some(mut snapshot) = loaded {
+        // A snapshot keeps no order; print by id so that dumps of one state compare equal.
+        snapshot.records.sort_unstable_by_key(|record| record.id());
+        for record in &snapshot.records {
+            if session.is_some_and(|id| record.id() != id) {
                 continue;
             }
+            let body = &record.to_session();
             let line = json!({
                 "snapshot": snapshot.meta.file_name,
                 "covered_lsn": snapshot.meta.covered_lsn,

@@ -114,7 +114,7 @@ fn verify_snapshots(
         loading.show(format!("snapshot {}/{} {name}", index + 1, infos.len()));
         match reader.load(name) {
             Ok(snapshot) => {
-                let count = snapshot.sessions.len();
+                let count = snapshot.records.len();
                 results.push(json!({"file": name, "ok": true, "session_count": count}));
             }
             Err(error) if error.is_damage() => {

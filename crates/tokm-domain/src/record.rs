@@ -307,7 +307,10 @@ impl SessionRecord {
         for text in [device_id, created_by].into_iter().flatten() {
             bytes.extend_from_slice(text.as_bytes());
         }
-        for ip in [fields.ip_address, fields.last_access_ip].into_iter().flatten() {
+        for ip in [fields.ip_address, fields.last_access_ip]
+            .into_iter()
+            .flatten()
+        {
             match ip {
                 IpAddr::V4(v4) => bytes.extend_from_slice(&v4.octets()),
                 IpAddr::V6(v6) => bytes.extend_from_slice(&v6.octets()),
@@ -499,8 +502,7 @@ fn check_record(bytes: &[u8]) -> Result<(), SessionError> {
     id.copy_from_slice(&bytes[ID]);
     SessionId::from_bytes(id)?;
     let text = |field: &'static str, range: Range<usize>| {
-        std::str::from_utf8(&bytes[range])
-            .map_err(|_| SessionError::invalid(field, "is not UTF-8"))
+        std::str::from_utf8(&bytes[range]).map_err(|_| SessionError::invalid(field, "is not UTF-8"))
     };
     check_text(
         "user_id",
@@ -586,17 +588,29 @@ mod tests {
         assert_eq!(record.user_id(), "alice");
         assert_eq!(record.device_id(), Some("phone"));
         assert_eq!(record.created_by(), None);
-        assert_eq!(record.metadata().collect::<Vec<_>>(), [("a", ""), ("b", "2")]);
+        assert_eq!(
+            record.metadata().collect::<Vec<_>>(),
+            [("a", ""), ("b", "2")]
+        );
         assert_eq!(record.expiry(), original.expiry());
         let copied = SessionRecord::from_bytes(record.as_bytes()).unwrap();
         assert_eq!(copied, record);
     }
 
     #[test]
+    fn the_longest_record_is_the_documented_bound() {
+        // FORMAT.md of tokm-snapshot quotes this figure.
+        assert_eq!(RECORD_LEN_MAX, 6_191);
+    }
+
+    #[test]
     fn debug_shows_no_metadata_or_address() {
         let text = format!("{:?}", SessionRecord::from_session(&session(1)));
         assert!(text.contains("version: 1"), "{text}");
-        assert!(!text.contains("10.0.0.1") && !text.contains("phone"), "{text}");
+        assert!(
+            !text.contains("10.0.0.1") && !text.contains("phone"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -634,7 +648,10 @@ mod tests {
     #[test]
     fn touched_raises_last_active_and_keeps_the_version() {
         let record = SessionRecord::from_session(&session(4));
-        let later = record.last_active().checked_add(Duration::from_secs(5)).unwrap();
+        let later = record
+            .last_active()
+            .checked_add(Duration::from_secs(5))
+            .unwrap();
         let same_ip = record.touched(later, None);
         assert_eq!(same_ip.last_active(), later);
         assert_eq!(same_ip.version(), 4);

@@ -12,11 +12,11 @@ use parking_lot::{Mutex, RwLock};
 use tokm_cmap::ShardedMap;
 use tokm_domain::{
     CreateOutcome, Cursor, CursorPage, ListResult, Mutation, NewSession, Page, PageSize, Session,
-    SessionError, SessionFilter, SessionId, SessionRepository, Sort, Timestamp, TokenHash,
-    TokenRepository, UserId,
+    SessionError, SessionFilter, SessionId, SessionRecord, SessionRepository, Sort, Timestamp,
+    TokenHash, TokenRepository, UserId,
 };
 use tokm_memory_store::{CommitHook, MemoryStore};
-use tokm_snapshot::{SnapshotMeta, SnapshotStore};
+use tokm_snapshot::{RecordSlice, SnapshotMeta, SnapshotStore};
 use tokm_wal::{Lsn, Wal, WalError};
 
 use crate::config::EngineConfig;
@@ -363,9 +363,13 @@ impl Shared {
         // In `Batch` mode the records up to `covered` may still be buffered. Sync them first, so
         // the log never ends before a snapshot's position after a crash.
         self.wal.sync()?;
+        let records: Vec<SessionRecord> = sessions
+            .iter()
+            .map(|session| SessionRecord::from_session(session))
+            .collect();
         let meta = self
             .snapshots
-            .write(covered.get(), sessions.iter().map(Arc::as_ref))?;
+            .write_records(covered.get(), &RecordSlice::new(&records))?;
         tracing::info!(
             covered_lsn = meta.covered_lsn,
             sessions = meta.session_count,

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokm_crypto_adaptive::KeyId;
-use tokm_domain::{Mutation, Session};
+use tokm_domain::{Mutation, SessionRecord};
 use tokm_memory_store::{MemoryStore, Replayed, StoreOptions};
 use tokm_snapshot::{
     Encryption, Fallback, LoadedSnapshot, SnapshotError, SnapshotMeta, SnapshotOptions,
@@ -102,7 +102,7 @@ pub(crate) fn examine(config: &EngineConfig) -> Result<Examined, EngineError> {
         Arc::clone(&config.clock),
         StoreOptions {
             quota: config.quota,
-            capacity: loaded.as_ref().map_or(0, |loaded| loaded.sessions.len()),
+            capacity: loaded.as_ref().map_or(0, |loaded| loaded.records.len()),
         },
     )
     .map_err(|error| EngineError::InvalidConfig {
@@ -110,7 +110,7 @@ pub(crate) fn examine(config: &EngineConfig) -> Result<Examined, EngineError> {
     })?;
     let base_meta = match loaded {
         Some(loaded) => {
-            load_sessions(&store, loaded.sessions, loaded.meta.covered_lsn)?;
+            load_sessions(&store, &loaded.records, loaded.meta.covered_lsn)?;
             Some(loaded.meta)
         }
         None => None,
@@ -402,7 +402,7 @@ fn apply_logged(store: &MemoryStore, lsn: Lsn, payload: &[u8]) -> Result<Replaye
 /// writers, so this is the same result as one thread inserting them in order.
 fn load_sessions(
     store: &MemoryStore,
-    sessions: Vec<Arc<Session>>,
+    sessions: &[SessionRecord],
     covered_lsn: u64,
 ) -> Result<(), EngineError> {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
@@ -413,7 +413,8 @@ fn load_sessions(
             .map(|chunk| {
                 scope.spawn(move || {
                     chunk.iter().try_for_each(|session| {
-                        apply(store, &Mutation::Create(Arc::clone(session)), covered_lsn).map(drop)
+                        let session = Arc::new(session.to_session());
+                        apply(store, &Mutation::Create(session), covered_lsn).map(drop)
                     })
                 })
             })

@@ -51,7 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let began = Instant::now();
         let loaded = store.load_newest()?.snapshot.ok_or("no snapshot")?;
         let load = began.elapsed();
-        assert_eq!(loaded.sessions.len(), count);
+        assert_eq!(loaded.records.len(), count);
         println!(
             "run {run}: {} sessions, {} bytes, write {wrote:?}, load {load:?}",
             count, meta.size_bytes

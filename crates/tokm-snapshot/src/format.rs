@@ -64,21 +64,34 @@ const BLOCK_AAD_PREFIX: &[u8; 8] = b"TOKMSNPB";
 /// Length of a sealed block's associated data.
 pub(crate) const BLOCK_AAD_LEN: usize = 24;
 
-/// Versions of the snapshot format this build reads and writes.
+/// Versions of the snapshot format this build reads; it writes [`FormatVersion::CURRENT`].
+///
+/// The versions share every byte of the framing (prelude, header, blocks, index, footer,
+/// trailer) and differ only in what a block's entries hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum FormatVersion {
-    /// The first released format.
+    /// Each block entry is a protobuf `tokm.v1.Session` message.
     V1 = 1,
+    /// Each block entry is a `tokm_domain::SessionRecord`'s bytes: the layout the memory store
+    /// keeps, so writing is a copy and reading is one check and one copy per session.
+    V2 = 2,
+}
+
+impl FormatVersion {
+    /// The version this build writes.
+    pub(crate) const CURRENT: FormatVersion = FormatVersion::V2;
+    /// Every version this build reads.
+    pub(crate) const KNOWN: [FormatVersion; 2] = [FormatVersion::V1, FormatVersion::V2];
 }
 
 impl TryFrom<u8> for FormatVersion {
     type Error = u8;
 
     fn try_from(raw: u8) -> Result<FormatVersion, u8> {
-        match raw {
-            1 => Ok(FormatVersion::V1),
-            other => Err(other),
-        }
+        FormatVersion::KNOWN
+            .into_iter()
+            .find(|version| *version as u8 == raw)
+            .ok_or(raw)
     }
 }
 
@@ -130,9 +143,12 @@ impl Prelude {
     }
 }
 
-/// `prelude` with its version byte set to the version this build writes.
-pub(crate) fn with_current_version(mut prelude: [u8; PRELUDE_LEN]) -> [u8; PRELUDE_LEN] {
-    prelude[OFF_VERSION] = FormatVersion::V1 as u8;
+/// `prelude` with its version byte set to `version`.
+pub(crate) fn with_version(
+    mut prelude: [u8; PRELUDE_LEN],
+    version: FormatVersion,
+) -> [u8; PRELUDE_LEN] {
+    prelude[OFF_VERSION] = version as u8;
     prelude
 }
 
@@ -148,7 +164,7 @@ impl Prelude {
 /// is the first 16 bytes of BLAKE3 over prelude ‖ header message.
 pub(crate) fn encode_head(header: &[u8]) -> Vec<u8> {
     let prelude = Prelude {
-        version: FormatVersion::V1,
+        version: FormatVersion::CURRENT,
         reserved: [0; 3],
         header_len: u32::try_from(header.len())
             .expect("the header is a few fixed fields and a node id of at most 128 bytes"),
@@ -341,11 +357,17 @@ mod tests {
         let mut foreign = bytes;
         foreign[0] = b'X';
         assert_eq!(Prelude::decode(&foreign), Err(PreludeError::BadMagic));
+        let mut v2 = bytes;
+        v2[8] = 2;
+        assert_eq!(
+            Prelude::decode(&v2).map(|p| p.version),
+            Ok(FormatVersion::V2)
+        );
         let mut newer = bytes;
-        newer[8] = 2;
+        newer[8] = 3;
         assert_eq!(
             Prelude::decode(&newer),
-            Err(PreludeError::UnsupportedVersion(2))
+            Err(PreludeError::UnsupportedVersion(3))
         );
         let mut reserved = bytes;
         reserved[10] = 1;

@@ -51,7 +51,8 @@
 //! let outcome = store.load_newest()?;
 //! let snapshot = outcome.snapshot.expect("one was written");
 //! assert_eq!(snapshot.meta.covered_lsn, 30);
-//! assert_eq!(snapshot.sessions, sessions);
+//! let loaded: Vec<Session> = snapshot.records.iter().map(|record| record.to_session()).collect();
+//! assert_eq!(loaded, [sessions[0].as_ref().clone()]);
 //! assert!(outcome.report.fallbacks.is_empty());
 //!
 //! // Retention keeps the newest two; the WAL must keep everything after the oldest kept.
@@ -191,6 +192,7 @@ pub use crate::meta::{
 };
 pub use crate::reader::SnapshotReader;
 pub use crate::store::{SnapshotOptions, SnapshotStore};
+pub use crate::write::{RecordSlice, RecordSource};
 
 /// The name [`SnapshotStore::set_aside`] gives a snapshot: `<file_name>.broken`. For reports of
 /// what a recovery would do before it does it.

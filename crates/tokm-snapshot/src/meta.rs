@@ -1,9 +1,7 @@
 //! What the store reports about snapshots: metadata, load and retention reports.
 
-use std::sync::Arc;
-
 use tokm_crypto_adaptive::{Algorithm, KeyId};
-use tokm_domain::{Session, Timestamp};
+use tokm_domain::{SessionRecord, Timestamp};
 
 use crate::error::SnapshotError;
 
@@ -47,8 +45,8 @@ pub struct SnapshotMeta {
 pub struct LoadedSnapshot {
     /// Its header facts; replay the log after `meta.covered_lsn`.
     pub meta: SnapshotMeta,
-    /// Every session, in the order they were written.
-    pub sessions: Vec<Arc<Session>>,
+    /// Every session, in no particular order (blocks are encoded on several threads).
+    pub records: Vec<SessionRecord>,
 }
 
 /// A snapshot that failed a check while loading and was renamed aside.

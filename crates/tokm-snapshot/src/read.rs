@@ -19,14 +19,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use prost::Message;
 use tokm_crypto_adaptive::{Algorithm, CryptoError, FileCipher, FileSalt, KeyId, Keyring};
-use tokm_domain::Session;
+use tokm_domain::SessionRecord;
 use tokm_proto::{ProtoError, pb};
 use tokm_wal::{Access, Storage, StorageFile};
 
 use crate::error::SnapshotError;
 use crate::format::{
-    self, CHECKSUM_LEN, FOOTER_LEN_LIMIT, HEADER_LEN_LIMIT, INDEX_LEN_LIMIT, MAGIC, PRELUDE_LEN,
-    Prelude, PreludeError, SALT_LEN, SESSION_BYTES_LIMIT, SnapshotName, TRAILER_LEN, Trailer,
+    self, CHECKSUM_LEN, FOOTER_LEN_LIMIT, FormatVersion, HEADER_LEN_LIMIT, INDEX_LEN_LIMIT, MAGIC,
+    PRELUDE_LEN, Prelude, PreludeError, SALT_LEN, SESSION_BYTES_LIMIT, SnapshotName, TRAILER_LEN,
+    Trailer,
 };
 use crate::index::{self, BlockHandle, IndexBounds};
 use crate::meta::{Encryption, LoadedSnapshot, SnapshotMeta};
@@ -134,6 +135,8 @@ struct Footer {
 
 /// The fixed parts of a snapshot, checked against their own checksums and each other.
 struct Layout {
+    /// What the blocks' entries hold.
+    version: FormatVersion,
     meta: SnapshotMeta,
     salt: Option<FileSalt>,
     /// Prelude, header and header checksum: the first bytes the file hash covers.
@@ -198,6 +201,7 @@ pub(crate) fn load(
     let cipher = file_cipher(&source, &layout, keyring)?;
     let decoder = BlockDecoder {
         file_name: name,
+        version: layout.version,
         snapshot_id: layout.meta.snapshot_id,
         cipher: cipher.as_ref(),
     };
@@ -216,19 +220,19 @@ pub(crate) fn load(
         decode_in_parallel(&source, &layout, &decoder, threads)?
     };
     // Sized by what was decoded, never by a count read from disk.
-    let mut sessions = Vec::with_capacity(decoded.iter().map(Vec::len).sum());
+    let mut records = Vec::with_capacity(decoded.iter().map(Vec::len).sum());
     for block in decoded {
-        sessions.extend(block);
+        records.extend(block);
     }
     // Asserted after decode as it was checked on write: the header's count is what we hold.
     assert_eq!(
-        sessions.len() as u64,
+        records.len() as u64,
         layout.meta.session_count,
         "decode_index checked the handles' counts against the header, each block its own count"
     );
     Ok(LoadedSnapshot {
         meta: layout.meta,
-        sessions,
+        records,
     })
 }
 
@@ -317,6 +321,7 @@ fn read_layout(source: &Source<'_>) -> Result<Layout, SnapshotError> {
         size_bytes: source.len_bytes,
     };
     Ok(Layout {
+        version: prelude.version,
         meta,
         salt,
         head,
@@ -353,10 +358,11 @@ fn read_prelude_and_trailer(
             Err(source.checksum(0, "magic at the start of the file is damaged"))
         }
         Err(PreludeError::BadMagic) => Err(source.not_a_snapshot()),
-        // A newer writer's file is refused untouched; but a v1 file whose version byte alone
-        // flipped (its header checksum verifies once the byte is restored) is damage.
+        // A newer writer's file is refused untouched; but a file of a known version whose
+        // version byte alone flipped (its header checksum verifies once the byte is restored)
+        // is damage.
         Err(PreludeError::UnsupportedVersion(_))
-            if head_verifies(source, format::with_current_version(prelude_bytes))? =>
+            if any_known_version_verifies(source, prelude_bytes)? =>
         {
             Err(source.checksum(format::VERSION_OFFSET, "version byte is damaged"))
         }
@@ -365,6 +371,19 @@ fn read_prelude_and_trailer(
             version,
         }),
     }
+}
+
+/// Whether the head verifies with its version byte set to some version this build knows.
+fn any_known_version_verifies(
+    source: &Source<'_>,
+    prelude_bytes: [u8; PRELUDE_LEN],
+) -> Result<bool, SnapshotError> {
+    for version in FormatVersion::KNOWN {
+        if head_verifies(source, format::with_version(prelude_bytes, version))? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Whether the head that `prelude_bytes` starts verifies against its checksum.
@@ -547,12 +566,13 @@ fn scan_blocks(
 /// Opens and decodes blocks; shared by the decoding threads.
 struct BlockDecoder<'a> {
     file_name: &'a str,
+    version: FormatVersion,
     snapshot_id: u64,
     cipher: Option<&'a FileCipher>,
 }
 
 impl BlockDecoder<'_> {
-    fn decode(&self, job: &BlockJob) -> Result<Vec<Arc<Session>>, SnapshotError> {
+    fn decode(&self, job: &BlockJob) -> Result<Vec<SessionRecord>, SnapshotError> {
         let mut opened = Vec::new();
         let plain = match self.cipher {
             None => job.stored.as_slice(),
@@ -561,7 +581,7 @@ impl BlockDecoder<'_> {
                 opened.as_slice()
             }
         };
-        decode_sessions(self.file_name, job, plain)
+        decode_sessions(self.file_name, self.version, job, plain)
     }
 
     /// Opens a sealed block whose checksum matched. Block 0 is always opened before any other
@@ -596,11 +616,14 @@ impl BlockDecoder<'_> {
 /// The sessions of one opened block, decoded one entry at a time: more entries than the
 /// handle declares (at most `BLOCK_SESSIONS_MAX`), or one longer than `SESSION_BYTES_LIMIT`,
 /// stop decoding before they are built, so a crafted block costs no more than a real one.
+/// A version 2 entry is checked in place and copied once; a version 1 entry is decoded as a
+/// protobuf `Session` and laid out as a record.
 fn decode_sessions(
     file: &str,
+    version: FormatVersion,
     job: &BlockJob,
     plain: &[u8],
-) -> Result<Vec<Arc<Session>>, SnapshotError> {
+) -> Result<Vec<SessionRecord>, SnapshotError> {
     let declared = job.session_count as usize;
     let mut sessions = Vec::with_capacity(declared);
     for entry in walk::entries(plain) {
@@ -633,9 +656,14 @@ fn decode_sessions(
                 "a session is longer than any valid session",
             ));
         }
-        let session = tokm_proto::decode_session(entry.bytes)
-            .map_err(|source| SnapshotError::decode(file, job.offset, source))?;
-        sessions.push(Arc::new(session));
+        let record = match version {
+            FormatVersion::V1 => tokm_proto::decode_session(entry.bytes)
+                .map(|session| SessionRecord::from_session(&session)),
+            FormatVersion::V2 => SessionRecord::from_bytes(entry.bytes)
+                .map_err(|source| ProtoError::Invalid { source }),
+        }
+        .map_err(|source| SnapshotError::decode(file, job.offset, source))?;
+        sessions.push(record);
     }
     if sessions.len() != declared {
         return Err(SnapshotError::malformed(
@@ -647,7 +675,7 @@ fn decode_sessions(
     Ok(sessions)
 }
 
-type DecodedBlock = (usize, Result<Vec<Arc<Session>>, SnapshotError>);
+type DecodedBlock = (usize, Result<Vec<SessionRecord>, SnapshotError>);
 
 /// The calling thread reads and checks blocks (I/O and hashing are sequential by nature) and
 /// hands them to `threads` decoders through a bounded queue; results are reassembled in order.
@@ -658,7 +686,7 @@ fn decode_in_parallel(
     layout: &Layout,
     decoder: &BlockDecoder<'_>,
     threads: usize,
-) -> Result<Vec<Vec<Arc<Session>>>, SnapshotError> {
+) -> Result<Vec<Vec<SessionRecord>>, SnapshotError> {
     let blocks_count = layout.index.len();
     let (job_sender, job_receiver) = mpsc::sync_channel::<(usize, BlockJob)>(DECODE_QUEUE_BLOCKS);
     let job_receiver = Mutex::new(job_receiver);
@@ -714,7 +742,7 @@ fn decode_in_parallel(
         drop(job_sender);
         scanned
     });
-    let mut decoded: Vec<Option<Vec<Arc<Session>>>> = vec![None; blocks_count];
+    let mut decoded: Vec<Option<Vec<SessionRecord>>> = vec![None; blocks_count];
     if let Some(slot) = decoded.first_mut() {
         *slot = first_block;
     }
@@ -746,7 +774,7 @@ mod tests {
     use crate::store::{SnapshotOptions, SnapshotStore};
     use tokm_crypto_adaptive::Key;
     use tokm_domain::testkit::SessionFactory;
-    use tokm_domain::{ManualClock, Timestamp};
+    use tokm_domain::{ManualClock, Session, Timestamp};
     use tokm_wal::testkit::SimStorage;
 
     /// The first block of a sealed snapshot, its layout and a cipher that opens it.
@@ -822,7 +850,7 @@ mod tests {
         }
     }
 
-    fn malformed_what(result: Result<Vec<Arc<Session>>, SnapshotError>) -> &'static str {
+    fn malformed_what(result: Result<Vec<SessionRecord>, SnapshotError>) -> &'static str {
         match result {
             Err(SnapshotError::Malformed { what, offset, .. }) => {
                 assert_eq!(offset, 100, "errors name the block's offset");
@@ -836,20 +864,61 @@ mod tests {
     fn a_block_holds_exactly_the_sessions_its_handle_declares() {
         let three = sessions(3);
         let job = block_job(&three, 3);
-        let decoded = decode_sessions("f", &job, &job.stored).expect("valid");
+        let decoded = decode_sessions("f", FormatVersion::V1, &job, &job.stored).expect("valid");
         assert_eq!(decoded.len(), 3);
-        assert!(decoded.iter().zip(&three).all(|(a, b)| a.as_ref() == b));
+        assert!(
+            decoded
+                .iter()
+                .zip(&three)
+                .all(|(a, b)| &a.to_session() == b)
+        );
 
         let job = block_job(&three, 2);
         assert_eq!(
-            malformed_what(decode_sessions("f", &job, &job.stored)),
+            malformed_what(decode_sessions("f", FormatVersion::V1, &job, &job.stored)),
             "block holds more sessions than its handle says"
         );
         let job = block_job(&three, 4);
         assert_eq!(
-            malformed_what(decode_sessions("f", &job, &job.stored)),
+            malformed_what(decode_sessions("f", FormatVersion::V1, &job, &job.stored)),
             "block holds fewer sessions than its handle says"
         );
+    }
+
+    #[test]
+    fn a_version_2_block_holds_records_each_checked() {
+        let three = sessions(3);
+        let mut plain = Vec::new();
+        for session in &three {
+            let record = SessionRecord::from_session(session);
+            prost::encoding::bytes::encode(1, &record.as_bytes().to_vec(), &mut plain);
+        }
+        let job = BlockJob {
+            block_index: 0,
+            offset: 100,
+            session_count: 3,
+            stored: plain.clone(),
+        };
+        let decoded = decode_sessions("f", FormatVersion::V2, &job, &job.stored).expect("valid");
+        assert!(
+            decoded
+                .iter()
+                .zip(&three)
+                .all(|(a, b)| &a.to_session() == b)
+        );
+
+        // A record whose lengths do not add up is damage that names the block.
+        let mut damaged = plain;
+        // Key and two-byte length, then the record: its user id length is at offset 89.
+        damaged[3 + 89] += 1;
+        let job = BlockJob {
+            stored: damaged,
+            ..job
+        };
+        let error =
+            decode_sessions("f", FormatVersion::V2, &job, &job.stored).expect_err("refused");
+        assert_eq!(error.code(), "TM-SNAP-5205", "{error}");
+        assert!(error.is_damage());
     }
 
     #[test]
@@ -862,7 +931,8 @@ mod tests {
             session_count: 1024,
             stored,
         };
-        let error = decode_sessions("f", &job, &job.stored).expect_err("refused");
+        let error =
+            decode_sessions("f", FormatVersion::V1, &job, &job.stored).expect_err("refused");
         assert_eq!(error.code(), "TM-SNAP-5205", "{error}");
     }
 
@@ -879,7 +949,7 @@ mod tests {
             stored,
         };
         assert_eq!(
-            malformed_what(decode_sessions("f", &job, &job.stored)),
+            malformed_what(decode_sessions("f", FormatVersion::V1, &job, &job.stored)),
             "a session is longer than any valid session"
         );
     }
@@ -967,6 +1037,7 @@ mod tests {
     fn a_block_opens_only_at_its_own_position_in_its_own_snapshot() {
         let (job, snapshot_id, cipher) = sealed_first_block();
         let decoder = |snapshot_id| BlockDecoder {
+            version: FormatVersion::CURRENT,
             file_name: "f",
             snapshot_id,
             cipher: Some(&cipher),

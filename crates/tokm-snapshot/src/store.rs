@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokm_crypto_adaptive::{Algorithm, FileSalt, Keyring};
-use tokm_domain::{Clock, Session, SystemClock};
+use tokm_domain::{Clock, Session, SessionRecord, SystemClock};
 use tokm_proto::pb;
 use tokm_wal::{FsStorage, Storage};
 
@@ -15,7 +15,7 @@ use crate::meta::{
     Encryption, Fallback, LoadOutcome, LoadReport, RetentionReport, SnapshotInfo, SnapshotMeta,
 };
 use crate::reader::{self, SnapshotReader};
-use crate::write::{PendingSnapshot, Target};
+use crate::write::{PendingSnapshot, RecordSlice, RecordSource, Target};
 
 /// Milliseconds in a day, for `retention_days`.
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
@@ -149,20 +149,35 @@ impl SnapshotStore {
         self.rename_aside(file_name)
     }
 
-    /// Writes a snapshot of `sessions`, which reflect every log entry up to `covered_lsn`.
+    /// Writes a snapshot of the records of `source`, which reflect every log entry up to
+    /// `covered_lsn`.
     ///
-    /// Sessions are streamed to a `*.snap.tmp` file (mode 0600) in blocks, so only one block
-    /// is ever encoded in memory: pass `&[Arc<Session>]`, an iterator over a map's values, or
-    /// anything else with an exact length (the header records the count before the first
-    /// block). The file is synced, renamed to `<covered_lsn>-<created_at_ms>.snap`
-    /// (20 digits each), and the directory synced. On any failure the temp file is removed
-    /// and earlier snapshots are as they were.
+    /// Records are encoded and sealed into blocks on every core (the source hands chunks to
+    /// each encoder thread) and written in order to a `*.snap.tmp` file (mode 0600); only a
+    /// few blocks per core are in memory at once. The file is synced, renamed to
+    /// `<covered_lsn>-<created_at_ms>.snap` (20 digits each), and the directory synced. On any
+    /// failure the temp file is removed and earlier snapshots are as they were.
     ///
     /// # Errors
     /// [`SnapshotError::AlreadyExists`] if a snapshot of the same LSN was taken in the same
-    /// millisecond, [`SnapshotError::InvalidArgument`] if the iterator's length was wrong,
-    /// [`SnapshotError::Io`] on a failed write, sync or rename (ENOSPC included),
-    /// [`SnapshotError::Crypto`] if the random source fails.
+    /// millisecond, [`SnapshotError::InvalidArgument`] if the chunks did not hold
+    /// `source.session_count()` records, [`SnapshotError::Io`] on a failed write, sync or
+    /// rename (ENOSPC included), [`SnapshotError::Crypto`] if the random source fails.
+    pub fn write_records(
+        &self,
+        covered_lsn: u64,
+        source: &dyn RecordSource,
+    ) -> Result<SnapshotMeta, SnapshotError> {
+        self.write_declared(covered_lsn, source.session_count(), source)
+    }
+
+    /// Writes a snapshot of `sessions`, which reflect every log entry up to `covered_lsn`:
+    /// [`write_records`](SnapshotStore::write_records) for a caller holding [`Session`]s. The
+    /// iterator's exact length is the count the header declares.
+    ///
+    /// # Errors
+    /// As [`write_records`](SnapshotStore::write_records); `InvalidArgument` if the iterator's
+    /// length was wrong.
     pub fn write<I>(&self, covered_lsn: u64, sessions: I) -> Result<SnapshotMeta, SnapshotError>
     where
         I: IntoIterator,
@@ -170,11 +185,23 @@ impl SnapshotStore {
         I::Item: Borrow<Session>,
     {
         let sessions = sessions.into_iter();
+        let declared = sessions.len() as u64;
+        let records: Vec<SessionRecord> = sessions
+            .map(|session| SessionRecord::from_session(session.borrow()))
+            .collect();
+        self.write_declared(covered_lsn, declared, &RecordSlice::new(&records))
+    }
+
+    fn write_declared(
+        &self,
+        covered_lsn: u64,
+        declared: u64,
+        source: &dyn RecordSource,
+    ) -> Result<SnapshotMeta, SnapshotError> {
         let _directory = self.lock_directory();
-        let (mut pending, mut meta) = self.begin_write(covered_lsn, sessions.len() as u64)?;
-        for session in sessions {
-            pending.push(session.borrow())?;
-        }
+        let (mut pending, mut meta) = self.begin_write(covered_lsn, declared)?;
+        let encoders = std::thread::available_parallelism().map_or(1, usize::from);
+        pending.write_records(source, encoders)?;
         meta.size_bytes = pending.commit()?;
         tracing::info!(
             file = %meta.file_name,

@@ -36,5 +36,8 @@ fn files_and_directory_are_private_to_the_owner() {
         .expect("load")
         .snapshot
         .expect("written");
-    assert_eq!(loaded.sessions, sessions(5, 1));
+    assert_eq!(
+        common::loaded_sessions(&loaded),
+        common::by_id(&sessions(5, 1))
+    );
 }

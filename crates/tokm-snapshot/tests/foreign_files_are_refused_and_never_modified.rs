@@ -32,7 +32,7 @@ fn a_newer_format_version_is_refused_and_untouched() {
     let name = common::write_at(&store, &clock, 10, &sessions(3, 1));
     let mut bytes = sim.file_bytes(&sim_dir().join(&name)).expect("written");
     // A newer writer's file: its own version, and a header checksum that matches it.
-    bytes[8] = 2;
+    bytes[8] = 3;
     let header_len = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes")) as usize;
     let checked = 16 + header_len;
     let checksum = blake3::hash(&bytes[..checked]);
@@ -45,7 +45,7 @@ fn a_newer_format_version_is_refused_and_untouched() {
 }
 
 #[test]
-fn a_flipped_version_byte_of_a_v1_file_is_damage_not_a_newer_format() {
+fn a_flipped_version_byte_is_damage_not_a_newer_format() {
     let sim = SimStorage::new();
     let (store, clock) = sim_store(&sim);
     let name = common::write_at(&store, &clock, 10, &sessions(3, 1));

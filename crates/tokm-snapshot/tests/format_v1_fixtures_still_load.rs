@@ -60,6 +60,10 @@ fn format_v1_fixtures_still_load() {
         assert_eq!(snapshot.meta.session_count, 1_100);
         assert_eq!(snapshot.meta.size_bytes, bytes.len() as u64);
         assert_eq!(snapshot.meta.encryption, encryption, "{kind}");
-        assert_eq!(snapshot.sessions, sessions(1_100, 9), "{kind}");
+        assert_eq!(
+            common::loaded_sessions(&snapshot),
+            common::by_id(&sessions(1_100, 9)),
+            "{kind}"
+        );
     }
 }

@@ -323,7 +323,7 @@ proptest! {
         let loaded = reader.load(&name);
         assert_typed(&loaded);
         if let Ok(snapshot) = &loaded {
-            prop_assert_eq!(snapshot.sessions.len() as u64, snapshot.meta.session_count);
+            prop_assert_eq!(snapshot.records.len() as u64, snapshot.meta.session_count);
             prop_assert!(verified.is_ok(), "loads but does not verify: {verified:?}");
         }
         prop_assert_eq!(dir_contents(&sim, &sim_dir()), before);

@@ -51,7 +51,10 @@ fn an_honest_crafted_file_loads() {
     let bytes = one_block_with_handle(3, |_| {});
     let (reader, name) = reader_of(&craft::plain_header(3), &bytes);
     let loaded = reader.load(&name).expect("an honest file");
-    assert_eq!(loaded.sessions, sessions(3, 1));
+    assert_eq!(
+        common::loaded_sessions(&loaded),
+        common::by_id(&sessions(3, 1))
+    );
 }
 
 #[test]

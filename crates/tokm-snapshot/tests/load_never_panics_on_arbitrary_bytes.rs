@@ -31,7 +31,7 @@ fn check_load(bytes: &[u8]) {
     match store.load_newest() {
         Ok(outcome) => {
             let snapshot = outcome.snapshot.expect("the only file loaded");
-            assert_eq!(snapshot.sessions.len() as u64, snapshot.meta.session_count);
+            assert_eq!(snapshot.records.len() as u64, snapshot.meta.session_count);
         }
         Err(SnapshotError::NoValidSnapshot { fallbacks }) => {
             assert_eq!(fallbacks.len(), 1);

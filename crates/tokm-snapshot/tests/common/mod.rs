@@ -117,3 +117,21 @@ pub fn reopen(sim: &SimStorage, keyring: Option<Arc<Keyring>>) -> SnapshotStore 
     ));
     SnapshotStore::open(&sim_dir(), sim_options(sim, &clock, keyring)).expect("open store")
 }
+
+/// The sessions a loaded snapshot holds, by id: a snapshot keeps no order (blocks are encoded
+/// on several threads).
+pub fn loaded_sessions(snapshot: &tokm_snapshot::LoadedSnapshot) -> Vec<Arc<Session>> {
+    let sessions: Vec<Arc<Session>> = snapshot
+        .records
+        .iter()
+        .map(|record| Arc::new(record.to_session()))
+        .collect();
+    by_id(&sessions)
+}
+
+/// `sessions` sorted by id, to compare with [`loaded_sessions`].
+pub fn by_id(sessions: &[Arc<Session>]) -> Vec<Arc<Session>> {
+    let mut sorted = sessions.to_vec();
+    sorted.sort_by_key(|session| session.id());
+    sorted
+}
