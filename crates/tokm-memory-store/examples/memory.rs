@@ -1,0 +1,98 @@
+//! Resident memory per session at 1,000,000 typical sessions.
+//!
+//! `cargo run --release -p tokm-memory-store --example memory [session_count]`
+//!
+//! The session has the shape of `tokm_benches::typical_session` (copied here so this crate does
+//! not depend on the bench crate): a 12-character user id with 20 sessions per user, a unique
+//! 16-character device id, a random IPv4 address, a 70-character user agent and one metadata
+//! entry. RSS is read from `/proc/self/statm` before the store is built and after it is full.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokm_domain::{
+    DeviceId, ManualClock, NewSession, Quota, QuotaPolicy, SessionFields, SessionId,
+    SessionRepository, Timestamp, TokenHash, UserAgent, UserId,
+};
+use tokm_memory_store::{MemoryStore, StoreOptions};
+
+const START: Timestamp = Timestamp::from_millis(1_700_000_000_000);
+const SESSIONS_PER_USER: u64 = 20;
+const USER_AGENT: &str =
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0";
+
+/// SplitMix64, as in `tokm_benches::mix`.
+fn mix(state: u64) -> u64 {
+    let mut z = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Session `index`, shaped like `tokm_benches::typical_session(0, index)`.
+fn typical_session(index: u64) -> NewSession {
+    let created_at = Timestamp::from_millis(START.as_millis() + index);
+    let random = u128::from(mix(index)) << 64 | u128::from(mix(index ^ 0x5555));
+    let id = SessionId::from_parts(created_at, random | 1).expect("workload times fit a ULID");
+    let mut token = [0_u8; 32];
+    token[..16].copy_from_slice(&id.to_bytes());
+    let mut fields = SessionFields::new(
+        id,
+        UserId::new(&format!("u{:011}", index / SESSIONS_PER_USER)).expect("12 chars"),
+        TokenHash::from_bytes(token),
+        created_at,
+        created_at
+            .checked_add(Duration::from_secs(86_400))
+            .expect("in range"),
+    );
+    fields.device_id =
+        Some(DeviceId::new(&format!("d{:015}", mix(index) % 1_000_000_000)).expect("16 chars"));
+    fields.ip_address = Some(IpAddr::V4(Ipv4Addr::from(
+        (mix(index) as u32).to_le_bytes(),
+    )));
+    fields.user_agent = Some(UserAgent::new(USER_AGENT).expect("70 chars"));
+    fields
+        .metadata
+        .insert("region", "eu-west-1")
+        .expect("small pair");
+    NewSession::new(fields).expect("the typical session is valid")
+}
+
+/// Resident set size of this process (0 where `/proc` is unavailable).
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|pages| pages.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+fn main() {
+    let session_count: u64 = std::env::args()
+        .nth(1)
+        .and_then(|arg| arg.parse().ok())
+        .unwrap_or(1_000_000);
+    let clock = Arc::new(ManualClock::new(START));
+    let options = StoreOptions {
+        quota: Quota {
+            sessions_per_user_max: SESSIONS_PER_USER as u32,
+            policy: QuotaPolicy::Reject,
+        },
+        capacity: session_count as usize,
+    };
+    let rss_empty = rss_bytes();
+    let store = MemoryStore::new(clock, options).expect("valid options");
+    let started = Instant::now();
+    for index in 0..session_count {
+        store.create(typical_session(index)).expect("create");
+    }
+    let elapsed = started.elapsed();
+    let rss_full = rss_bytes();
+    println!(
+        "built by create: {session_count} sessions in {elapsed:.2?}; RSS per session {:.0} B",
+        (rss_full - rss_empty) as f64 / session_count as f64
+    );
+}
