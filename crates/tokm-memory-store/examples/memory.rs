@@ -1,6 +1,11 @@
 //! Resident memory per session at 1,000,000 typical sessions.
 //!
-//! `cargo run --release -p tokm-memory-store --example memory [session_count]`
+//! `cargo run --release -p tokm-memory-store --example memory [session_count] [create|bulk]`
+//!
+//! `create` (the default) fills the store with `create`, one indexed insert at a time; `bulk`
+//! builds the records first and hands them to `MemoryStore::bulk_load`, as recovery from a
+//! snapshot does. Each run prints RSS per session and `MemoryStore::memory_usage`'s estimate
+//! per structure.
 //!
 //! The session has the shape of `tokm_benches::typical_session` (copied here so this crate does
 //! not depend on the bench crate): a 12-character user id with 20 sessions per user, a unique
@@ -12,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokm_domain::{
-    DeviceId, ManualClock, NewSession, Quota, QuotaPolicy, SessionFields, SessionId,
+    DeviceId, ManualClock, NewSession, Quota, QuotaPolicy, SessionFields, SessionId, SessionRecord,
     SessionRepository, Timestamp, TokenHash, UserAgent, UserId,
 };
 use tokm_memory_store::{MemoryStore, StoreOptions};
@@ -71,10 +76,12 @@ fn rss_bytes() -> u64 {
 }
 
 fn main() {
-    let session_count: u64 = std::env::args()
-        .nth(1)
+    let mut args = std::env::args().skip(1);
+    let session_count: u64 = args
+        .next()
         .and_then(|arg| arg.parse().ok())
         .unwrap_or(1_000_000);
+    let bulk = args.next().is_some_and(|mode| mode == "bulk");
     let clock = Arc::new(ManualClock::new(START));
     let options = StoreOptions {
         quota: Quota {
@@ -84,15 +91,43 @@ fn main() {
         capacity: session_count as usize,
     };
     let rss_empty = rss_bytes();
-    let store = MemoryStore::new(clock, options).expect("valid options");
     let started = Instant::now();
-    for index in 0..session_count {
-        store.create(typical_session(index)).expect("create");
-    }
+    let (how, store) = if bulk {
+        let records: Vec<SessionRecord> = (0..session_count)
+            .map(|index| {
+                SessionRecord::new(&typical_session(index), 1).expect("version 1 is valid")
+            })
+            .collect();
+        let generated = started.elapsed();
+        let loading = Instant::now();
+        let store = MemoryStore::bulk_load(clock, options, records).expect("unique records");
+        println!(
+            "records generated in {generated:.2?}, bulk-loaded in {:.2?}",
+            loading.elapsed()
+        );
+        ("bulk_load", store)
+    } else {
+        let store = MemoryStore::new(clock, options).expect("valid options");
+        for index in 0..session_count {
+            store.create(typical_session(index)).expect("create");
+        }
+        ("create", store)
+    };
     let elapsed = started.elapsed();
     let rss_full = rss_bytes();
+    let per_session = |bytes: u64| bytes as f64 / session_count as f64;
     println!(
-        "built by create: {session_count} sessions in {elapsed:.2?}; RSS per session {:.0} B",
-        (rss_full - rss_empty) as f64 / session_count as f64
+        "built by {how}: {session_count} sessions in {elapsed:.2?}; RSS per session {:.0} B",
+        per_session(rss_full - rss_empty)
+    );
+    let usage = store.memory_usage();
+    println!("estimated by memory_usage(), bytes per session:");
+    for (name, bytes) in usage.parts() {
+        println!("  {name:<18} {:>6.1}", per_session(bytes));
+    }
+    println!(
+        "  {:<18} {:>6.1}",
+        "total",
+        per_session(usage.total_bytes())
     );
 }

@@ -3,7 +3,7 @@
 //! Operations on a built store return the domain's [`tokm_domain::SessionError`], the error
 //! every repository shares; this enum covers only what is specific to this crate.
 
-use tokm_cmap::CmapError;
+use tokm_domain::SessionId;
 
 /// Building a [`MemoryStore`](crate::MemoryStore) failed.
 #[derive(Debug, thiserror::Error)]
@@ -15,26 +15,49 @@ pub enum MemoryStoreError {
         /// Which rule was broken.
         reason: String,
     },
-    /// The primary map or token index could not reserve the requested capacity.
-    #[error("reserving room for {capacity} sessions failed ({})", source.code())]
+    /// A table could not reserve room for the requested capacity (the size overflows or the
+    /// allocator refused).
+    #[error("reserving room for {capacity} sessions in the {structure} failed")]
     CapacityUnavailable {
         /// The capacity asked for.
         capacity: usize,
-        /// The map's own error.
-        #[source]
-        source: CmapError,
+        /// Which table: "primary map", "token index", ...
+        structure: &'static str,
+    },
+    /// [`MemoryStore::bulk_load`](crate::MemoryStore::bulk_load) was given two records with one
+    /// session id: the snapshot they came from is damaged or was not written by tokm.
+    #[error("two records for session {id} in a bulk load")]
+    DuplicateSessionId {
+        /// The id both records carry.
+        id: SessionId,
+    },
+    /// [`MemoryStore::bulk_load`](crate::MemoryStore::bulk_load) was given two records holding
+    /// one token hash (which is never shown): the snapshot is damaged or forged.
+    #[error("sessions {first} and {second} hold the same token hash in a bulk load")]
+    DuplicateTokenHash {
+        /// One of the two sessions (the lower id).
+        first: SessionId,
+        /// The other.
+        second: SessionId,
     },
 }
 
 impl MemoryStoreError {
     /// Every code, in declaration order.
-    pub const CODES: [&'static str; 2] = ["TM-MEMS-4001", "TM-MEMS-5071"];
+    pub const CODES: [&'static str; 4] = [
+        "TM-MEMS-4001",
+        "TM-MEMS-5071",
+        "TM-MEMS-5201",
+        "TM-MEMS-5202",
+    ];
 
     /// The stable code of this error, `TM-MEMS-NNNN`; never renumbered or reused.
     pub fn code(&self) -> &'static str {
         match self {
             MemoryStoreError::InvalidOptions { .. } => "TM-MEMS-4001",
             MemoryStoreError::CapacityUnavailable { .. } => "TM-MEMS-5071",
+            MemoryStoreError::DuplicateSessionId { .. } => "TM-MEMS-5201",
+            MemoryStoreError::DuplicateTokenHash { .. } => "TM-MEMS-5202",
         }
     }
 }
@@ -45,6 +68,10 @@ mod tests {
 
     use super::*;
 
+    fn id(random: u128) -> SessionId {
+        SessionId::from_parts(tokm_domain::Timestamp::from_millis(1), random).unwrap()
+    }
+
     fn one_of_each() -> Vec<MemoryStoreError> {
         vec![
             MemoryStoreError::InvalidOptions {
@@ -52,7 +79,12 @@ mod tests {
             },
             MemoryStoreError::CapacityUnavailable {
                 capacity: 1,
-                source: CmapError::ShardCountZero,
+                structure: "primary map",
+            },
+            MemoryStoreError::DuplicateSessionId { id: id(1) },
+            MemoryStoreError::DuplicateTokenHash {
+                first: id(1),
+                second: id(2),
             },
         ]
     }

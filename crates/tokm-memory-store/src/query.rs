@@ -5,14 +5,13 @@ use std::cell::Cell;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::ops::Bound;
-use std::sync::Arc;
 
 use tokm_domain::{
-    Cursor, CursorPage, ListResult, Page, PageSize, Session, SessionFilter, SessionId,
-    SessionStatus, Sort, SortBy, SortOrder, Timestamp,
+    Cursor, CursorPage, ListResult, Page, PageSize, Session, SessionError, SessionFilter,
+    SessionId, SessionRecord, SessionStatus, Sort, SortBy, SortOrder, Timestamp,
 };
 
-use crate::index::{Direction, IndexKey, KeyRange, OrderedIndex, PackedId};
+use crate::index::{Direction, Fingerprint, IndexKey, KeyRange, OrderedIndex, PackedId};
 use crate::store::MemoryStore;
 
 /// Where a list call gets its candidates.
@@ -60,17 +59,77 @@ enum TotalSource {
 /// An indexed equality filter.
 #[derive(Clone, Copy)]
 enum Equality {
-    User(u64),
-    Device(u64),
-    Creator(u64),
-    Ip(u64),
+    User(Fingerprint),
+    Device(Fingerprint),
+    Creator(Fingerprint),
+    Ip(Fingerprint),
+}
+
+/// A record's position in a sort: its sort key, then its id.
+type SortPosition = (Timestamp, SessionId);
+
+fn position_of(record: &SessionRecord, by: SortBy) -> SortPosition {
+    let key = match by {
+        SortBy::CreatedAt => record.created_at(),
+        SortBy::LastActive => record.last_active(),
+    };
+    (key, record.id())
+}
+
+/// `a` against `b` in `order` (the rule of `Sort::compare`, on positions).
+fn compare_in(order: SortOrder, a: &SortPosition, b: &SortPosition) -> Ordering {
+    match order {
+        SortOrder::Asc => a.cmp(b),
+        SortOrder::Desc => b.cmp(a),
+    }
+}
+
+/// Whether `record` matches `filter` at `now`: the rule of [`SessionFilter::matches`], read
+/// from the record without building a `Session`.
+///
+/// Destructures without `..`, so a field added to `SessionFilter` fails to compile here
+/// instead of being ignored.
+fn filter_matches(filter: &SessionFilter, record: &SessionRecord, now: Timestamp) -> bool {
+    let SessionFilter {
+        user_id,
+        device_id,
+        created_by,
+        ip_address,
+        status,
+        created_after,
+        created_before,
+        active_after,
+    } = filter;
+    user_id
+        .as_ref()
+        .is_none_or(|user| user.as_str() == record.user_id())
+        && device_id
+            .as_ref()
+            .is_none_or(|device| record.device_id() == Some(device.as_str()))
+        && created_by
+            .as_ref()
+            .is_none_or(|key| record.created_by() == Some(key.as_str()))
+        && ip_address
+            .is_none_or(|ip| record.ip_address() == Some(ip) || record.last_access_ip() == Some(ip))
+        && status.is_none_or(|status| {
+            let current = if record.is_expired_at(now) {
+                SessionStatus::Expired
+            } else {
+                SessionStatus::Active
+            };
+            current == status
+        })
+        && created_after.is_none_or(|after| record.created_at() > after)
+        && created_before.is_none_or(|before| record.created_at() < before)
+        && active_after.is_none_or(|after| record.last_active() > after)
 }
 
 /// A candidate in the page heap; orders by the requested sort, so the heap's top is the one
 /// that would be dropped first.
 struct Ranked {
-    sort: Sort,
-    session: Arc<Session>,
+    order: SortOrder,
+    position: SortPosition,
+    record: SessionRecord,
 }
 
 impl PartialEq for Ranked {
@@ -89,7 +148,7 @@ impl PartialOrd for Ranked {
 
 impl Ord for Ranked {
     fn cmp(&self, other: &Ranked) -> Ordering {
-        self.sort.compare(&self.session, &other.session)
+        compare_in(self.order, &self.position, &other.position)
     }
 }
 
@@ -98,47 +157,51 @@ struct Collector<'f> {
     filter: &'f SessionFilter,
     sort: Sort,
     now: Timestamp,
-    after: Option<Cursor>,
+    /// The cursor's position: only records after it are offered.
+    after: Option<SortPosition>,
     keep: usize,
     heap: BinaryHeap<Ranked>,
     total: u64,
 }
 
 impl Collector<'_> {
-    /// Considers the current body of a candidate; returns whether it matched.
-    fn offer(&mut self, session: &Arc<Session>) -> bool {
-        if !self.filter.matches(session, self.now) {
+    /// Considers the current record of a candidate; returns whether it matched.
+    fn offer(&mut self, record: &SessionRecord) -> bool {
+        if !filter_matches(self.filter, record, self.now) {
             return false;
         }
+        let position = position_of(record, self.sort.by);
         if let Some(cursor) = &self.after
-            && !cursor.precedes(session)
+            && compare_in(self.sort.order, cursor, &position) != Ordering::Less
         {
             return false;
         }
         self.total += 1;
         if self.heap.len() < self.keep {
             self.heap.push(Ranked {
-                sort: self.sort,
-                session: Arc::clone(session),
+                order: self.sort.order,
+                position,
+                record: record.clone(),
             });
         } else if let Some(worst) = self.heap.peek()
-            && self.sort.compare(session, &worst.session) == Ordering::Less
+            && compare_in(self.sort.order, &position, &worst.position) == Ordering::Less
         {
             self.heap.pop();
             self.heap.push(Ranked {
-                sort: self.sort,
-                session: Arc::clone(session),
+                order: self.sort.order,
+                position,
+                record: record.clone(),
             });
         }
         true
     }
 
-    /// The kept sessions, in sort order.
-    fn into_sorted(self) -> Vec<Arc<Session>> {
+    /// The kept records, in sort order.
+    fn into_sorted(self) -> Vec<SessionRecord> {
         self.heap
             .into_sorted_vec()
             .into_iter()
-            .map(|ranked| ranked.session)
+            .map(|ranked| ranked.record)
             .collect()
     }
 }
@@ -184,9 +247,9 @@ impl MemoryStore {
         };
         let items = collector
             .into_sorted()
-            .into_iter()
+            .iter()
             .skip(offset)
-            .map(|session| Session::clone(&session))
+            .map(SessionRecord::to_session)
             .collect();
         ListResult { items, total }
     }
@@ -194,40 +257,46 @@ impl MemoryStore {
     /// `list_after` (cursor already checked against `sort`): walking the sort's own index, each
     /// shard stops after `limit + 1` matches, enough to fill the slice and know whether more
     /// follow.
+    ///
+    /// # Errors
+    /// [`SessionError::InvalidCursor`] if the cursor's position cannot be read back (never for
+    /// a cursor [`Cursor::encode`] can produce).
     pub(crate) fn list_slice(
         &self,
         filter: &SessionFilter,
         sort: Sort,
         after: Option<&Cursor>,
         limit: PageSize,
-    ) -> CursorPage<Session> {
+    ) -> Result<CursorPage<Session>, SessionError> {
         let limit = limit.get() as usize;
+        let after = after
+            .map(|cursor| {
+                cursor_position(cursor).ok_or_else(|| SessionError::InvalidCursor {
+                    reason: "its key and id cannot be read back".into(),
+                })
+            })
+            .transpose()?;
         let mut collector = Collector {
             filter,
             sort,
             now: self.clock.now(),
-            after: after.copied(),
+            after: after.map(|key| (key.at, key.session_id)),
             keep: limit + 1,
             heap: BinaryHeap::new(),
             total: 0,
         };
-        let plan = self.plan(filter, sort, collector.now, collector.after);
+        let plan = self.plan(filter, sort, collector.now, after.map(|key| key.index_key));
         self.collect(&mut collector, plan, Some(limit + 1));
-        let mut items = collector.into_sorted();
-        let more = items.len() > limit;
-        items.truncate(limit);
+        let mut records = collector.into_sorted();
+        let more = records.len() > limit;
+        records.truncate(limit);
+        let items: Vec<Session> = records.iter().map(SessionRecord::to_session).collect();
         let next = if more {
             items.last().map(|session| Cursor::after(session, sort))
         } else {
             None
         };
-        CursorPage {
-            items: items
-                .iter()
-                .map(|session| Session::clone(session))
-                .collect(),
-            next,
-        }
+        Ok(CursorPage { items, next })
     }
 
     /// Feeds every candidate of `plan` to `collector`, reading each candidate's current body
@@ -242,8 +311,7 @@ impl MemoryStore {
         match plan {
             Plan::Ids(ids) => {
                 for id in &ids {
-                    self.sessions
-                        .get_with(id, |session| collector.offer(session));
+                    self.records.get_with(*id, |record| collector.offer(record));
                 }
             }
             Plan::Walk {
@@ -263,8 +331,8 @@ impl MemoryStore {
                         // The entry may be mid-move (its key differs from the body's); the
                         // body decides, and the session has no other entry in this shard.
                         if self
-                            .sessions
-                            .get_with(&key.id, |session| collector.offer(session))
+                            .records
+                            .get_with(key.id, |record| collector.offer(record))
                             == Some(true)
                         {
                             matched_in_shard.set(matched_in_shard.get() + 1);
@@ -283,7 +351,7 @@ impl MemoryStore {
         filter: &SessionFilter,
         sort: Sort,
         now: Timestamp,
-        after: Option<Cursor>,
+        after: Option<IndexKey>,
     ) -> Plan<'_> {
         let equalities = [
             filter
@@ -357,7 +425,7 @@ impl MemoryStore {
             SortOrder::Desc => Direction::Descending,
         };
         // Start the walk at the cursor instead of skipping up to it.
-        if let Some(position) = after.as_ref().and_then(cursor_position) {
+        if let Some(position) = after {
             match direction {
                 Direction::Ascending => range.raise_lower(Bound::Excluded(position)),
                 Direction::Descending => range.lower_upper(Bound::Excluded(position)),
@@ -379,19 +447,19 @@ impl MemoryStore {
 
     fn equality_count(&self, equality: Equality) -> usize {
         match equality {
-            Equality::User(key) => self.by_user.count(&key),
-            Equality::Device(key) => self.by_device.count(&key),
-            Equality::Creator(key) => self.by_creator.count(&key),
-            Equality::Ip(key) => self.by_ip.count(&key),
+            Equality::User(key) => self.by_user.count(key),
+            Equality::Device(key) => self.by_device.count(key),
+            Equality::Creator(key) => self.by_creator.count(key),
+            Equality::Ip(key) => self.by_ip.count(key),
         }
     }
 
     fn equality_ids(&self, equality: Equality, out: &mut Vec<PackedId>) {
         match equality {
-            Equality::User(key) => self.by_user.ids_into(&key, out),
-            Equality::Device(key) => self.by_device.ids_into(&key, out),
-            Equality::Creator(key) => self.by_creator.ids_into(&key, out),
-            Equality::Ip(key) => self.by_ip.ids_into(&key, out),
+            Equality::User(key) => self.by_user.ids_into(key, out),
+            Equality::Device(key) => self.by_device.ids_into(key, out),
+            Equality::Creator(key) => self.by_creator.ids_into(key, out),
+            Equality::Ip(key) => self.by_ip.ids_into(key, out),
         }
     }
 }
@@ -426,17 +494,29 @@ fn is_only_the_range_of(filter: &SessionFilter, by: SortBy) -> bool {
         }
 }
 
+/// Where a cursor points: its sort key and id, and the same as an index key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct CursorPosition {
+    at: Timestamp,
+    session_id: SessionId,
+    index_key: IndexKey,
+}
+
 /// The `(key, id)` a cursor points at.
 ///
 /// `Cursor` has no accessors for them, so this reads its documented text form,
-/// `<c|l><a|d>.<key ms>.<ULID>`. `None` never happens for a cursor `Cursor::encode` made; if it
-/// did, the walk would start at the beginning and `Cursor::precedes` would still skip correctly.
-fn cursor_position(cursor: &Cursor) -> Option<IndexKey> {
+/// `<c|l><a|d>.<key ms>.<ULID>`. `None` never happens for a cursor `Cursor::encode` made.
+fn cursor_position(cursor: &Cursor) -> Option<CursorPosition> {
     let text = cursor.encode();
     let mut parts = text.split('.').skip(1);
     let key = parts.next()?.parse::<u64>().ok()?;
     let id = SessionId::parse(parts.next()?).ok()?;
-    Some(IndexKey::new(Timestamp::from_millis(key), id))
+    let at = Timestamp::from_millis(key);
+    Some(CursorPosition {
+        at,
+        session_id: id,
+        index_key: IndexKey::new(at, id),
+    })
 }
 
 #[cfg(test)]
@@ -499,7 +579,9 @@ mod tests {
             Sort::new(SortBy::LastActive, SortOrder::Desc),
         ] {
             let cursor = Cursor::after(&session, sort);
-            assert_eq!(cursor_position(&cursor), Some(IndexKey::new(now, id)));
+            let position = cursor_position(&cursor).unwrap();
+            assert_eq!(position.index_key, IndexKey::new(now, id));
+            assert_eq!((position.at, position.session_id), (now, id));
         }
     }
 }

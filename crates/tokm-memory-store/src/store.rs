@@ -4,31 +4,34 @@ use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::ops::Bound;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
-use tokm_cmap::{DefaultHashBuilder, MapOptions, ShardedMap};
+use parking_lot::{Condvar, Mutex};
+use tokm_cmap::DefaultHashBuilder;
 use tokm_domain::{
     Clock, CreateOutcome, Cursor, CursorPage, ListResult, Mutation, NewSession, Page, PageSize,
-    Quota, QuotaPolicy, Session, SessionError, SessionFilter, SessionId, SessionRepository, Sort,
-    Timestamp, TokenHash, TokenRepository, UserId,
+    Quota, QuotaPolicy, Session, SessionError, SessionFilter, SessionId, SessionRecord,
+    SessionRepository, Sort, Timestamp, TokenHash, TokenRepository, UserId,
 };
 
+use crate::capture::Capture;
 use crate::error::MemoryStoreError;
-use crate::index::{Direction, IndexKey, KeyRange, MultiIndex, OrderedIndex, PackedId};
+use crate::index::{
+    Direction, Fingerprint, IndexKey, KeyRange, MultiIndex, OrderedIndex, PackedId,
+};
+use crate::primary::Primary;
+use crate::shards::TableLayout;
 use crate::stripes::{StripeGuard, StripeIndex, Stripes};
+use crate::usage::MemoryUsage;
 
 /// What the store calls with the mutations of one operation, after validating it and before
 /// applying it, while holding the stripe locks that serialize it (see [`MemoryStore`]).
 ///
 /// Returning `Err` cancels the operation: nothing changes and the error is returned to the
-/// caller. The hook must not call this store (its stripes are held, so a write or a token lookup
-/// that repairs the index could wait for itself).
+/// caller. The hook must not call this store (its stripes are held, so a write could wait for
+/// itself).
 pub type CommitHook<'a> = dyn FnMut(&[Mutation]) -> Result<(), SessionError> + 'a;
 
-/// Shards of the primary map and the token index: a power of two well above the core count, so
-/// that 64 writers rarely meet on one shard lock.
-const MAP_SHARD_COUNT: usize = 64;
-/// Shards of the user, device, API key and address indexes.
-const MULTI_INDEX_SHARD_COUNT: usize = 64;
 /// Shards of each time-ordered index. An early-stopping cursor walk reads up to `limit + 1`
 /// entries from every shard, so more shards cost list latency; 16 keeps a 100-item slice under
 /// ~1,700 primary lookups while spreading writers.
@@ -39,8 +42,9 @@ const ORDERED_SHARD_COUNT: usize = 16;
 pub struct StoreOptions {
     /// The per-user limit on live sessions and what `create` does at it.
     pub quota: Quota,
-    /// Sessions to reserve room for up front in the primary map and token index; 0 reserves
-    /// nothing (they grow as needed).
+    /// Sessions to reserve room for up front in the primary map and the token, user, device and
+    /// address indexes; it also picks their shard counts, so that this many sessions fill each
+    /// table to about 84% (see the crate docs). 0 reserves nothing (they grow as needed).
     pub capacity: usize,
 }
 
@@ -60,8 +64,8 @@ pub enum Replayed {
 pub struct MemoryStore {
     pub(crate) clock: Arc<dyn Clock>,
     quota: Quota,
-    /// Seeded per store: fingerprints text keys (user, device, API key) for the indexes, so an
-    /// index holds 8 bytes per key instead of a copy of the text.
+    /// Seeded per store: fingerprints keys (user, device, API key, address, token) for the
+    /// indexes, so an index holds 4 bytes per key instead of a copy of the text or address.
     fingerprints: DefaultHashBuilder,
     /// Lock order 1: taken by operations on one session id, before any key stripe; at most one
     /// held per thread.
@@ -69,15 +73,19 @@ pub struct MemoryStore {
     /// Lock order 2: user and token stripes, several at once in ascending index order.
     key_stripes: Stripes,
     /// The primary map; a record's presence here is the commit point of every mutation.
-    pub(crate) sessions: ShardedMap<PackedId, Arc<Session>>,
-    by_token: ShardedMap<TokenHash, PackedId>,
-    pub(crate) by_user: MultiIndex<u64>,
-    pub(crate) by_device: MultiIndex<u64>,
-    pub(crate) by_creator: MultiIndex<u64>,
-    pub(crate) by_ip: MultiIndex<u64>,
+    pub(crate) records: Primary,
+    pub(crate) by_token: MultiIndex,
+    pub(crate) by_user: MultiIndex,
+    pub(crate) by_device: MultiIndex,
+    pub(crate) by_creator: MultiIndex,
+    pub(crate) by_ip: MultiIndex,
     pub(crate) by_created: OrderedIndex,
     pub(crate) by_active: OrderedIndex,
     pub(crate) by_expiry: OrderedIndex,
+    /// Whether a [`Capture`] is alive; [`MemoryStore::capture`] waits on `capture_ended` while
+    /// it is. Never held together with another lock.
+    capturing: Mutex<bool>,
+    capture_ended: Condvar,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -90,18 +98,18 @@ impl std::fmt::Debug for MemoryStore {
     }
 }
 
-/// Every index key of one session body.
-struct Keys {
-    token: TokenHash,
-    user: [Option<u64>; 1],
-    device: [Option<u64>; 1],
-    creator: [Option<u64>; 1],
+/// Every index key of one session record.
+pub(crate) struct Keys {
+    pub(crate) token: Fingerprint,
+    pub(crate) user: [Option<Fingerprint>; 1],
+    pub(crate) device: [Option<Fingerprint>; 1],
+    pub(crate) creator: [Option<Fingerprint>; 1],
     /// Fingerprints of `ip_address` and `last_access_ip`, the second `None` when equal to the
     /// first.
-    ips: [Option<u64>; 2],
-    created: IndexKey,
-    active: IndexKey,
-    expiry: IndexKey,
+    pub(crate) ips: [Option<Fingerprint>; 2],
+    pub(crate) created: IndexKey,
+    pub(crate) active: IndexKey,
+    pub(crate) expiry: IndexKey,
 }
 
 /// The stripes held by an operation on one session.
@@ -125,18 +133,27 @@ impl MemoryStore {
         clock: Arc<dyn Clock>,
         options: StoreOptions,
     ) -> Result<MemoryStore, MemoryStoreError> {
+        let layout = TableLayout::for_capacity(options.capacity);
+        MemoryStore::with_layout(clock, options, layout)
+    }
+
+    /// An empty store whose hash tables have `layout`'s shards, each reserving
+    /// `layout.shard_capacity`.
+    pub(crate) fn with_layout(
+        clock: Arc<dyn Clock>,
+        options: StoreOptions,
+        layout: TableLayout,
+    ) -> Result<MemoryStore, MemoryStoreError> {
         if options.quota.sessions_per_user_max == 0 {
             return Err(MemoryStoreError::InvalidOptions {
                 reason: "quota.sessions_per_user_max is 0, must be at least 1".into(),
             });
         }
-        let map_options = MapOptions {
-            shard_count: Some(MAP_SHARD_COUNT),
-            capacity: options.capacity,
-        };
-        let map_error = |source| MemoryStoreError::CapacityUnavailable {
-            capacity: options.capacity,
-            source,
+        let unavailable = |structure: &'static str| {
+            move |_| MemoryStoreError::CapacityUnavailable {
+                capacity: options.capacity,
+                structure,
+            }
         };
         Ok(MemoryStore {
             clock,
@@ -144,15 +161,18 @@ impl MemoryStore {
             fingerprints: DefaultHashBuilder::default(),
             id_stripes: Stripes::new(),
             key_stripes: Stripes::new(),
-            sessions: ShardedMap::with_options(map_options.clone()).map_err(map_error)?,
-            by_token: ShardedMap::with_options(map_options).map_err(map_error)?,
-            by_user: MultiIndex::new(MULTI_INDEX_SHARD_COUNT),
-            by_device: MultiIndex::new(MULTI_INDEX_SHARD_COUNT),
-            by_creator: MultiIndex::new(MULTI_INDEX_SHARD_COUNT),
-            by_ip: MultiIndex::new(MULTI_INDEX_SHARD_COUNT),
+            records: Primary::new(layout).map_err(unavailable("primary map"))?,
+            by_token: MultiIndex::new(layout).map_err(unavailable("token index"))?,
+            by_user: MultiIndex::new(layout).map_err(unavailable("user index"))?,
+            by_device: MultiIndex::new(layout).map_err(unavailable("device index"))?,
+            // Sessions created through an API key are usually few; this index grows as needed.
+            by_creator: MultiIndex::unreserved(layout.shard_count),
+            by_ip: MultiIndex::new(layout).map_err(unavailable("address index"))?,
             by_created: OrderedIndex::new(ORDERED_SHARD_COUNT),
             by_active: OrderedIndex::new(ORDERED_SHARD_COUNT),
             by_expiry: OrderedIndex::new(ORDERED_SHARD_COUNT),
+            capturing: Mutex::new(false),
+            capture_ended: Condvar::new(),
         })
     }
 
@@ -164,21 +184,79 @@ impl MemoryStore {
     /// Number of stored sessions, live or expired (summed shard by shard; exact when no writer
     /// runs).
     pub fn len(&self) -> usize {
-        self.sessions.len()
+        self.records.len()
     }
 
     /// Whether no session is stored.
     pub fn is_empty(&self) -> bool {
-        self.sessions.is_empty()
+        self.len() == 0
     }
 
-    /// Every stored session, live or expired, as shared pointers: a snapshot copies no body.
+    /// Calls `visit` on every stored session, live or expired, shard by shard of the primary
+    /// map, holding each shard's read lock only while visiting its records (so writers to
+    /// that shard wait for `visit`, and `visit` must not call this store).
     ///
-    /// Gathered shard by shard, so concurrent writes may or may not be included; a caller that
-    /// needs the state at one log position must pause writers or replay idempotently across the
-    /// gap (which [`MemoryStore::apply_replayed`] does).
-    pub fn sessions(&self) -> Vec<Arc<Session>> {
-        self.sessions.values()
+    /// Not a point-in-time view: a session written while the walk runs may be seen before or
+    /// after the write, or (if created or deleted) not at all. [`MemoryStore::capture`] gives
+    /// one instant.
+    pub fn for_each(&self, mut visit: impl FnMut(&SessionRecord)) {
+        self.records.for_each(&mut visit);
+    }
+
+    /// Every stored session, live or expired, gathered by [`MemoryStore::for_each`] (same
+    /// caveat: not one instant). Records share their bytes with the store.
+    pub fn records(&self) -> Vec<SessionRecord> {
+        let mut records = Vec::with_capacity(self.len());
+        self.for_each(|record| records.push(record.clone()));
+        records
+    }
+
+    /// Starts a capture of every stored session as of one instant (see [`Capture`]), waiting
+    /// while another capture is alive.
+    ///
+    /// The instant is when every primary shard is write-locked at once, which takes time in
+    /// the number of shards, not sessions. Until the `Capture` is dropped, the first write to
+    /// each session in a shard not yet copied keeps the old record aside (a pointer copy), so
+    /// [`Capture::next_shard`] can hand out the shard as it was. A write waits at most for the
+    /// copy of its shard (its records' pointers).
+    pub fn capture(&self) -> Capture<'_> {
+        let mut capturing = self.capturing.lock();
+        // Bounded by the captures alive or queued before this one; each ends when dropped.
+        while *capturing {
+            self.capture_ended.wait(&mut capturing);
+        }
+        *capturing = true;
+        drop(capturing);
+        let session_count = self.records.begin_capture();
+        Capture::new(self, session_count, AtomicUsize::new(0))
+    }
+
+    /// Ends the running capture: copy-on-write stops and a waiting `capture` may begin.
+    pub(crate) fn end_capture(&self) {
+        self.records.end_capture();
+        *self.capturing.lock() = false;
+        self.capture_ended.notify_one();
+    }
+
+    /// Heap bytes held by each structure: an estimate computed from table capacities and
+    /// record lengths (allocator overhead modelled on glibc; no allocator is asked), read shard
+    /// by shard. Cheap: O(shards + chunks of the ordered indexes), no record is read.
+    pub fn memory_usage(&self) -> MemoryUsage {
+        let (primary_map_bytes, record_bytes) = self.records.memory_bytes();
+        let bytes = |value: usize| value as u64;
+        MemoryUsage {
+            session_count: self.len() as u64,
+            record_bytes: bytes(record_bytes),
+            primary_map_bytes: bytes(primary_map_bytes),
+            token_index_bytes: bytes(self.by_token.memory_bytes()),
+            user_index_bytes: bytes(self.by_user.memory_bytes()),
+            device_index_bytes: bytes(self.by_device.memory_bytes()),
+            api_key_index_bytes: bytes(self.by_creator.memory_bytes()),
+            ip_index_bytes: bytes(self.by_ip.memory_bytes()),
+            created_index_bytes: bytes(self.by_created.memory_bytes()),
+            active_index_bytes: bytes(self.by_active.memory_bytes()),
+            expiry_index_bytes: bytes(self.by_expiry.memory_bytes()),
+        }
     }
 
     /// [`SessionRepository::create`] that calls `hook` with `[Create]`, or
@@ -199,10 +277,10 @@ impl MemoryStore {
             .id_stripes
             .lock(&mut vec![self.id_stripes.index_of(&id)]);
         let _key_stripes = self.key_stripes.lock(&mut vec![
-            self.user_stripe(&fields.user_id),
+            self.user_stripe(fields.user_id.as_str()),
             self.token_stripe(&fields.token_hash),
         ]);
-        if self.sessions.contains_key(&id) {
+        if self.records.contains(id) {
             return Err(SessionError::IdConflict { id: session.id() });
         }
         if self.token_holder(&fields.token_hash).is_some() {
@@ -210,6 +288,7 @@ impl MemoryStore {
         }
         let evicted = self.make_room(&fields.user_id)?;
         let created = Arc::new(Session::new(session, Session::VERSION_FIRST)?);
+        let record = SessionRecord::from_session(&created);
         let mut plan = Vec::with_capacity(2);
         if let Some(victim) = &evicted {
             plan.push(Mutation::Delete {
@@ -222,10 +301,10 @@ impl MemoryStore {
         if let Some(victim) = &evicted {
             self.apply_remove(victim);
         }
-        self.apply_insert(Arc::clone(&created));
+        self.apply_insert(record);
         Ok(CreateOutcome {
             session: Session::clone(&created),
-            evicted: evicted.map(|victim| Session::clone(&victim)),
+            evicted: evicted.map(|victim| victim.to_session()),
         })
     }
 
@@ -254,20 +333,20 @@ impl MemoryStore {
             });
         }
         let mut fields = session.into_fields();
-        let before = stored.fields();
-        if fields.user_id != before.user_id {
+        if fields.user_id.as_str() != stored.user_id() {
             return Err(SessionError::InvalidField {
                 field: "user_id",
                 reason: "cannot change: a session belongs to one user for life".into(),
             });
         }
-        if fields.created_at != before.created_at {
+        if fields.created_at != stored.created_at() {
             return Err(SessionError::InvalidField {
                 field: "created_at",
                 reason: "cannot change".into(),
             });
         }
-        if fields.token_hash != before.token_hash && self.token_holder(&fields.token_hash).is_some()
+        if fields.token_hash != stored.token_hash()
+            && self.token_holder(&fields.token_hash).is_some()
         {
             return Err(SessionError::TokenConflict { id });
         }
@@ -280,10 +359,11 @@ impl MemoryStore {
                     reason: "is u64::MAX, cannot grow".into(),
                 })?;
         // A touch that ran since the caller read the session is not undone.
-        fields.last_active = fields.last_active.max(before.last_active);
+        fields.last_active = fields.last_active.max(stored.last_active());
         let updated = Arc::new(Session::from_fields(fields, version)?);
+        let record = SessionRecord::from_session(&updated);
         hook(&[Mutation::Update(Arc::clone(&updated))])?;
-        self.apply_replace(&stored, Arc::clone(&updated));
+        self.apply_replace(&stored, record);
         Ok(Session::clone(&updated))
     }
 
@@ -324,14 +404,16 @@ impl MemoryStore {
         let (_held, stored) = self.lock_session(PackedId::of(id), &mut Vec::new());
         let stored = stored.ok_or(SessionError::NotFound { id })?;
         check_live(&stored, self.clock.now())?;
-        let touched = Arc::new(touched(&stored, now, last_access_ip)?);
+        // Always valid: a touch only raises `last_active` and sets an address.
+        let touched = stored.touched(now, last_access_ip);
         hook(&[Mutation::Touch {
             id,
             last_active: now,
             last_access_ip,
         }])?;
-        self.apply_replace(&stored, Arc::clone(&touched));
-        Ok(Session::clone(&touched))
+        let session = touched.to_session();
+        self.apply_replace(&stored, touched);
+        Ok(session)
     }
 
     /// [`SessionRepository::delete_by_user`] that calls `hook` once with one `Delete` per
@@ -345,9 +427,11 @@ impl MemoryStore {
         user_id: &UserId,
         hook: &mut CommitHook<'_>,
     ) -> Result<u64, SessionError> {
-        let _user_stripe = self.key_stripes.lock(&mut vec![self.user_stripe(user_id)]);
-        let mut doomed = self.sessions_of_user(user_id);
-        doomed.sort_unstable_by_key(|session| session.id());
+        let _user_stripe = self
+            .key_stripes
+            .lock(&mut vec![self.user_stripe(user_id.as_str())]);
+        let mut doomed = self.sessions_of_user(user_id.as_str());
+        doomed.sort_unstable_by_key(SessionRecord::id);
         self.remove_all(&doomed, hook)
     }
 
@@ -378,26 +462,24 @@ impl MemoryStore {
         );
         // Group the candidates by owner: each user's batch is re-checked and removed under
         // that user's stripe, which is what serializes it with the user's other mutations.
-        let mut candidates: Vec<(UserId, PackedId)> = expired
+        let mut candidates: Vec<(String, PackedId)> = expired
             .into_iter()
             .filter_map(|id| {
-                self.sessions
-                    .get_with(&id, |session| (session.fields().user_id.clone(), id))
+                self.records
+                    .get_with(id, |record| (record.user_id().to_owned(), id))
             })
             .collect();
         candidates.sort_unstable();
         let mut removed = 0;
         for batch in candidates.chunk_by(|a, b| a.0 == b.0) {
-            let user_id = &batch[0].0;
+            let user_id = batch[0].0.as_str();
             let _user_stripe = self.key_stripes.lock(&mut vec![self.user_stripe(user_id)]);
             // Still stored, still this user's, still expired: a touch or update since the walk
             // may have extended it.
-            let doomed: Vec<Arc<Session>> = batch
+            let doomed: Vec<SessionRecord> = batch
                 .iter()
-                .filter_map(|(_, id)| self.sessions.get(id))
-                .filter(|session| {
-                    session.fields().user_id == *user_id && session.is_expired_at(now)
-                })
+                .filter_map(|(_, id)| self.records.get(*id))
+                .filter(|record| record.user_id() == user_id && record.is_expired_at(now))
                 .collect();
             removed += self.remove_all(&doomed, hook)?;
         }
@@ -419,26 +501,26 @@ impl MemoryStore {
     /// `last_access_ip` (its `last_active` is harmless: the later value is kept).
     ///
     /// # Errors
-    /// [`SessionError::InvalidField`] if a `Touch` would make an invalid body (a body from the
-    /// log was validated when decoded).
+    /// None today (a body from the log was validated when decoded, and a touch cannot make an
+    /// invalid record); the `Result` leaves room for checks a later format may need.
     pub fn apply_replayed(&self, mutation: &Mutation) -> Result<Replayed, SessionError> {
         let id = PackedId::of(mutation.session_id());
         match mutation {
             Mutation::Create(body) | Mutation::Update(body) => {
                 let fields = body.fields();
                 let mut extra = vec![
-                    self.user_stripe(&fields.user_id),
+                    self.user_stripe(fields.user_id.as_str()),
                     self.token_stripe(&fields.token_hash),
                 ];
                 let (_held, stored) = self.lock_session(id, &mut extra);
                 match stored {
                     Some(stored) if stored.version() >= body.version() => Ok(Replayed::Skipped),
                     Some(stored) => {
-                        self.apply_replace(&stored, Arc::clone(body));
+                        self.apply_replace(&stored, SessionRecord::from_session(body));
                         Ok(Replayed::Applied)
                     }
                     None => {
-                        self.apply_insert(Arc::clone(body));
+                        self.apply_insert(SessionRecord::from_session(body));
                         Ok(Replayed::Applied)
                     }
                 }
@@ -462,11 +544,11 @@ impl MemoryStore {
                 let Some(stored) = stored else {
                     return Ok(Replayed::Skipped);
                 };
-                let touched = touched(&stored, *last_active, *last_access_ip)?;
-                if touched == *stored {
+                let touched = stored.touched(*last_active, *last_access_ip);
+                if touched == stored {
                     return Ok(Replayed::Skipped);
                 }
-                self.apply_replace(&stored, Arc::new(touched));
+                self.apply_replace(&stored, touched);
                 Ok(Replayed::Applied)
             }
         }
@@ -474,8 +556,8 @@ impl MemoryStore {
 
     // ----- locking -----
 
-    fn user_stripe(&self, user_id: &UserId) -> StripeIndex {
-        self.key_stripes.index_of(&(0_u8, user_id.as_str()))
+    fn user_stripe(&self, user_id: &str) -> StripeIndex {
+        self.key_stripes.index_of(&(0_u8, user_id))
     }
 
     fn token_stripe(&self, token: &TokenHash) -> StripeIndex {
@@ -483,7 +565,7 @@ impl MemoryStore {
     }
 
     /// Locks the id's stripe, then the owner's stripe plus `extra` key stripes, and returns the
-    /// stored session as it is under those locks (`None` if there is none).
+    /// stored record as it is under those locks (`None` if there is none).
     ///
     /// The owner read before taking its stripe is still the owner afterwards: a session's user
     /// never changes, and storing the id again for another user needs the id stripe held here.
@@ -491,11 +573,11 @@ impl MemoryStore {
         &self,
         id: PackedId,
         extra: &mut Vec<StripeIndex>,
-    ) -> (Held<'_>, Option<Arc<Session>>) {
+    ) -> (Held<'_>, Option<SessionRecord>) {
         let id_stripe = self
             .id_stripes
             .lock(&mut vec![self.id_stripes.index_of(&id)]);
-        let Some(seen) = self.sessions.get(&id) else {
+        let Some(seen) = self.records.get(id) else {
             let keys = (!extra.is_empty()).then(|| self.key_stripes.lock(extra));
             return (
                 Held {
@@ -505,13 +587,13 @@ impl MemoryStore {
                 None,
             );
         };
-        extra.push(self.user_stripe(&seen.fields().user_id));
+        extra.push(self.user_stripe(seen.user_id()));
         let keys = self.key_stripes.lock(extra);
-        let current = self.sessions.get(&id);
+        let current = self.records.get(id);
         debug_assert!(
             current
                 .as_ref()
-                .is_none_or(|current| current.fields().user_id == seen.fields().user_id),
+                .is_none_or(|current| current.user_id() == seen.user_id()),
             "the owner of an id changed under its id stripe"
         );
         (
@@ -525,30 +607,34 @@ impl MemoryStore {
 
     // ----- validation helpers (callers hold the relevant stripes) -----
 
-    /// The stored session that holds `token`, ignoring a stale index entry.
-    fn token_holder(&self, token: &TokenHash) -> Option<Arc<Session>> {
-        let id = self.by_token.get(token)?;
-        self.sessions
-            .get(&id)
-            .filter(|session| session.fields().token_hash == *token)
+    /// The stored record that holds `token`: the first id under the token's fingerprint whose
+    /// record holds it (entries of other tokens with the same fingerprint are passed over).
+    pub(crate) fn token_holder(&self, token: &TokenHash) -> Option<SessionRecord> {
+        let mut ids = Vec::new();
+        self.by_token
+            .ids_into(self.token_fingerprint(token), &mut ids);
+        ids.into_iter().find_map(|id| {
+            self.records
+                .get(id)
+                .filter(|record| record.token_hash() == *token)
+        })
     }
 
-    /// Every stored session of `user_id`, live or expired.
-    fn sessions_of_user(&self, user_id: &UserId) -> Vec<Arc<Session>> {
+    /// Every stored record of `user_id`, live or expired.
+    fn sessions_of_user(&self, user_id: &str) -> Vec<SessionRecord> {
         let mut ids = Vec::new();
-        self.by_user
-            .ids_into(&self.fingerprint(user_id.as_str()), &mut ids);
+        self.by_user.ids_into(self.fingerprint(user_id), &mut ids);
         ids.iter()
-            .filter_map(|id| self.sessions.get(id))
-            .filter(|session| session.fields().user_id == *user_id)
+            .filter_map(|id| self.records.get(*id))
+            .filter(|record| record.user_id() == user_id)
             .collect()
     }
 
     /// The user's live sessions, oldest created first.
-    pub(crate) fn live_of_user(&self, user_id: &UserId, now: Timestamp) -> Vec<Arc<Session>> {
+    pub(crate) fn live_of_user(&self, user_id: &str, now: Timestamp) -> Vec<SessionRecord> {
         let mut live = self.sessions_of_user(user_id);
-        live.retain(|session| !session.is_expired_at(now));
-        live.sort_unstable_by_key(|session| (session.fields().created_at, session.id()));
+        live.retain(|record| !record.is_expired_at(now));
+        live.sort_unstable_by_key(|record| (record.created_at(), record.id()));
         live
     }
 
@@ -558,8 +644,8 @@ impl MemoryStore {
     /// A user already over the limit (possible after replay, which skips quota checks, or after
     /// the quota was lowered) loses one session per create under `EvictOldest`, so the count
     /// never grows.
-    fn make_room(&self, user_id: &UserId) -> Result<Option<Arc<Session>>, SessionError> {
-        let live = self.live_of_user(user_id, self.clock.now());
+    fn make_room(&self, user_id: &UserId) -> Result<Option<SessionRecord>, SessionError> {
+        let live = self.live_of_user(user_id.as_str(), self.clock.now());
         if live.len() < self.quota.sessions_per_user_max as usize {
             return Ok(None);
         }
@@ -575,7 +661,7 @@ impl MemoryStore {
     /// Logs and removes `doomed` as one batch.
     fn remove_all(
         &self,
-        doomed: &[Arc<Session>],
+        doomed: &[SessionRecord],
         hook: &mut CommitHook<'_>,
     ) -> Result<u64, SessionError> {
         if doomed.is_empty() {
@@ -583,77 +669,68 @@ impl MemoryStore {
         }
         let plan: Vec<Mutation> = doomed
             .iter()
-            .map(|session| Mutation::Delete {
-                id: session.id(),
-                version: session.version(),
+            .map(|record| Mutation::Delete {
+                id: record.id(),
+                version: record.version(),
             })
             .collect();
         hook(&plan)?;
-        for session in doomed {
-            self.apply_remove(session);
+        for record in doomed {
+            self.apply_remove(record);
         }
         Ok(doomed.len() as u64)
     }
 
     // ----- applying (callers hold the stripes of everything touched) -----
 
-    pub(crate) fn fingerprint(&self, text: &str) -> u64 {
-        self.fingerprints.hash_one(text)
+    pub(crate) fn fingerprint(&self, text: &str) -> Fingerprint {
+        Fingerprint::from_hash(self.fingerprints.hash_one(text))
     }
 
-    /// An address as an index key: 8 bytes instead of `IpAddr`'s 17, which pad a hash table
-    /// entry from 32 to 48 bytes.
-    pub(crate) fn ip_fingerprint(&self, ip: IpAddr) -> u64 {
-        self.fingerprints.hash_one(ip)
+    pub(crate) fn ip_fingerprint(&self, ip: IpAddr) -> Fingerprint {
+        Fingerprint::from_hash(self.fingerprints.hash_one(ip))
     }
 
-    fn keys_of(&self, session: &Session) -> Keys {
-        let fields = session.fields();
-        let last_access_ip = fields
-            .last_access_ip
-            .filter(|ip| fields.ip_address != Some(*ip));
+    pub(crate) fn token_fingerprint(&self, token: &TokenHash) -> Fingerprint {
+        Fingerprint::from_hash(self.fingerprints.hash_one(token.as_bytes()))
+    }
+
+    pub(crate) fn keys_of(&self, record: &SessionRecord) -> Keys {
+        let id = record.id();
+        let ip = record.ip_address().map(|ip| self.ip_fingerprint(ip));
+        let last_access_ip = record
+            .last_access_ip()
+            .map(|ip| self.ip_fingerprint(ip))
+            .filter(|last| ip != Some(*last));
         Keys {
-            token: fields.token_hash,
-            user: [Some(self.fingerprint(fields.user_id.as_str()))],
-            device: [fields
-                .device_id
-                .as_ref()
-                .map(|device| self.fingerprint(device.as_str()))],
-            creator: [fields
-                .created_by
-                .as_ref()
-                .map(|key| self.fingerprint(key.as_str()))],
-            ips: [
-                fields.ip_address.map(|ip| self.ip_fingerprint(ip)),
-                last_access_ip.map(|ip| self.ip_fingerprint(ip)),
-            ],
-            created: IndexKey::new(fields.created_at, session.id()),
-            active: IndexKey::new(fields.last_active, session.id()),
-            expiry: IndexKey::new(session.expiry(), session.id()),
+            token: self.token_fingerprint(&record.token_hash()),
+            user: [Some(self.fingerprint(record.user_id()))],
+            device: [record.device_id().map(|device| self.fingerprint(device))],
+            creator: [record.created_by().map(|key| self.fingerprint(key))],
+            ips: [ip, last_access_ip],
+            created: IndexKey::new(record.created_at(), id),
+            active: IndexKey::new(record.last_active(), id),
+            expiry: IndexKey::new(record.expiry(), id),
         }
     }
 
-    /// Points `token` at `id` unless another stored session holds it. The caller holds the
-    /// token's stripe, so no other claim of `token` runs concurrently; concurrent removals of
-    /// stale entries compare ids and cannot remove this one.
-    fn claim_token(&self, token: TokenHash, id: PackedId) {
-        if let Some(holder) = self.by_token.get(&token)
-            && holder != id
-            && self
-                .sessions
-                .get_with(&holder, |session| session.fields().token_hash == token)
-                .unwrap_or(false)
+    /// Indexes `token` for `id` unless another stored session holds it. The caller holds the
+    /// token's stripe, so no other claim of `token` runs concurrently.
+    fn claim_token(&self, token: &TokenHash, fingerprint: Fingerprint, id: PackedId) {
+        if self
+            .token_holder(token)
+            .is_some_and(|holder| PackedId::of(holder.id()) != id)
         {
             return;
         }
-        self.by_token.insert(token, id);
+        self.by_token.insert(fingerprint, id);
     }
 
     /// Stores a new session: indexes first, then the primary record (the commit point).
-    fn apply_insert(&self, session: Arc<Session>) {
-        let id = PackedId::of(session.id());
-        let keys = self.keys_of(&session);
-        self.claim_token(keys.token, id);
+    fn apply_insert(&self, record: SessionRecord) {
+        let id = PackedId::of(record.id());
+        let keys = self.keys_of(&record);
+        self.claim_token(&record.token_hash(), keys.token, id);
         add_keys(&self.by_user, &[], &keys.user, id);
         add_keys(&self.by_device, &[], &keys.device, id);
         add_keys(&self.by_creator, &[], &keys.creator, id);
@@ -661,16 +738,16 @@ impl MemoryStore {
         self.by_created.insert(keys.created);
         self.by_active.insert(keys.active);
         self.by_expiry.insert(keys.expiry);
-        self.sessions.insert(id, session);
+        self.records.insert(record);
     }
 
     /// Removes a stored session: the primary record first (the commit point), then its index
     /// entries.
-    fn apply_remove(&self, stored: &Session) {
+    fn apply_remove(&self, stored: &SessionRecord) {
         let id = PackedId::of(stored.id());
         let keys = self.keys_of(stored);
-        self.sessions.remove(&id);
-        self.by_token.remove_if(&keys.token, |holder| *holder == id);
+        self.records.remove(id);
+        self.by_token.remove(keys.token, id);
         drop_keys(&self.by_user, &keys.user, &[], id);
         drop_keys(&self.by_device, &keys.device, &[], id);
         drop_keys(&self.by_creator, &keys.creator, &[], id);
@@ -680,22 +757,24 @@ impl MemoryStore {
         self.by_expiry.remove(keys.expiry);
     }
 
-    /// Replaces a stored body: new index keys first, then the primary record (the commit
-    /// point), then the keys only the old body had. Time-index entries move in one step each.
-    fn apply_replace(&self, old: &Session, new: Arc<Session>) {
+    /// Replaces a stored record: new index keys first, then the primary record (the commit
+    /// point), then the keys only the old record had. Time-index entries move in one step each.
+    ///
+    /// The token entry is keyed by fingerprint, so a new token whose fingerprint equals the
+    /// old one's keeps the entry as it is (lookups confirm the token against the record).
+    fn apply_replace(&self, old: &SessionRecord, new: SessionRecord) {
         let id = PackedId::of(new.id());
         let (before, after) = (self.keys_of(old), self.keys_of(&new));
         if before.token != after.token {
-            self.claim_token(after.token, id);
+            self.claim_token(&new.token_hash(), after.token, id);
         }
         add_keys(&self.by_user, &before.user, &after.user, id);
         add_keys(&self.by_device, &before.device, &after.device, id);
         add_keys(&self.by_creator, &before.creator, &after.creator, id);
         add_keys(&self.by_ip, &before.ips, &after.ips, id);
-        self.sessions.insert(id, new);
+        self.records.insert(new);
         if before.token != after.token {
-            self.by_token
-                .remove_if(&before.token, |holder| *holder == id);
+            self.by_token.remove(before.token, id);
         }
         drop_keys(&self.by_user, &before.user, &after.user, id);
         drop_keys(&self.by_device, &before.device, &after.device, id);
@@ -705,35 +784,13 @@ impl MemoryStore {
         self.by_active.relocate(before.active, after.active);
         self.by_expiry.relocate(before.expiry, after.expiry);
     }
-
-    /// Breaks the token index on purpose, for the repair test.
-    #[cfg(test)]
-    pub(crate) fn point_token_at(&self, token: TokenHash, id: SessionId) {
-        self.by_token.insert(token, PackedId::of(id));
-    }
-
-    /// Removes `token`'s index entry if it points at a session that does not hold it. Takes the
-    /// token's stripe, so it never races a claim in flight (whose entry precedes its record).
-    fn repair_token(&self, token: &TokenHash) {
-        let _token_stripe = self.key_stripes.lock(&mut vec![self.token_stripe(token)]);
-        let Some(id) = self.by_token.get(token) else {
-            return;
-        };
-        let held = self
-            .sessions
-            .get_with(&id, |session| session.fields().token_hash == *token)
-            .unwrap_or(false);
-        if !held {
-            self.by_token.remove_if(token, |holder| *holder == id);
-        }
-    }
 }
 
 /// Adds `id` under each key of `new` that `old` does not have.
-fn add_keys<K: std::hash::Hash + Eq + Copy>(
-    index: &MultiIndex<K>,
-    old: &[Option<K>],
-    new: &[Option<K>],
+fn add_keys(
+    index: &MultiIndex,
+    old: &[Option<Fingerprint>],
+    new: &[Option<Fingerprint>],
     id: PackedId,
 ) {
     for key in new.iter().flatten() {
@@ -744,38 +801,28 @@ fn add_keys<K: std::hash::Hash + Eq + Copy>(
 }
 
 /// Removes `id` from each key of `old` that `new` does not have.
-fn drop_keys<K: std::hash::Hash + Eq + Copy>(
-    index: &MultiIndex<K>,
-    old: &[Option<K>],
-    new: &[Option<K>],
+fn drop_keys(
+    index: &MultiIndex,
+    old: &[Option<Fingerprint>],
+    new: &[Option<Fingerprint>],
     id: PackedId,
 ) {
     for key in old.iter().flatten() {
         if !new.contains(&Some(*key)) {
-            index.remove(key, id);
+            index.remove(*key, id);
         }
     }
 }
 
-/// `Expired` if `session` is expired at `now`.
-fn check_live(session: &Session, now: Timestamp) -> Result<(), SessionError> {
-    if session.is_expired_at(now) {
+/// `Expired` if `record` is expired at `now`.
+fn check_live(record: &SessionRecord, now: Timestamp) -> Result<(), SessionError> {
+    if record.is_expired_at(now) {
         return Err(SessionError::Expired {
-            id: session.id(),
-            expired_at: session.expiry(),
+            id: record.id(),
+            expired_at: record.expiry(),
         });
     }
     Ok(())
-}
-
-/// `stored` after a use at `at` from `ip`: `last_active` never moves back, the version stays.
-fn touched(stored: &Session, at: Timestamp, ip: Option<IpAddr>) -> Result<Session, SessionError> {
-    let mut fields = stored.fields().clone();
-    fields.last_active = fields.last_active.max(at);
-    if ip.is_some() {
-        fields.last_access_ip = ip;
-    }
-    Session::from_fields(fields, stored.version())
 }
 
 impl SessionRepository for MemoryStore {
@@ -785,11 +832,11 @@ impl SessionRepository for MemoryStore {
 
     fn get(&self, id: SessionId) -> Result<Session, SessionError> {
         let stored = self
-            .sessions
-            .get(&PackedId::of(id))
+            .records
+            .get(PackedId::of(id))
             .ok_or(SessionError::NotFound { id })?;
         check_live(&stored, self.clock.now())?;
-        Ok(Session::clone(&stored))
+        Ok(stored.to_session())
     }
 
     fn update(&self, session: NewSession, expected_version: u64) -> Result<Session, SessionError> {
@@ -819,18 +866,18 @@ impl SessionRepository for MemoryStore {
         if let Some(cursor) = after {
             cursor.check_sort(sort)?;
         }
-        Ok(self.list_slice(filter, sort, after, limit))
+        self.list_slice(filter, sort, after, limit)
     }
 
     fn count_by_user(&self, user_id: &UserId) -> Result<u64, SessionError> {
-        Ok(self.live_of_user(user_id, self.clock.now()).len() as u64)
+        Ok(self.live_of_user(user_id.as_str(), self.clock.now()).len() as u64)
     }
 
     fn list_by_user(&self, user_id: &UserId) -> Result<Vec<Session>, SessionError> {
         Ok(self
-            .live_of_user(user_id, self.clock.now())
+            .live_of_user(user_id.as_str(), self.clock.now())
             .iter()
-            .map(|session| Session::clone(session))
+            .map(SessionRecord::to_session)
             .collect())
     }
 
@@ -845,22 +892,13 @@ impl SessionRepository for MemoryStore {
 
 impl TokenRepository for MemoryStore {
     fn get_by_token_hash(&self, token_hash: &TokenHash) -> Result<Session, SessionError> {
-        let id = self
-            .by_token
-            .get(token_hash)
+        // An entry whose record is not stored yet (a create in flight) or holds another token
+        // (a fingerprint shared by two tokens) is passed over: the record decides.
+        let stored = self
+            .token_holder(token_hash)
             .ok_or(SessionError::TokenNotFound)?;
-        let Some(stored) = self
-            .sessions
-            .get(&id)
-            .filter(|session| session.fields().token_hash == *token_hash)
-        else {
-            // Stale entry (its session is gone or holds another token now), or a claim whose
-            // record is not stored yet; the repair tells the two apart under the token's stripe.
-            self.repair_token(token_hash);
-            return Err(SessionError::TokenNotFound);
-        };
         check_live(&stored, self.clock.now())?;
-        Ok(Session::clone(&stored))
+        Ok(stored.to_session())
     }
 
     fn touch(
@@ -889,7 +927,7 @@ mod tests {
     }
 
     #[test]
-    fn token_lookup_repairs_an_entry_pointing_at_another_session() {
+    fn token_lookup_passes_over_an_entry_whose_record_holds_another_token() {
         let (_clock, store) = store();
         let mut sessions = SessionFactory::new(1, SUITE_START);
         let a = store
@@ -899,74 +937,60 @@ mod tests {
             .create(sessions.next_for(&SessionFactory::user(1)))
             .unwrap();
         let token = a.session.fields().token_hash;
-        store.point_token_at(token, b.session.id());
+        // As if b's token shared a's fingerprint, with b's entry found first.
+        store.by_token.remove(
+            store.token_fingerprint(&token),
+            PackedId::of(a.session.id()),
+        );
+        store.by_token.insert(
+            store.token_fingerprint(&token),
+            PackedId::of(b.session.id()),
+        );
         assert_eq!(
             store.get_by_token_hash(&token).unwrap_err().code(),
             "TM-SESS-4042",
-            "b does not hold a's token, so the entry is not trusted"
+            "b does not hold a's token, so its entry is not trusted"
         );
-        assert_eq!(store.by_token.get(&token), None, "the stale entry is gone");
-        // Nothing the index lost is still needed: claiming the token again works.
-        let stolen = store
-            .update(
-                {
-                    let mut fields = b.session.fields().clone();
-                    fields.token_hash = token;
-                    NewSession::new(fields).unwrap()
-                },
-                b.session.version(),
-            )
-            .unwrap();
-        assert_eq!(store.get_by_token_hash(&token).unwrap(), stolen);
+        store.by_token.insert(
+            store.token_fingerprint(&token),
+            PackedId::of(a.session.id()),
+        );
+        assert_eq!(store.get_by_token_hash(&token).unwrap(), a.session);
     }
 
     #[test]
-    fn token_lookup_repairs_an_entry_pointing_at_a_missing_session() {
+    fn token_lookup_passes_over_an_entry_of_a_missing_session() {
         let (_clock, store) = store();
         let mut sessions = SessionFactory::new(2, SUITE_START);
         let ghost = sessions.next_for(&SessionFactory::user(1));
         let token = ghost.fields().token_hash;
-        store.point_token_at(token, ghost.id());
+        store
+            .by_token
+            .insert(store.token_fingerprint(&token), PackedId::of(ghost.id()));
         assert_eq!(
             store.get_by_token_hash(&token).unwrap_err().code(),
             "TM-SESS-4042"
         );
-        assert_eq!(store.by_token.get(&token), None);
         store.create(ghost.clone()).unwrap();
         assert_eq!(store.get_by_token_hash(&token).unwrap().id(), ghost.id());
     }
 
-    #[test]
-    fn token_lookup_keeps_a_valid_entry() {
-        let (_clock, store) = store();
-        let mut sessions = SessionFactory::new(3, SUITE_START);
-        let created = store
-            .create(sessions.next_for(&SessionFactory::user(1)))
-            .unwrap();
-        store.repair_token(&created.session.fields().token_hash);
-        assert_eq!(
-            store
-                .get_by_token_hash(&created.session.fields().token_hash)
-                .unwrap(),
-            created.session
-        );
-    }
-
     /// Every index entry of every session, counted, so a test can see nothing leaks.
     fn index_entry_count(store: &MemoryStore) -> usize {
-        let mut count = 0;
-        for index in [&store.by_created, &store.by_active, &store.by_expiry] {
-            index.walk_shards(
-                KeyRange::ALL,
-                Direction::Ascending,
-                || {},
-                |_| {
-                    count += 1;
-                    true
-                },
-            );
-        }
-        count + store.by_token.len()
+        [
+            &store.by_token,
+            &store.by_user,
+            &store.by_device,
+            &store.by_creator,
+            &store.by_ip,
+        ]
+        .iter()
+        .map(|index| index.entry_count())
+        .sum::<usize>()
+            + [&store.by_created, &store.by_active, &store.by_expiry]
+                .iter()
+                .map(|index| index.entry_count())
+                .sum::<usize>()
     }
 
     #[test]
@@ -980,7 +1004,8 @@ mod tests {
             .create(NewSession::new(fields).unwrap())
             .unwrap()
             .session;
-        assert_eq!(index_entry_count(&store), 4);
+        let base = index_entry_count(&store);
+        assert!(base >= 5, "token, user, three times at least");
         clock.advance(Duration::from_secs(1));
         let ip = "192.0.2.1".parse().unwrap();
         let touched = store.touch(created.id(), clock.now(), Some(ip)).unwrap();
@@ -990,9 +1015,11 @@ mod tests {
         let updated = store
             .update(NewSession::new(rotated).unwrap(), touched.version())
             .unwrap();
+        let new_ip = usize::from(created.fields().ip_address != Some(ip));
+        let lost_device = usize::from(created.fields().device_id.is_some());
         assert_eq!(
             index_entry_count(&store),
-            4,
+            base + new_ip - lost_device,
             "entries moved, none duplicated"
         );
         let ip_filter = SessionFilter {
@@ -1005,8 +1032,7 @@ mod tests {
         assert_eq!(listed.items, vec![updated.clone()]);
         assert!(store.delete(created.id()).unwrap());
         assert_eq!(index_entry_count(&store), 0);
-        assert_eq!(store.by_user.count(&store.fingerprint(user.as_str())), 0);
-        assert_eq!(store.by_ip.count(&store.ip_fingerprint(ip)), 0);
+        assert_eq!(store.memory_usage().record_bytes, 0);
     }
 
     #[test]
@@ -1021,5 +1047,16 @@ mod tests {
         };
         let err = MemoryStore::new(clock, options).unwrap_err();
         assert_eq!(err.code(), "TM-MEMS-4001");
+    }
+
+    #[test]
+    fn an_impossible_capacity_is_refused_not_a_panic() {
+        let clock = Arc::new(ManualClock::new(SUITE_START));
+        let options = StoreOptions {
+            capacity: usize::MAX,
+            ..StoreOptions::default()
+        };
+        let err = MemoryStore::new(clock, options).unwrap_err();
+        assert_eq!(err.code(), "TM-MEMS-5071");
     }
 }

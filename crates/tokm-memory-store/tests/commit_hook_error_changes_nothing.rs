@@ -16,7 +16,7 @@ fn refuse(_: &[Mutation]) -> Result<(), SessionError> {
 }
 
 fn state(store: &MemoryStore) -> Vec<Session> {
-    let mut all: Vec<Session> = store.sessions().iter().map(|s| Session::clone(s)).collect();
+    let mut all: Vec<Session> = store.records().iter().map(|r| r.to_session()).collect();
     all.sort_by_key(Session::id);
     all
 }
