@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use tokm_domain::{
     DeviceId, ManualClock, NewSession, Quota, QuotaPolicy, SessionFields, SessionId, SessionRecord,
-    SessionRepository, Timestamp, TokenHash, UserAgent, UserId,
+    SessionRepository, Timestamp, TokenHash, TokenRepository, UserAgent, UserId,
 };
 use tokm_memory_store::{MemoryStore, StoreOptions};
 
@@ -62,6 +62,29 @@ fn typical_session(index: u64) -> NewSession {
         .insert("region", "eu-west-1")
         .expect("small pair");
     NewSession::new(fields).expect("the typical session is valid")
+}
+
+/// Mean latency of `get` and `get_by_token_hash` over 200,000 pseudo-random sessions, one
+/// thread (a rough figure; the criterion bench is the reference).
+fn print_read_latency(store: &MemoryStore, session_count: u64) {
+    let picks: Vec<NewSession> = (0..200_000_u64)
+        .map(|draw| typical_session(mix(draw ^ 0xdead_beef) % session_count))
+        .collect();
+    let started = Instant::now();
+    for session in &picks {
+        std::hint::black_box(store.get(session.id()).expect("stored"));
+    }
+    let get = started.elapsed() / picks.len() as u32;
+    let started = Instant::now();
+    for session in &picks {
+        std::hint::black_box(
+            store
+                .get_by_token_hash(&session.fields().token_hash)
+                .expect("stored"),
+        );
+    }
+    let by_token = started.elapsed() / picks.len() as u32;
+    println!("mean latency: get {get:?}, get_by_token_hash {by_token:?}");
 }
 
 /// Resident set size of this process (0 where `/proc` is unavailable).
@@ -120,6 +143,7 @@ fn main() {
         "built by {how}: {session_count} sessions in {elapsed:.2?}; RSS per session {:.0} B",
         per_session(rss_full - rss_empty)
     );
+    print_read_latency(&store, session_count);
     let usage = store.memory_usage();
     println!("estimated by memory_usage(), bytes per session:");
     for (name, bytes) in usage.parts() {
