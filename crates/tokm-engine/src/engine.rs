@@ -15,8 +15,8 @@ use tokm_domain::{
     SessionError, SessionFilter, SessionId, SessionRecord, SessionRepository, Sort, Timestamp,
     TokenHash, TokenRepository, UserId,
 };
-use tokm_memory_store::{CommitHook, MemoryStore};
-use tokm_snapshot::{RecordSlice, SnapshotMeta, SnapshotStore};
+use tokm_memory_store::{Capture, CommitHook, MemoryStore};
+use tokm_snapshot::{RecordSource, SnapshotMeta, SnapshotStore};
 use tokm_wal::{Lsn, Wal, WalError};
 
 use crate::config::EngineConfig;
@@ -45,8 +45,8 @@ pub(crate) struct Shared {
     pub(crate) wal: Wal,
     pub(crate) snapshots: SnapshotStore,
     /// Lock order 0, outermost. Every write holds it shared from validation to apply; a
-    /// snapshot holds it exclusively only while it gathers the session pointers and the LSN,
-    /// so the snapshot is exactly the state at that LSN.
+    /// snapshot holds it exclusively only while it reads the LSN and starts the store's
+    /// capture (O(shards)), so the snapshot is exactly the state at that LSN.
     pub(crate) write_gate: RwLock<()>,
     /// Serializes snapshots (manual and triggered). Held across snapshot I/O, never by a write.
     pub(crate) snapshot_state: Mutex<SnapshotState>,
@@ -319,18 +319,19 @@ impl Shared {
         last: Option<&SnapshotMeta>,
     ) -> Result<(SnapshotMeta, Duration), EngineError> {
         let paused_at = Instant::now();
-        let (sessions, covered, logged_bytes) = {
+        let (capture, covered, logged_bytes) = {
+            // Held exclusively only while no write is half applied: long enough to read the
+            // LSN and start the capture, which costs O(shards), not O(sessions).
             let _exclusive = self.write_gate.write();
             let covered = self.wal.last_lsn();
             if let Some(last) = last.filter(|last| last.covered_lsn == covered.get()) {
                 return Ok((last.clone(), paused_at.elapsed()));
             }
             let logged = self.logged_bytes_since_snapshot.swap(0, Ordering::Relaxed);
-            (self.store.sessions(), covered, logged)
+            (self.store.capture(), covered, logged)
         };
         let pause = paused_at.elapsed();
-        let written = self.sync_then_write(covered, &sessions);
-        drop(sessions);
+        let written = self.sync_then_write(covered, &CapturedRecords(capture));
         let meta = match written {
             Ok(meta) => meta,
             Err(error) => {
@@ -358,24 +359,32 @@ impl Shared {
     fn sync_then_write(
         &self,
         covered: Lsn,
-        sessions: &[Arc<Session>],
+        records: &CapturedRecords<'_>,
     ) -> Result<SnapshotMeta, EngineError> {
         // In `Batch` mode the records up to `covered` may still be buffered. Sync them first, so
         // the log never ends before a snapshot's position after a crash.
         self.wal.sync()?;
-        let records: Vec<SessionRecord> = sessions
-            .iter()
-            .map(|session| SessionRecord::from_session(session))
-            .collect();
-        let meta = self
-            .snapshots
-            .write_records(covered.get(), &RecordSlice::new(&records))?;
+        let meta = self.snapshots.write_records(covered.get(), records)?;
         tracing::info!(
             covered_lsn = meta.covered_lsn,
             sessions = meta.session_count,
             "snapshot written"
         );
         Ok(meta)
+    }
+}
+
+/// The memory store's capture as the snapshot writer's source: one shard per chunk, pulled by
+/// the encoder threads. Dropping it ends the store's copy-on-write.
+struct CapturedRecords<'a>(Capture<'a>);
+
+impl RecordSource for CapturedRecords<'_> {
+    fn session_count(&self) -> u64 {
+        self.0.session_count()
+    }
+
+    fn next_chunk(&self) -> Option<Vec<SessionRecord>> {
+        self.0.next_shard()
     }
 }
 

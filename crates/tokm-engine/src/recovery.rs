@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use tokm_crypto_adaptive::KeyId;
 use tokm_domain::{Mutation, SessionRecord};
-use tokm_memory_store::{MemoryStore, Replayed, StoreOptions};
+use tokm_memory_store::{MemoryStore, MemoryStoreError, Replayed, StoreOptions};
 use tokm_snapshot::{
-    Encryption, Fallback, LoadedSnapshot, SnapshotError, SnapshotMeta, SnapshotOptions,
-    SnapshotReader, SnapshotStore,
+    Encryption, Fallback, SnapshotError, SnapshotMeta, SnapshotOptions, SnapshotReader,
+    SnapshotStore,
 };
 use tokm_wal::{LogSurvey, LogWalk, Lsn, Wal, WalError, WalOptions};
 
@@ -98,22 +98,13 @@ pub(crate) fn examine(config: &EngineConfig) -> Result<Examined, EngineError> {
         loaded.is_some(),
         "the snapshot examination stops at is the one chosen"
     );
-    let store = MemoryStore::new(
-        Arc::clone(&config.clock),
-        StoreOptions {
-            quota: config.quota,
-            capacity: loaded.as_ref().map_or(0, |loaded| loaded.records.len()),
-        },
-    )
-    .map_err(|error| EngineError::InvalidConfig {
-        reason: error.to_string(),
-    })?;
-    let base_meta = match loaded {
-        Some(loaded) => {
-            load_sessions(&store, &loaded.records, loaded.meta.covered_lsn)?;
-            Some(loaded.meta)
-        }
-        None => None,
+    let (base_meta, store) = match loaded {
+        Some((meta, store)) => (Some(meta), store),
+        None => (
+            None,
+            MemoryStore::new(Arc::clone(&config.clock), store_options(config, 0))
+                .map_err(invalid_store_options)?,
+        ),
     };
     let snapshot_load = started.elapsed();
 
@@ -156,10 +147,13 @@ struct ReplayCounts {
 /// Loads snapshots newest first until one passes every check. A key the keyring lacks stops
 /// at once (a key problem whatever else is found); a first block that fails authentication
 /// does not, since an older file opening under the same key proves that failure is damage.
+/// The usable snapshot's header and the store built from its records.
+type Base = (SnapshotMeta, MemoryStore);
+
 fn examine_snapshots(
     reader: &SnapshotReader,
     config: &EngineConfig,
-) -> Result<(Vec<SnapshotFound>, Option<LoadedSnapshot>), EngineError> {
+) -> Result<(Vec<SnapshotFound>, Option<Base>), EngineError> {
     let mut found = Vec::new();
     let mut loaded = None;
     for info in reader.list()? {
@@ -178,10 +172,13 @@ fn examine_snapshots(
         };
         if loaded.is_none() {
             snapshot.state = match reader.load(&info.file_name) {
-                Ok(snapshot) => {
-                    loaded = Some(snapshot);
-                    SnapshotState::Usable
-                }
+                Ok(snapshot) => match build_store(config, snapshot.records, &info.file_name)? {
+                    Ok(store) => {
+                        loaded = Some((snapshot.meta, store));
+                        SnapshotState::Usable
+                    }
+                    Err(damage) => SnapshotState::Damaged(damage),
+                },
                 Err(error) if error.is_damage() => SnapshotState::Damaged(error),
                 Err(SnapshotError::WrongKey { key_id, file })
                     if config
@@ -397,34 +394,47 @@ fn apply_logged(store: &MemoryStore, lsn: Lsn, payload: &[u8]) -> Result<Replaye
     apply(store, &logged.mutation, lsn.get())
 }
 
-/// Inserts a snapshot's sessions, split across the available cores: the sessions of one
-/// snapshot never conflict (distinct ids and tokens), and the store is built for concurrent
-/// writers, so this is the same result as one thread inserting them in order.
-fn load_sessions(
-    store: &MemoryStore,
-    sessions: &[SessionRecord],
-    covered_lsn: u64,
-) -> Result<(), EngineError> {
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let chunk_len = sessions.len().div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = sessions
-            .chunks(chunk_len)
-            .map(|chunk| {
-                scope.spawn(move || {
-                    chunk.iter().try_for_each(|session| {
-                        let session = Arc::new(session.to_session());
-                        apply(store, &Mutation::Create(session), covered_lsn).map(drop)
-                    })
-                })
-            })
-            .collect();
-        workers.into_iter().try_for_each(|worker| {
-            worker
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
-    })
+/// The store holding a snapshot's records, built in bulk on every core; the inner error is
+/// damage. Two records with one id or one token hash (which a store never holds) make the
+/// snapshot damaged: its checksums passed, so it was written that way, and an older snapshot
+/// may still serve.
+///
+/// # Errors
+/// [`EngineError::InvalidConfig`] when the store options are invalid.
+fn build_store(
+    config: &EngineConfig,
+    records: Vec<SessionRecord>,
+    file: &str,
+) -> Result<Result<MemoryStore, SnapshotError>, EngineError> {
+    let options = store_options(config, records.len());
+    let damaged = |what| {
+        Ok(Err(SnapshotError::Malformed {
+            file: file.to_owned(),
+            offset: 0,
+            what,
+        }))
+    };
+    match MemoryStore::bulk_load(Arc::clone(&config.clock), options, records) {
+        Ok(store) => Ok(Ok(store)),
+        Err(MemoryStoreError::DuplicateSessionId { .. }) => damaged("two sessions share one id"),
+        Err(MemoryStoreError::DuplicateTokenHash { .. }) => {
+            damaged("two sessions share one token hash")
+        }
+        Err(other) => Err(invalid_store_options(other)),
+    }
+}
+
+fn invalid_store_options(error: MemoryStoreError) -> EngineError {
+    EngineError::InvalidConfig {
+        reason: error.to_string(),
+    }
+}
+
+fn store_options(config: &EngineConfig, capacity: usize) -> StoreOptions {
+    StoreOptions {
+        quota: config.quota,
+        capacity,
+    }
 }
 
 fn apply(store: &MemoryStore, mutation: &Mutation, lsn: u64) -> Result<Replayed, EngineError> {
