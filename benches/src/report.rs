@@ -292,6 +292,7 @@ impl LatencySeries {
             ("p90_us", at(90.0)),
             ("p99_us", at(99.0)),
             ("p999_us", at(99.9)),
+            ("p9999_us", at(99.99)),
             ("max_us", max_us),
             ("curve", Value::from(curve)),
         ])
@@ -393,7 +394,7 @@ impl Report {
 
     /// `report.json`: `sessions`, `cores`, `quick`, `total_secs`, `rows` (each [`Row`] as
     /// serialized), `latencies` (per series `label`, `count`, `p50_us`, `p90_us`, `p99_us`,
-    /// `p999_us`, `max_us` and `curve`, an array of `[percentile, micros]` from the 0th to the
+    /// `p999_us`, `p9999_us`, `max_us` and `curve`, an array of `[percentile, micros]` from the 0th to the
     /// 99.99th percentile) and `writer_sweep` (per series `label` and `points`, an array of
     /// `[writers, ops_per_sec]`). Percentiles of a series without samples are `null`.
     pub fn json(&self) -> Value {
@@ -1012,6 +1013,7 @@ mod tests {
         assert!((at("p90_us") - 900.0).abs() <= 1.0, "{}", at("p90_us"));
         assert!((at("p99_us") - 990.0).abs() <= 1.0, "{}", at("p99_us"));
         assert!((at("p999_us") - 999.0).abs() <= 1.0, "{}", at("p999_us"));
+        assert_eq!(at("p9999_us"), 1000.0);
         assert_eq!(at("max_us"), 1000.0);
 
         let curve = get["curve"].as_array().expect("an array");
@@ -1052,7 +1054,9 @@ mod tests {
         let redis = &json["latencies"][2];
         assert_eq!(redis["label"], "Redis GET");
         assert_eq!(redis["count"], 0);
-        for key in ["p50_us", "p90_us", "p99_us", "p999_us", "max_us"] {
+        for key in [
+            "p50_us", "p90_us", "p99_us", "p999_us", "p9999_us", "max_us",
+        ] {
             assert_eq!(redis[key], Value::Null, "{key}");
         }
         assert_eq!(redis["curve"], serde_json::json!([]));

@@ -42,6 +42,8 @@ const RECORD_BYTES: usize = 300;
 struct Settings {
     sessions: u64,
     wal_tail_records: u64,
+    /// Timed operations behind each of the create, get and CAS rows. 200,000 in the full run
+    /// puts P99.99 at the 20th-slowest sample, so one unlucky preemption cannot decide it.
     sample_count: usize,
     /// Length of each throughput measurement.
     throughput_run: Duration,
@@ -295,15 +297,35 @@ fn sorted(mut samples: Vec<Duration>) -> Vec<Duration> {
     samples
 }
 
-/// "P99 x us (P50 y us)" of sorted samples, and the P99 itself.
+/// The tail the create, get and CAS rows show: the SPEC sets goals at each of these.
+const TAIL_PERCENTILES: [f64; 3] = [99.0, 99.9, 99.99];
+
+/// "P99 a / P99.9 b us (P50 c us, n = d)" of sorted samples at `percentiles`. The sample count
+/// is printed because a percentile is only as good as it: P99.99 of 10,000 samples is the
+/// largest but one, of 200,000 the 20th largest.
+fn latency_text(sorted: &[Duration], percentiles: &[f64]) -> String {
+    let tail: Vec<String> = percentiles
+        .iter()
+        .map(|&p| format!("P{p} {:.2}", percentile_us(sorted, p)))
+        .collect();
+    format!(
+        "{} us (P50 {:.2} us, n = {})",
+        tail.join(" / "),
+        percentile_us(sorted, 50.0),
+        thousands(sorted.len() as u64)
+    )
+}
+
+/// "P99 x us (P50 y us, n = z)" of sorted samples, and the P99 itself.
 fn p99_text(sorted: &[Duration]) -> (f64, String) {
-    let p99 = percentile_us(sorted, 99.0);
+    (percentile_us(sorted, 99.0), latency_text(sorted, &[99.0]))
+}
+
+/// The [`TAIL_PERCENTILES`] of sorted samples, in microseconds, and their text.
+fn tail_text(sorted: &[Duration]) -> ([f64; 3], String) {
     (
-        p99,
-        format!(
-            "P99 {p99:.2} us (P50 {:.2} us)",
-            percentile_us(sorted, 50.0)
-        ),
+        TAIL_PERCENTILES.map(|p| percentile_us(sorted, p)),
+        latency_text(sorted, &TAIL_PERCENTILES),
     )
 }
 
@@ -351,29 +373,32 @@ fn fill(run: &mut Run, dir: &Path) -> Engine {
     let fill_secs = fill_started.elapsed().as_secs_f64();
     let rss_per_session = (rss_bytes().saturating_sub(rss_before)) as f64 / sessions as f64;
     let creates = sorted(create_samples);
-    let (create_p99, text) = p99_text(&creates);
+    let ([p99, p999, p9999], text) = tail_text(&creates);
     let (peer, ratio) = match &run.redis_everysec[0] {
         PeerCell::Measured(peer_run) => {
             let peer_p99 = percentile_us(&peer_run.latencies, 99.0);
             (
-                format!("Redis everysec, 1 client: P99 {peer_p99:.1} us"),
-                Some(peer_p99 / create_p99.max(f64::MIN_POSITIVE)),
+                format!(
+                    "Redis everysec, 1 client: {}",
+                    latency_text(&peer_run.latencies, &TAIL_PERCENTILES)
+                ),
+                Some(peer_p99 / p99.max(f64::MIN_POSITIVE)),
             )
         }
         other => (other.text(), None),
     };
     run.rows.push(
         Row::new(
-            "create P99 (memory + WAL, Batch mode)",
+            "create latency (memory + WAL, Batch mode)",
             "P99 < 5 ms",
-            "P99 <= 50 us",
+            "P99 <= 50 us, P99.9 <= 100 us, P99.99 <= 1 ms",
             format!(
                 "{text}; creates at {}, 1 writer",
                 per_sec(sessions as f64 / fill_secs)
             ),
         )
         .with_peer(Some(peer), ratio)
-        .with_met(Some(create_p99 <= 50.0)),
+        .with_met(Some(p99 <= 50.0 && p999 <= 100.0 && p9999 <= 1_000.0)),
     );
     run.latencies.push(LatencySeries {
         label: "tokm create (Batch)".to_owned(),
@@ -406,10 +431,13 @@ fn reads(run: &mut Run, engine: &Engine) {
     let gets = time_each(&ids, |id| {
         std::hint::black_box(engine.get(*id).expect("get"));
     });
-    let (get_p99, text) = p99_text(&gets);
+    let ([get_p99, _, _], text) = tail_text(&gets);
     run.rows.push(
         Row::new(
-            format!("get P99 at {} sessions", thousands(run.settings.sessions)),
+            format!(
+                "get latency at {} sessions",
+                thousands(run.settings.sessions)
+            ),
             "P99 < 1 ms",
             "P99 <= 10 us",
             text,
@@ -514,7 +542,7 @@ fn updated(engine: &Engine, index: u64) -> (NewSession, u64) {
 }
 
 fn cas_updates(run: &mut Run, engine: &Engine) {
-    let count = run.settings.sample_count as u64 / 2;
+    let count = run.settings.sample_count as u64;
     let bodies: Vec<_> = (0..count)
         .map(|n| updated(engine, random_index(run, n + 7)))
         .collect();
@@ -528,16 +556,20 @@ fn cas_updates(run: &mut Run, engine: &Engine) {
         samples.push(began.elapsed());
     }
     let updates = sorted(samples);
-    let (p99, text) = p99_text(&updates);
+    let ([p99, _, _], text) = tail_text(&updates);
     run.rows.push(
         Row::new(
-            "CAS update P99 (Batch mode)",
+            "CAS update latency (Batch mode)",
             "P99 < 10 ms",
             "P99 <= 50 us",
             text,
         )
         .with_met(Some(p99 <= 50.0)),
     );
+    run.latencies.push(LatencySeries {
+        label: "tokm CAS update (Batch)".to_owned(),
+        sorted: updates,
+    });
 }
 
 /// Snapshot while a writer keeps updating existing sessions: the longest update is the stall
