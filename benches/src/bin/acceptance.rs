@@ -1,10 +1,10 @@
 //! The end-to-end acceptance run of tokm, behind `cargo xtask bench`.
 //!
 //! Fills a real engine (files on the same disk as `target/`) with typical sessions and
-//! measures every target of the SPEC: get, create and CAS latency, list by user, filtered list
-//! and a range over every session, snapshot time and the longest write stall while it runs, cold
-//! start, RSS per session, WAL appends and engine creates in `Batch` and `Sync` mode at 1 and 64
-//! writers, and durable creates/s against the writer count. Peers are measured in the same run
+//! measures the targets of the SPEC: get, create and CAS latency, list by user, filtered list,
+//! the count of a range holding every session (not yet a traversal), snapshot time and the
+//! longest write stall while it runs, cold start, RSS per session, WAL appends and engine creates
+//! in `Batch` and `Sync` mode at 1 and 64 writers, and durable creates/s against the writer count. Peers are measured in the same run
 //! on the same disk: a raw write+fdatasync loop (the disk's limit), `dashmap` beside tokm-cmap,
 //! and Redis (`appendfsync always` for the durable rows, `everysec` for the batch rows) when
 //! `redis-server` is installed.
@@ -87,7 +87,7 @@ impl Settings {
 const STEPS: [&str; 11] = [
     "Redis peer, appendfsync everysec (skipped when not installed)",
     "fill the engine (Batch mode)",
-    "reads: get, list by user, filtered list, range",
+    "reads: get, list by user, filtered list, count of a range",
     "CAS updates",
     "snapshot while a writer updates",
     "cold start from snapshot + log",
@@ -494,7 +494,9 @@ fn reads(run: &mut Run, engine: &Engine) {
         .with_met(Some(filtered_p99 <= 1_000.0)),
     );
 
-    // A range that holds every session: the page is 100, the total counts them all.
+    // A created-at range that holds every session. The store counts the total from the index's
+    // keys and reads only the page of 100: a count plus a page, not the traversal that the
+    // SPEC's "range over 1M" target is about.
     let everything = SessionFilter {
         created_after: Some(Timestamp::from_millis(WORKLOAD_MS - 1)),
         created_before: Some(Timestamp::from_millis(WORKLOAD_MS + run.settings.sessions)),
@@ -513,21 +515,21 @@ fn reads(run: &mut Run, engine: &Engine) {
     let slowest_ms = ranges
         .last()
         .map_or(0.0, |slowest| slowest.as_secs_f64() * 1e3);
-    run.rows.push(
-        Row::new(
-            format!(
-                "range over {} sessions (count all, page of 100)",
-                thousands(run.settings.sessions)
-            ),
-            "< 500 ms",
-            "<= 100 ms",
-            format!(
-                "{slowest_ms:.1} ms slowest of 5 (median {:.1} ms)",
-                ranges[2].as_secs_f64() * 1e3
-            ),
-        )
-        .with_met(Some(slowest_ms <= 100.0)),
-    );
+    // No seed target or goal: both are the traversal's, and a "yes" here would claim it.
+    run.rows.push(Row::new(
+        format!(
+            "count a created-at range of all {} sessions from the index, read a page of 100",
+            thousands(run.settings.sessions)
+        ),
+        "-",
+        "-",
+        format!(
+            "{slowest_ms:.1} ms slowest of 5 (median {:.1} ms)",
+            ranges[2].as_secs_f64() * 1e3
+        ),
+    ));
+    // The SPEC's traversal row (visit every session; seed < 500 ms, goal <= 100 ms) goes here
+    // once the engine has a traversal API.
 }
 
 /// Milliseconds since the epoch of the workload's first session.
