@@ -78,6 +78,23 @@ pub fn rss_bytes() -> u64 {
     resident_pages * 4096
 }
 
+/// Peak resident set size of this process, the kernel's high-water mark `VmHWM` from
+/// `/proc/self/status` (0 where unavailable).
+///
+/// The mark only rises for the life of a process, so it describes one step only in a process
+/// that did nothing else: the acceptance run reads it in a child it starts for the cold start,
+/// rather than resetting it through `/proc/self/clear_refs`, because memory the allocator kept
+/// from earlier steps would be reused by the next one without showing in RSS.
+pub fn peak_rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().strip_suffix("kB"))
+        .and_then(|kib| kib.trim().parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
+}
+
 /// Percentile `p` (0..=100) of sorted `samples`, in microseconds.
 pub fn percentile_us(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {

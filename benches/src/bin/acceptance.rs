@@ -15,22 +15,28 @@
 //! `--quick` (used by `cargo xtask ci`) runs 20,000 sessions in seconds so the harness cannot
 //! rot; the default is 1,000,000 sessions and takes about 90 seconds on two cores.
 
+use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::IsTerminal as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use tokm_benches::mixes;
 use tokm_benches::redis_peer::{AppendFsync, PeerRun, RedisServer};
 use tokm_benches::report::{LatencySeries, Report, Row, SweepSeries, thousands};
-use tokm_benches::{SESSIONS_PER_USER, mix, percentile_us, rss_bytes, typical_session, user_id};
+use tokm_benches::{
+    SESSIONS_PER_USER, mix, peak_rss_bytes, percentile_us, rss_bytes, typical_session, user_id,
+};
 use tokm_domain::{
-    ManualClock, NewSession, Page, SessionFilter, SessionRepository, Sort, SortBy, SortOrder,
-    Timestamp, TokenRepository,
+    ManualClock, NewSession, Page, SessionFields, SessionFilter, SessionRepository, Sort, SortBy,
+    SortOrder, Timestamp, TokenRepository,
 };
 use tokm_engine::{Durability, Engine, EngineConfig, SnapshotPolicy};
 use tokm_wal::{Wal, WalOptions};
@@ -90,7 +96,7 @@ const STEPS: [&str; 11] = [
     "reads: get, list by user, filtered list, count of a range",
     "CAS updates",
     "snapshot while a writer updates",
-    "cold start from snapshot + log",
+    "cold starts from snapshot + log, in child processes",
     "WAL appends, Batch and Sync, 1 and 64 writers",
     "engine creates, Batch, 1 and 64 writers (+ Redis everysec)",
     "durable creates against writer count (+ Redis always)",
@@ -182,7 +188,16 @@ struct Run {
 const BATCH_WRITERS: [usize; 2] = [1, 64];
 
 fn main() {
-    let quick = std::env::args().any(|arg| arg == "--quick");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, role, dir, pad_updates] = args.as_slice()
+        && flag == CHILD_FLAG
+        && role == COLD_START_ROLE
+    {
+        let pad_updates = pad_updates.parse().expect("a count of updates");
+        cold_start_child(Path::new(dir), pad_updates);
+        return;
+    }
+    let quick = args.iter().any(|arg| arg == "--quick");
     let settings = if quick {
         Settings::quick()
     } else {
@@ -348,13 +363,27 @@ fn random_index(run: &Run, n: u64) -> u64 {
     mix(n) % run.settings.sessions
 }
 
-/// Creates every session in Batch mode, sampling create latency; RSS per session.
-fn fill(run: &mut Run, dir: &Path) -> Engine {
+/// What [`fill_engine`] left and measured.
+struct Filled {
+    engine: Engine,
+    /// Sorted latencies of every sampled create.
+    creates: Vec<Duration>,
+    creates_per_sec: f64,
+    /// RSS growth over the fill divided by the sessions created.
+    rss_per_session_bytes: f64,
+}
+
+/// Opens a fresh engine in `dir` and creates `sessions` typical sessions in Batch mode on one
+/// thread, timing about `sample_count` of them. `detail` hears how far the fill is.
+///
+/// RSS per session is the process's RSS growth over the fill, so it is honest only in a process
+/// that has not yet freed much memory: the allocator would hand freed pages back to the fill
+/// without RSS growing. The table run fills first; the scaling run fills in a fresh process.
+fn fill_engine(dir: &Path, sessions: u64, sample_count: usize, detail: &dyn Fn(&str)) -> Filled {
     let rss_before = rss_bytes();
     let (engine, _) = Engine::open(config(dir, Durability::Batch)).expect("open engine");
-    let sessions = run.settings.sessions;
-    let sample_every = (sessions / run.settings.sample_count as u64).max(1);
-    let mut create_samples = Vec::with_capacity(run.settings.sample_count);
+    let sample_every = (sessions / sample_count as u64).max(1);
+    let mut create_samples = Vec::with_capacity(sample_count);
     let fill_started = Instant::now();
     for index in 0..sessions {
         let body = typical_session(0, index);
@@ -366,13 +395,30 @@ fn fill(run: &mut Run, dir: &Path) -> Engine {
             engine.create(body).expect("create");
         }
         if index % 100_000 == 99_999 {
-            run.progress
-                .detail(&format!("{} of {sessions} sessions", index + 1));
+            detail(&format!("{} of {sessions} sessions", index + 1));
         }
     }
-    let fill_secs = fill_started.elapsed().as_secs_f64();
-    let rss_per_session = (rss_bytes().saturating_sub(rss_before)) as f64 / sessions as f64;
-    let creates = sorted(create_samples);
+    let creates_per_sec = sessions as f64 / fill_started.elapsed().as_secs_f64();
+    let rss_per_session_bytes = rss_bytes().saturating_sub(rss_before) as f64 / sessions as f64;
+    Filled {
+        engine,
+        creates: sorted(create_samples),
+        creates_per_sec,
+        rss_per_session_bytes,
+    }
+}
+
+/// Fills the engine, sampling create latency; the create and RSS-per-session rows.
+fn fill(run: &mut Run, dir: &Path) -> Engine {
+    let sessions = run.settings.sessions;
+    let Filled {
+        engine,
+        creates,
+        creates_per_sec,
+        rss_per_session_bytes: rss_per_session,
+    } = fill_engine(dir, sessions, run.settings.sample_count, &|text| {
+        run.progress.detail(text)
+    });
     let ([p99, p999, p9999], text) = tail_text(&creates);
     let (peer, ratio) = match &run.redis_everysec[0] {
         PeerCell::Measured(peer_run) => {
@@ -392,10 +438,7 @@ fn fill(run: &mut Run, dir: &Path) -> Engine {
             "create latency (memory + WAL, Batch mode)",
             "P99 < 5 ms",
             "P99 <= 50 us, P99.9 <= 100 us, P99.99 <= 1 ms",
-            format!(
-                "{text}; creates at {}, 1 writer",
-                per_sec(sessions as f64 / fill_secs)
-            ),
+            format!("{text}; creates at {}, 1 writer", per_sec(creates_per_sec)),
         )
         .with_peer(Some(peer), ratio)
         .with_met(Some(p99 <= 50.0 && p999 <= 100.0 && p9999 <= 1_000.0)),
@@ -537,9 +580,20 @@ const WORKLOAD_MS: u64 = tokm_benches::WORKLOAD_START.as_millis();
 
 /// The typical session `index` of stream 0 with one more metadata pair, for updates.
 fn updated(engine: &Engine, index: u64) -> (NewSession, u64) {
+    for_update(engine, index, |fields| {
+        fields.metadata.insert("seen", "1").expect("small pair");
+    })
+}
+
+/// The stored session `index` of stream 0 after `edit`, and the version an update expects.
+fn for_update(
+    engine: &Engine,
+    index: u64,
+    edit: impl FnOnce(&mut SessionFields),
+) -> (NewSession, u64) {
     let stored = engine.get(typical_session(0, index).id()).expect("get");
     let mut fields = stored.fields().clone();
-    fields.metadata.insert("seen", "1").expect("small pair");
+    edit(&mut fields);
     (NewSession::new(fields).expect("valid"), stored.version())
 }
 
@@ -574,13 +628,23 @@ fn cas_updates(run: &mut Run, engine: &Engine) {
     });
 }
 
-/// Snapshot while a writer keeps updating existing sessions: the longest update is the stall
-/// the snapshot caused. Updates keep the session count.
-fn snapshot_under_writes(run: &mut Run, engine: &Engine) {
-    let sessions = run.settings.sessions;
+/// What [`snapshot_while_updating`] measured.
+struct SnapshotUnderWrites {
+    secs: f64,
+    /// The longest update while the snapshot ran.
+    stall_ms: f64,
+    updates_during: u64,
+    /// How long the snapshot held the write gate, as the engine reports it.
+    pause_ms: f64,
+}
+
+/// Snapshot while a writer keeps updating existing sessions (of the first `sessions` of the
+/// fill's stream): the longest update is the stall the snapshot caused. Updates keep the
+/// session count.
+fn snapshot_while_updating(engine: &Engine, sessions: u64) -> SnapshotUnderWrites {
     let stop = AtomicBool::new(false);
     let longest_ns = AtomicU64::new(0);
-    let (snapshot_secs, writes_during) = std::thread::scope(|scope| {
+    let (secs, updates_during) = std::thread::scope(|scope| {
         let writer = scope.spawn(|| {
             let mut index = 0;
             while !stop.load(Ordering::Relaxed) {
@@ -600,11 +664,26 @@ fn snapshot_under_writes(run: &mut Run, engine: &Engine) {
         stop.store(true, Ordering::Relaxed);
         (took, writer.join().expect("writer thread"))
     });
-    let stall_ms = longest_ns.load(Ordering::Relaxed) as f64 / 1e6;
-    let pause_ms = engine
-        .status()
-        .last_snapshot_pause
-        .map_or(0.0, |pause| pause.as_secs_f64() * 1e3);
+    SnapshotUnderWrites {
+        secs,
+        stall_ms: longest_ns.load(Ordering::Relaxed) as f64 / 1e6,
+        updates_during,
+        pause_ms: engine
+            .status()
+            .last_snapshot_pause
+            .map_or(0.0, |pause| pause.as_secs_f64() * 1e3),
+    }
+}
+
+/// The snapshot and the longest update during it, as rows.
+fn snapshot_under_writes(run: &mut Run, engine: &Engine) {
+    let sessions = run.settings.sessions;
+    let SnapshotUnderWrites {
+        secs: snapshot_secs,
+        stall_ms,
+        updates_during,
+        pause_ms,
+    } = snapshot_while_updating(engine, sessions);
     run.rows.push(
         Row::new(
             format!(
@@ -618,28 +697,40 @@ fn snapshot_under_writes(run: &mut Run, engine: &Engine) {
         .with_met(Some(snapshot_secs <= 1.5)),
     );
     run.rows.push(Row::new("longest update during the snapshot", "-", "<= 50 ms", format!(
-            "{stall_ms:.1} ms ({writes_during} updates during it; writes paused {pause_ms:.1} ms)"
+            "{stall_ms:.1} ms ({updates_during} updates during it; writes paused {pause_ms:.1} ms)"
         )).with_met(Some(stall_ms <= 50.0)));
 }
 
-/// A quiet snapshot of exactly the filled sessions, a log tail after it, then a cold start.
+/// The second cold start's log is the first one's tail plus this many times as many updates,
+/// so it is `1 + LOG_PAD_FACTOR` times as long over the same sessions.
+const LOG_PAD_FACTOR: u64 = 3;
+/// How much (as a fraction) the cold start's peak RSS may grow with that longer log and still
+/// count as independent of the log's length: below the 7% at 1M sessions that holding the
+/// extra 300,000 records of 300 B in memory would add, above the peak's run-to-run noise.
+const PEAK_RSS_LOG_SLACK: f64 = 0.03;
+
+/// A quiet snapshot of exactly the filled sessions, a log tail, then two cold starts, each in a
+/// child process: the second from a log `1 + LOG_PAD_FACTOR` times as long, to see whether the
+/// peak RSS depends on the log's length.
 fn cold_start(run: &mut Run, engine: Engine, dir: &Path) {
-    engine.snapshot_now().expect("quiet snapshot");
-    for index in 0..run.settings.wal_tail_records {
-        engine
-            .create(typical_session(2, index))
-            .expect("create tail");
-    }
-    engine.close().expect("close");
-    let began = Instant::now();
-    let (engine, report) = Engine::open(config(dir, Durability::Batch)).expect("cold start");
-    let cold_secs = began.elapsed().as_secs_f64();
+    let tail_records = run.settings.wal_tail_records;
+    leave_snapshot_and_tail(engine, tail_records);
+    let pad_updates = LOG_PAD_FACTOR * tail_records;
+    assert!(
+        pad_updates <= run.settings.sessions,
+        "the padding rewrites each session at most once"
+    );
+    let first = cold_start_in_child(dir, pad_updates);
+    let longer_log = cold_start_in_child(dir, 0);
+    let _ = fs::remove_dir_all(dir);
+
     let measured = format!(
-        "{cold_secs:.2} s ({} sessions; snapshot load {:.2} s, replay of {} records {:.2} s)",
-        thousands(report.sessions as u64),
-        report.snapshot_load.as_secs_f64(),
-        thousands(report.replayed_records),
-        report.wal_replay.as_secs_f64()
+        "{:.2} s ({} sessions; snapshot load {:.2} s, replay of {} records {:.2} s)",
+        first.secs,
+        thousands(first.sessions),
+        first.snapshot_load_secs,
+        thousands(first.replayed_records),
+        first.replay_secs
     );
     run.rows.push(
         Row::new(
@@ -648,14 +739,129 @@ fn cold_start(run: &mut Run, engine: Engine, dir: &Path) {
             "<= 2 s",
             measured,
         )
-        .with_met(Some(cold_secs <= 2.0)),
+        .with_met(Some(first.secs <= 2.0)),
     );
+
+    let growth = longer_log.peak_rss_bytes as f64 / first.peak_rss_bytes.max(1) as f64 - 1.0;
+    run.rows.push(
+        Row::new(
+            "peak RSS during cold start (child process VmHWM)",
+            "-",
+            "independent of the log's length",
+            format!(
+                "{} MB = {:.0} B per session with {} log records; {} MB with {} ({:+.1}%)",
+                thousands(first.peak_rss_bytes / 1_000_000),
+                first.peak_rss_bytes as f64 / first.sessions.max(1) as f64,
+                thousands(first.replayed_records),
+                thousands(longer_log.peak_rss_bytes / 1_000_000),
+                thousands(longer_log.replayed_records),
+                growth * 100.0
+            ),
+        )
+        .with_met(Some(growth <= PEAK_RSS_LOG_SLACK)),
+    );
+}
+
+/// A quiet snapshot of exactly the sessions in `engine`, then `tail_records` creates logged
+/// after it, then close: the directory a cold start recovers.
+fn leave_snapshot_and_tail(engine: Engine, tail_records: u64) {
+    engine.snapshot_now().expect("quiet snapshot");
+    for index in 0..tail_records {
+        engine
+            .create(typical_session(2, index))
+            .expect("create tail");
+    }
+    engine.close().expect("close");
+}
+
+/// What one cold start measured, in the child process that did it.
+#[derive(Debug, Serialize, Deserialize)]
+struct ColdStart {
+    secs: f64,
+    snapshot_load_secs: f64,
+    replay_secs: f64,
+    replayed_records: u64,
+    sessions: u64,
+    /// The child's peak RSS (`VmHWM`) once the open returned: all the cold start held at its
+    /// fullest, plus the few MB of an idle process.
+    peak_rss_bytes: u64,
+}
+
+/// First argument of this program in one of its hidden child roles: `--child ROLE ARGS...`.
+const CHILD_FLAG: &str = "--child";
+/// The role of [`cold_start_child`]: `--child cold-start DIR PAD_UPDATES`.
+const COLD_START_ROLE: &str = "cold-start";
+
+/// Cold-starts the engine in `dir` in a child process of this program and returns what it
+/// measured; the child then logs `pad_updates` updates that rewrite sessions 0.. unchanged, so
+/// the next cold start finds a longer log over the same sessions.
+///
+/// A child, because a restarted service starts with an empty heap, and because the peak RSS
+/// (`VmHWM`) of a process that did only the cold start is the cold start's. Here the mark holds
+/// the fill's peak; `/proc/self/clear_refs` can reset it on Linux, but the pages the first
+/// engine freed stay in the allocator and would serve the cold start without showing in RSS.
+fn cold_start_in_child(dir: &Path, pad_updates: u64) -> ColdStart {
+    let pad_updates = pad_updates.to_string();
+    run_child(&[
+        COLD_START_ROLE.as_ref(),
+        dir.as_os_str(),
+        pad_updates.as_ref(),
+    ])
+}
+
+/// The child's side of [`cold_start_in_child`]: prints its [`ColdStart`] as one JSON line.
+fn cold_start_child(dir: &Path, pad_updates: u64) {
+    let began = Instant::now();
+    let (engine, report) = Engine::open(config(dir, Durability::Batch)).expect("cold start");
+    let secs = began.elapsed().as_secs_f64();
+    let peak_rss_bytes = peak_rss_bytes();
     let token = typical_session(0, 0).fields().token_hash;
     engine
         .get_by_token_hash(&token)
         .expect("the first session survives the restart");
+    for index in 0..pad_updates {
+        let (body, version) = for_update(&engine, index, |_| {});
+        engine.update(body, version).expect("pad the log");
+    }
     engine.close().expect("close");
-    let _ = fs::remove_dir_all(dir);
+    print_json_line(&ColdStart {
+        secs,
+        snapshot_load_secs: report.snapshot_load.as_secs_f64(),
+        replay_secs: report.wal_replay.as_secs_f64(),
+        replayed_records: report.replayed_records,
+        sessions: report.sessions as u64,
+        peak_rss_bytes,
+    });
+}
+
+/// Runs this program as a child in a hidden role (`--child ROLE ARGS...`) and decodes the last
+/// line it prints, JSON; the child's stderr passes through, so its panic is not lost.
+fn run_child<T: DeserializeOwned>(role_args: &[&OsStr]) -> T {
+    let program = std::env::current_exe().expect("the path of this program");
+    let output = Command::new(program)
+        .arg(CHILD_FLAG)
+        .args(role_args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("start a child of this program");
+    assert!(
+        output.status.success(),
+        "child {role_args:?} failed: {}",
+        output.status
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line)
+        .unwrap_or_else(|error| panic!("child {role_args:?} printed {line:?}: {error}"))
+}
+
+/// The answer of a child role, as the one line [`run_child`] decodes.
+fn print_json_line(value: &impl Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string(value).expect("plain figures encode")
+    );
 }
 
 /// Runs `work(writer, index)` on `writers` threads for `run`; returns completed calls per second.
