@@ -2,10 +2,11 @@
 //!
 //! Is: the rendering of one acceptance run, `report.md` (context line, table, plots, how to
 //! read them), `report.json` (the same figures with percentile tables) and two SVG plots drawn
-//! with plotters (latency against percentile; durable creates/s against writers).
-//! Is not: a measurement; `src/bin/acceptance.rs` measures and fills a [`Report`], and
-//! [`Report::write_files`] writes `report.md`, `report.json`, `latency.svg` and `writers.svg`
-//! into one directory.
+//! with plotters (latency against percentile; durable creates/s against writers); and of one
+//! scaling run, `scaling.md`, `scaling.json` and `scaling.svg` (each metric against the session
+//! count, drawn by the same plotting code).
+//! Is not: a measurement; `src/bin/acceptance.rs` measures and fills a [`Report`] or a
+//! [`Scaling`], whose `write_files` writes its files into one directory.
 //!
 //! ```
 //! use std::time::Duration;
@@ -49,7 +50,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::percentile_us;
@@ -144,6 +145,72 @@ pub struct Report {
     pub writer_sweep: Vec<SweepSeries>,
 }
 
+/// One session count of the scaling run (`cargo xtask bench --scale`): the fill, snapshot and
+/// cold-start steps of the acceptance run, each count in a fresh process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScalePoint {
+    /// Sessions filled.
+    pub sessions: u64,
+    /// RSS growth over the fill divided by `sessions`.
+    pub rss_per_session_bytes: f64,
+    /// The snapshot taken while a writer updates.
+    pub snapshot_secs: f64,
+    /// Cold start from that snapshot plus a log tail, in a child process.
+    pub cold_start_secs: f64,
+    /// The cold-start child's peak RSS (`VmHWM`).
+    pub cold_start_peak_rss_bytes: u64,
+}
+
+/// What `cargo xtask bench --scale` measured: [`ScalePoint`]s at growing session counts.
+#[derive(Debug, Clone)]
+pub struct Scaling {
+    /// Cores available to the run.
+    pub cores: usize,
+    /// Whether the counts were the `--quick` smoke run's.
+    pub quick: bool,
+    /// Wall time of the whole run.
+    pub total: Duration,
+    /// One point per session count, counts ascending.
+    pub points: Vec<ScalePoint>,
+}
+
+/// A figure of the scaling table and plot, read off each [`ScalePoint`].
+struct ScaleMetric {
+    name: &'static str,
+    unit: &'static str,
+    decimals: usize,
+    value: fn(&ScalePoint) -> f64,
+}
+
+/// The rows of the scaling table, in order.
+const SCALE_METRICS: [ScaleMetric; 4] = [
+    ScaleMetric {
+        name: "RSS per session after the fill",
+        unit: "B",
+        decimals: 0,
+        value: |point| point.rss_per_session_bytes,
+    },
+    ScaleMetric {
+        name: "snapshot, while a writer updates",
+        unit: "s",
+        decimals: 2,
+        value: |point| point.snapshot_secs,
+    },
+    ScaleMetric {
+        name: "cold start (snapshot + log tail)",
+        unit: "s",
+        decimals: 2,
+        value: |point| point.cold_start_secs,
+    },
+    // In MB, so its slope per million sessions reads as bytes per added session.
+    ScaleMetric {
+        name: "peak RSS during cold start",
+        unit: "MB",
+        decimals: 0,
+        value: |point| point.cold_start_peak_rss_bytes as f64 / 1e6,
+    },
+];
+
 /// Width and height of both plots, in SVG pixels.
 const PLOT_SIZE_PX: (u32, u32) = (960, 540);
 /// The latency curve runs from the 0th percentile to 99.99th: four nines.
@@ -167,6 +234,10 @@ const MARKDOWN_FILE: &str = "report.md";
 const JSON_FILE: &str = "report.json";
 const LATENCY_SVG_FILE: &str = "latency.svg";
 const WRITERS_SVG_FILE: &str = "writers.svg";
+/// File names [`Scaling::write_files`] writes.
+const SCALING_MARKDOWN_FILE: &str = "scaling.md";
+const SCALING_JSON_FILE: &str = "scaling.json";
+const SCALING_SVG_FILE: &str = "scaling.svg";
 
 /// Why a report could not be rendered or written.
 #[derive(Debug)]
@@ -465,21 +536,8 @@ impl Report {
                     .collect(),
             })
             .collect();
-        let mut x_ticks: Vec<f64> = lines
-            .iter()
-            .flat_map(|line| line.points.iter().map(|&(x, _)| x))
-            .filter(|x| x.is_finite())
-            .collect();
-        x_ticks.sort_by(f64::total_cmp);
-        x_ticks.dedup();
-        let x_range = match (x_ticks.first(), x_ticks.last()) {
-            (Some(&low), Some(&high)) => (low - 0.3)..(high + 0.3),
-            _ => {
-                // No data: still draw 1 to 64 writers so the empty plot shows its axes.
-                x_ticks = (0..=6).map(f64::from).collect();
-                -0.3..6.3
-            }
-        };
+        // No data: still draw 1 to 64 writers so the empty plot shows its axes.
+        let (x_range, x_ticks) = log2_axis(&lines, 0.0..6.0);
         render_plot(&Plot {
             file: WRITERS_SVG_FILE,
             title: "Durable creates per second against writers",
@@ -500,29 +558,275 @@ impl Report {
     /// it; returns the paths written, in that order. Everything is rendered before the first
     /// file is written, so a plotting failure leaves no partial report behind.
     pub fn write_files(&self, dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
-        let json = serde_json::to_string_pretty(&self.json())
-            .map_err(|source| ReportError::Encode { source })?;
-        let files = [
-            (MARKDOWN_FILE, self.markdown()),
-            (JSON_FILE, json + "\n"),
-            (LATENCY_SVG_FILE, self.latency_svg()?),
-            (WRITERS_SVG_FILE, self.writers_svg()?),
-        ];
-        std::fs::create_dir_all(dir).map_err(|source| ReportError::Io {
-            path: dir.to_owned(),
+        write_rendered(
+            dir,
+            [
+                (MARKDOWN_FILE, self.markdown()),
+                (JSON_FILE, pretty_json(&self.json())?),
+                (LATENCY_SVG_FILE, self.latency_svg()?),
+                (WRITERS_SVG_FILE, self.writers_svg()?),
+            ],
+        )
+    }
+}
+
+impl Scaling {
+    /// The table (Markdown): one row per metric, one column per session count, and the slope
+    /// per million sessions of a least-squares line through the points (`-` with fewer than two).
+    pub fn table_markdown(&self) -> String {
+        let mut table = String::from("| metric |");
+        for point in &self.points {
+            table.push_str(&format!(" {} sessions |", thousands(point.sessions)));
+        }
+        table.push_str(" slope per 1M sessions |\n|---|");
+        table.push_str(&"---:|".repeat(self.points.len() + 1));
+        table.push('\n');
+        for metric in &SCALE_METRICS {
+            let decimals = metric.decimals;
+            table.push_str(&format!("| {} |", metric.name));
+            for point in &self.points {
+                let value = (metric.value)(point);
+                table.push_str(&format!(" {value:.decimals$} {} |", metric.unit));
+            }
+            let slope = self.slope_per_million(metric).map_or_else(
+                || "-".to_owned(),
+                |slope| format!("{slope:+.decimals$} {}", metric.unit),
+            );
+            table.push_str(&format!(" {slope} |\n"));
+        }
+        table
+    }
+
+    /// `scaling.md`: heading, context line, the table, the plot and how to read them.
+    pub fn markdown(&self) -> String {
+        format!(
+            "# tokm scaling report\n\n\
+             {} cores · {} run · {:.1} s in total\n\n\
+             {table}\n\
+             ![Each metric relative to the smallest session count]({SCALING_SVG_FILE})\n\n\
+             ## How to read it\n\n\
+             Each session count is filled, snapshotted while a writer updates, given a log tail \
+             of a tenth of its sessions and cold-started, in a fresh process, so memory one count \
+             freed cannot be reused by the next. The slope is that of a least-squares line \
+             through the points, per million sessions: for RSS per session it is near zero when \
+             memory is linear in the session count, and the peak RSS slope in MB per million is \
+             the bytes each added session costs. The plot divides every metric by its value at \
+             the smallest count; a metric that is linear in the session count follows the \
+             \"proportional\" line.\n",
+            self.cores,
+            if self.quick { "quick (smoke)" } else { "full" },
+            self.total.as_secs_f64(),
+            table = self.table_markdown(),
+        )
+    }
+
+    /// `scaling.json`: `cores`, `quick`, `total_secs`, `points` (each [`ScalePoint`] as
+    /// serialized) and `slopes_per_million` (per metric `metric`, `unit`, `slope`, `null` with
+    /// fewer than two points).
+    pub fn json(&self) -> Value {
+        let points: Vec<Value> = self
+            .points
+            .iter()
+            .map(|point| {
+                json_object([
+                    ("sessions", Value::from(point.sessions)),
+                    (
+                        "rss_per_session_bytes",
+                        Value::from(point.rss_per_session_bytes),
+                    ),
+                    ("snapshot_secs", Value::from(point.snapshot_secs)),
+                    ("cold_start_secs", Value::from(point.cold_start_secs)),
+                    (
+                        "cold_start_peak_rss_bytes",
+                        Value::from(point.cold_start_peak_rss_bytes),
+                    ),
+                ])
+            })
+            .collect();
+        let slopes: Vec<Value> = SCALE_METRICS
+            .iter()
+            .map(|metric| {
+                json_object([
+                    ("metric", Value::from(metric.name)),
+                    ("unit", Value::from(metric.unit)),
+                    ("slope", Value::from(self.slope_per_million(metric))),
+                ])
+            })
+            .collect();
+        json_object([
+            ("cores", Value::from(self.cores)),
+            ("quick", Value::from(self.quick)),
+            ("total_secs", Value::from(self.total.as_secs_f64())),
+            ("points", Value::from(points)),
+            ("slopes_per_million", Value::from(slopes)),
+        ])
+    }
+
+    /// `scaling.svg`: every metric divided by its value at the smallest count, against the
+    /// session count, beside a line proportional to the count. Drawn by the same code as
+    /// `writers.svg`: log2 x axis with a tick per count measured, log y axis.
+    pub fn svg(&self) -> Result<String, ReportError> {
+        let Some(base) = self.points.first() else {
+            return self.render_svg(Vec::new());
+        };
+        let x = |point: &ScalePoint| (point.sessions.max(1) as f64).log2();
+        let base_label = si_label(base.sessions as f64);
+        let labels: Vec<String> = SCALE_METRICS
+            .iter()
+            .map(|metric| {
+                let decimals = metric.decimals;
+                format!(
+                    "{} ({:.decimals$} {} at {base_label})",
+                    metric.name,
+                    (metric.value)(base),
+                    metric.unit
+                )
+            })
+            .collect();
+        let mut lines: Vec<Line<'_>> = SCALE_METRICS
+            .iter()
+            .zip(&labels)
+            .map(|(metric, label)| {
+                let base_value = (metric.value)(base);
+                // A metric that measured zero at the base count has no ratio; it is named only.
+                let points = if base_value > 0.0 {
+                    self.points
+                        .iter()
+                        .map(|point| (x(point), (metric.value)(point) / base_value))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                Line { label, points }
+            })
+            .collect();
+        let proportional = self
+            .points
+            .iter()
+            .map(|point| {
+                (
+                    x(point),
+                    point.sessions as f64 / base.sessions.max(1) as f64,
+                )
+            })
+            .collect();
+        lines.push(Line {
+            label: "proportional to the session count",
+            points: proportional,
+        });
+        self.render_svg(lines)
+    }
+
+    fn render_svg(&self, lines: Vec<Line<'_>>) -> Result<String, ReportError> {
+        // No data: still draw 1M to 4M sessions so the empty plot shows its axes.
+        let (x_range, x_ticks) = log2_axis(&lines, 1e6_f64.log2()..4e6_f64.log2());
+        render_plot(&Plot {
+            file: SCALING_SVG_FILE,
+            title: "Scaling with the session count",
+            x_desc: "sessions (log2 scale)",
+            y_desc: "relative to the smallest count (log scale)",
+            x_range,
+            x_ticks,
+            x_label: sessions_label,
+            markers: true,
+            // Growing metrics rise to the right, so the upper left is where lines are not.
+            legend_at: SeriesLabelPosition::UpperLeft,
+            lines,
+            empty_note: "no scaling points were recorded",
+        })
+    }
+
+    /// Writes `scaling.md`, `scaling.json` and `scaling.svg` into `dir`, creating it; returns
+    /// the paths written, in that order.
+    pub fn write_files(&self, dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+        write_rendered(
+            dir,
+            [
+                (SCALING_MARKDOWN_FILE, self.markdown()),
+                (SCALING_JSON_FILE, pretty_json(&self.json())?),
+                (SCALING_SVG_FILE, self.svg()?),
+            ],
+        )
+    }
+
+    /// The least-squares slope of `metric` against millions of sessions.
+    fn slope_per_million(&self, metric: &ScaleMetric) -> Option<f64> {
+        least_squares_slope(
+            self.points
+                .iter()
+                .map(|point| (point.sessions as f64 / 1e6, (metric.value)(point))),
+        )
+    }
+}
+
+/// The slope of the least-squares line through `points`; `None` with fewer than two distinct
+/// x values or a non-finite result.
+fn least_squares_slope(points: impl Iterator<Item = (f64, f64)> + Clone) -> Option<f64> {
+    let count = points.clone().count() as f64;
+    let (sum_x, sum_y) = points
+        .clone()
+        .fold((0.0, 0.0), |(sx, sy), (x, y)| (sx + x, sy + y));
+    let (mean_x, mean_y) = (sum_x / count, sum_y / count);
+    let (covariance, variance) = points.fold((0.0, 0.0), |(cov, var), (x, y)| {
+        (
+            cov + (x - mean_x) * (y - mean_y),
+            var + (x - mean_x).powi(2),
+        )
+    });
+    let slope = covariance / variance;
+    (variance > 0.0 && slope.is_finite()).then_some(slope)
+}
+
+/// `value` as indented JSON with a final newline, as `report.json` and `scaling.json` are written.
+fn pretty_json(value: &Value) -> Result<String, ReportError> {
+    serde_json::to_string_pretty(value)
+        .map(|json| json + "\n")
+        .map_err(|source| ReportError::Encode { source })
+}
+
+/// Creates `dir` and writes each `(file name, contents)` into it; returns the paths written, in
+/// order. Callers render everything first, so a plotting failure leaves no partial report behind.
+fn write_rendered<const N: usize>(
+    dir: &Path,
+    files: [(&str, String); N],
+) -> Result<Vec<PathBuf>, ReportError> {
+    std::fs::create_dir_all(dir).map_err(|source| ReportError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let mut written = Vec::with_capacity(files.len());
+    for (name, contents) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, contents).map_err(|source| ReportError::Io {
+            path: path.clone(),
             source,
         })?;
-        let mut written = Vec::with_capacity(files.len());
-        for (name, contents) in files {
-            let path = dir.join(name);
-            std::fs::write(&path, contents).map_err(|source| ReportError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            written.push(path);
-        }
-        Ok(written)
+        written.push(path);
     }
+    Ok(written)
+}
+
+/// The x range and ticks of a plot whose x values are log2 of a count (writers, sessions): a
+/// tick exactly at each count measured, a little room either side, and `empty` (in log2 units)
+/// when no line has a finite point, so an empty plot still shows its axes.
+fn log2_axis(lines: &[Line<'_>], empty: Range<f64>) -> (Range<f64>, Vec<f64>) {
+    let mut ticks: Vec<f64> = lines
+        .iter()
+        .flat_map(|line| line.points.iter().map(|&(x, _)| x))
+        .filter(|x| x.is_finite())
+        .collect();
+    ticks.sort_by(f64::total_cmp);
+    ticks.dedup();
+    let (low, high) = match (ticks.first(), ticks.last()) {
+        (Some(&low), Some(&high)) => (low, high),
+        _ => {
+            ticks = (empty.start.ceil() as i32..=empty.end.floor() as i32)
+                .map(f64::from)
+                .collect();
+            (empty.start, empty.end)
+        }
+    };
+    ((low - 0.3)..(high + 0.3), ticks)
 }
 
 /// One line of a plot: its legend label and `(x, y)` points in plot coordinates.
@@ -728,6 +1032,11 @@ fn percentile_of_nines(nines: f64) -> f64 {
 fn percentile_label(nines: f64) -> String {
     let percentile = (percentile_of_nines(nines) * 1e4).round() / 1e4;
     format!("p{percentile}")
+}
+
+/// Tick label of the scaling plot's x axis: the session count back from its log2, as "2M".
+fn sessions_label(log2_sessions: f64) -> String {
+    si_label(2_f64.powf(log2_sessions).round())
 }
 
 /// Tick label of the writers plot's x axis: the writer count back from its log2.
@@ -1213,6 +1522,153 @@ mod tests {
         }
     }
 
+    fn scale_point(sessions: u64, rss: f64, snapshot: f64, cold: f64, peak: u64) -> ScalePoint {
+        ScalePoint {
+            sessions,
+            rss_per_session_bytes: rss,
+            snapshot_secs: snapshot,
+            cold_start_secs: cold,
+            cold_start_peak_rss_bytes: peak,
+        }
+    }
+
+    /// Snapshot and cold start linear in the count, RSS per session constant.
+    fn sample_scaling() -> Scaling {
+        Scaling {
+            cores: 2,
+            quick: false,
+            total: Duration::from_secs(240),
+            points: [1, 2, 4]
+                .map(|millions| {
+                    let m = millions as f64;
+                    scale_point(
+                        millions * 1_000_000,
+                        1_100.0,
+                        4.0 * m,
+                        1.0 + 6.0 * m,
+                        millions * 1_200_000_000,
+                    )
+                })
+                .to_vec(),
+        }
+    }
+
+    #[test]
+    fn least_squares_slope_fits_a_line_and_needs_two_x_values() {
+        let line = [(1.0, 3.0), (2.0, 5.0), (4.0, 9.0)];
+        assert_eq!(least_squares_slope(line.into_iter()), Some(2.0));
+        let noisy = [(1.0, 1.0), (2.0, 3.0), (3.0, 2.0)];
+        assert_eq!(least_squares_slope(noisy.into_iter()), Some(0.5));
+        assert_eq!(least_squares_slope([(1.0, 3.0)].into_iter()), None);
+        assert_eq!(
+            least_squares_slope([(2.0, 3.0), (2.0, 5.0)].into_iter()),
+            None
+        );
+        assert_eq!(least_squares_slope(std::iter::empty()), None);
+    }
+
+    #[test]
+    fn scaling_table_has_a_column_per_count_and_the_slope_per_million() {
+        let table = sample_scaling().table_markdown();
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), SCALE_METRICS.len() + 2);
+        assert_eq!(
+            lines[0],
+            "| metric | 1,000,000 sessions | 2,000,000 sessions | 4,000,000 sessions | slope per 1M sessions |"
+        );
+        assert!(lines.iter().all(|line| line.matches('|').count() == 6));
+        assert_eq!(
+            lines[2],
+            "| RSS per session after the fill | 1100 B | 1100 B | 1100 B | +0 B |"
+        );
+        assert_eq!(
+            lines[4],
+            "| cold start (snapshot + log tail) | 7.00 s | 13.00 s | 25.00 s | +6.00 s |"
+        );
+        assert_eq!(
+            lines[5],
+            "| peak RSS during cold start | 1200 MB | 2400 MB | 4800 MB | +1200 MB |"
+        );
+    }
+
+    #[test]
+    fn scaling_json_holds_points_and_slopes() {
+        let json = sample_scaling().json();
+        let text = serde_json::to_string(&json).expect("a Value always encodes");
+        assert_eq!(serde_json::from_str::<Value>(&text).expect("decodes"), json);
+        assert_eq!(json["points"].as_array().map(Vec::len), Some(3));
+        assert_eq!(json["points"][2]["sessions"], 4_000_000);
+        assert_eq!(
+            json["points"][2]["cold_start_peak_rss_bytes"],
+            4_800_000_000_u64
+        );
+        let point: ScalePoint =
+            serde_json::from_value(json["points"][1].clone()).expect("a point reads back");
+        assert_eq!(point.snapshot_secs, 8.0);
+        assert_eq!(
+            json["slopes_per_million"][1]["metric"],
+            "snapshot, while a writer updates"
+        );
+        assert_eq!(json["slopes_per_million"][1]["unit"], "s");
+        assert_eq!(json["slopes_per_million"][1]["slope"], 4.0);
+
+        let mut one_point = sample_scaling();
+        one_point.points.truncate(1);
+        let json = one_point.json();
+        assert_eq!(json["slopes_per_million"][0]["slope"], Value::Null);
+        let table = one_point.table_markdown();
+        assert!(
+            table.lines().skip(2).all(|line| line.ends_with("| - |")),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn scaling_svg_is_well_formed_with_a_tick_per_count_and_names_each_metric() {
+        let svg = sample_scaling().svg().expect("renders");
+        assert_well_formed_svg(&svg);
+        for metric in &SCALE_METRICS {
+            assert!(svg.contains(metric.name), "{}", metric.name);
+        }
+        assert!(svg.contains("(7.00 s at 1M)"));
+        assert!(svg.contains("proportional to the session count"));
+        assert!(svg.contains("<circle"), "points carry markers");
+        for tick in ["1M", "2M", "4M"] {
+            assert!(svg.lines().any(|line| line == tick), "tick {tick}");
+        }
+    }
+
+    #[test]
+    fn scaling_svg_without_points_or_with_a_zero_base_still_renders() {
+        let mut scaling = sample_scaling();
+        scaling.points.clear();
+        let empty = scaling.svg().expect("renders");
+        assert_well_formed_svg(&empty);
+        assert!(empty.contains("no scaling points were recorded"));
+        assert!(empty.contains("sessions (log2 scale)"));
+
+        let mut zero_base = sample_scaling();
+        zero_base.points[0].snapshot_secs = 0.0;
+        let svg = zero_base.svg().expect("renders");
+        assert_well_formed_svg(&svg);
+        assert!(svg.contains("snapshot, while a writer updates (0.00 s at 1M) (no data)"));
+    }
+
+    #[test]
+    fn scaling_write_files_writes_three_files() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let written = sample_scaling().write_files(dir.path()).expect("writes");
+        let names: Vec<&str> = written
+            .iter()
+            .filter_map(|path| path.file_name()?.to_str())
+            .collect();
+        assert_eq!(names, ["scaling.md", "scaling.json", "scaling.svg"]);
+        let markdown = std::fs::read_to_string(&written[0]).expect("readable");
+        assert!(markdown.starts_with("# tokm scaling report\n"));
+        assert!(markdown.contains(&sample_scaling().table_markdown()));
+        assert!(markdown.contains("](scaling.svg)"));
+    }
+
     #[test]
     fn utc_minute_matches_known_dates() {
         assert_eq!(utc_minute(0), "1970-01-01 00:00 UTC");
@@ -1236,6 +1692,8 @@ mod tests {
         assert_eq!(percentile_label(1.0), "p90");
         assert_eq!(percentile_label(3.0), "p99.9");
         assert_eq!(writers_label(6.0), "64");
+        assert_eq!(sessions_label(4e6_f64.log2()), "4M");
+        assert_eq!(sessions_label(20_000_f64.log2()), "20k");
     }
 
     #[test]
