@@ -4,16 +4,27 @@
 //! measures the targets of the SPEC: get, create and CAS latency, list by user, filtered list,
 //! the count of a range holding every session (not yet a traversal), snapshot time and the
 //! longest write stall while it runs, cold start, RSS per session, WAL appends and engine creates
-//! in `Batch` and `Sync` mode at 1 and 64 writers, and durable creates/s against the writer count. Peers are measured in the same run
-//! on the same disk: a raw write+fdatasync loop (the disk's limit), `dashmap` beside tokm-cmap,
-//! and Redis (`appendfsync always` for the durable rows, `everysec` for the batch rows) when
-//! `redis-server` is installed.
+//! in `Batch` and `Sync` mode at 1 and 64 writers, and durable creates/s against the writer
+//! count. Peers are measured in the same run on the same disk: a raw write+fdatasync loop (the
+//! disk's limit), `dashmap` beside tokm-cmap, and Redis (`appendfsync always` for the durable
+//! rows, `everysec` for the batch rows) when `redis-server` is installed.
 //!
 //! Prints one table and writes `target/tokm-bench/report.md`, `report.json`, `latency.svg` and
 //! `writers.svg`. Progress goes to stderr: a bar on a terminal, one line per step otherwise.
 //!
 //! `--quick` (used by `cargo xtask ci`) runs 20,000 sessions in seconds so the harness cannot
-//! rot; the default is 1,000,000 sessions and takes about 90 seconds on two cores.
+//! rot; the default is 1,000,000 sessions and takes about two minutes on two cores.
+//! `--sessions N` fills N sessions instead (at least 1,000; the log tail of the cold start is
+//! a tenth of them).
+//!
+//! `--scale` runs the scaling section instead of the table: the fill, snapshot and cold-start
+//! steps at N, 2N and 4N sessions (1M, 2M and 4M by default; 4M needs about 11 GB of memory),
+//! each count in a fresh child process, then prints RSS per session, snapshot time, cold start
+//! and the cold start's peak RSS with their slope per million sessions, and writes
+//! `scaling.md`, `scaling.json` and `scaling.svg`.
+//!
+//! Cold starts always run in a child process of this program (a hidden `--child` role), which
+//! reports its figures and its peak RSS (`VmHWM`) as one JSON line: see [`cold_start_in_child`].
 
 use std::ffi::OsStr;
 use std::fs::{self, File};
@@ -30,7 +41,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokm_benches::mixes;
 use tokm_benches::redis_peer::{AppendFsync, PeerRun, RedisServer};
-use tokm_benches::report::{LatencySeries, Report, Row, SweepSeries, thousands};
+use tokm_benches::report::{
+    LatencySeries, Report, ReportError, Row, ScalePoint, Scaling, SweepSeries, thousands,
+};
 use tokm_benches::{
     SESSIONS_PER_USER, mix, peak_rss_bytes, percentile_us, rss_bytes, typical_session, user_id,
 };
@@ -44,10 +57,24 @@ use tokm_wal::{Wal, WalOptions};
 /// Size of one record in the WAL rows and the raw fdatasync loop: a typical encoded session.
 const RECORD_BYTES: usize = 300;
 
-/// How big and how long: the full run or the `--quick` smoke run.
+const USAGE: &str = "\
+usage: acceptance [--quick] [--sessions N] [--scale]
+
+  --quick         smoke run: 20,000 sessions, short measurements, seconds in all (CI runs it)
+  --sessions N    fill N sessions, N >= 1,000 (default 1,000,000; 20,000 with --quick)
+  --scale         instead of the table, the scaling run: fill, snapshot and cold start at
+                  N, 2N and 4N sessions, each count in a fresh process
+";
+
+/// Fewest sessions `--sessions` takes: the filtered-list row reads a page of 100 from a window
+/// of 1,000 sessions.
+const SESSIONS_MIN: u64 = 1_000;
+
+/// How big and how long: the full run or the `--quick` smoke run, at a session count.
 struct Settings {
     sessions: u64,
-    wal_tail_records: u64,
+    /// Whether these are the smoke run's sizes; the report says so.
+    quick: bool,
     /// Timed operations behind each of the create, get and CAS rows. 200,000 in the full run
     /// puts P99.99 at the 20th-slowest sample, so one unlucky preemption cannot decide it.
     sample_count: usize,
@@ -62,10 +89,11 @@ struct Settings {
 }
 
 impl Settings {
-    fn full() -> Settings {
+    /// The full run at `sessions`, 1,000,000 by default.
+    fn full(sessions: Option<u64>) -> Settings {
         Settings {
-            sessions: 1_000_000,
-            wal_tail_records: 100_000,
+            sessions: sessions.unwrap_or(1_000_000),
+            quick: false,
             sample_count: 200_000,
             throughput_run: Duration::from_secs(2),
             sweep_writers: &[1, 4, 16, 64],
@@ -75,10 +103,11 @@ impl Settings {
         }
     }
 
-    fn quick() -> Settings {
+    /// The smoke run at `sessions`, 20,000 by default.
+    fn quick(sessions: Option<u64>) -> Settings {
         Settings {
-            sessions: 20_000,
-            wal_tail_records: 2_000,
+            sessions: sessions.unwrap_or(20_000),
+            quick: true,
             sample_count: 10_000,
             throughput_run: Duration::from_millis(200),
             sweep_writers: &[1, 64],
@@ -87,10 +116,107 @@ impl Settings {
             mix_rounds: 1,
         }
     }
+
+    /// Records logged after the cold start's snapshot: a tenth of the sessions, as the SPEC's
+    /// "1M snapshot + WAL" is measured with a 100,000-record log.
+    fn wal_tail_records(&self) -> u64 {
+        self.sessions / 10
+    }
+
+    /// The arguments that give a child these settings.
+    fn args(&self) -> Vec<String> {
+        let mut args = vec!["--sessions".to_owned(), self.sessions.to_string()];
+        if self.quick {
+            args.push("--quick".to_owned());
+        }
+        args
+    }
 }
 
-/// The steps of a run, in order; the progress display counts them.
-const STEPS: [&str; 11] = [
+/// What this invocation of the program does.
+enum Invocation {
+    Help,
+    Table(Settings),
+    Scale(Settings),
+    /// Hidden roles, in which the program runs as its own child (see [`run_child`]).
+    ColdStartChild {
+        dir: PathBuf,
+        pad_updates: u64,
+    },
+    ScalePointChild {
+        dir: PathBuf,
+        settings: Settings,
+    },
+}
+
+fn parse_args(args: &[String]) -> Result<Invocation, String> {
+    if let Some((flag, role_args)) = args.split_first()
+        && flag == CHILD_FLAG
+    {
+        return parse_child_role(role_args);
+    }
+    let (mut quick, mut scale, mut sessions) = (false, false, None);
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--quick" => quick = true,
+            "--scale" => scale = true,
+            "--sessions" => {
+                let count = rest.next().ok_or("`--sessions` needs a count")?;
+                sessions = Some(parse_sessions(count)?);
+            }
+            "--help" | "-h" => return Ok(Invocation::Help),
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    let settings = if quick {
+        Settings::quick(sessions)
+    } else {
+        Settings::full(sessions)
+    };
+    Ok(if scale {
+        Invocation::Scale(settings)
+    } else {
+        Invocation::Table(settings)
+    })
+}
+
+/// `1000000`, `1_000_000` or `1,000,000`, at least [`SESSIONS_MIN`].
+fn parse_sessions(text: &str) -> Result<u64, String> {
+    let digits: String = text.chars().filter(|c| !matches!(c, '_' | ',')).collect();
+    match digits.parse::<u64>() {
+        Ok(count) if count >= SESSIONS_MIN => Ok(count),
+        _ => Err(format!(
+            "`--sessions {text}`: expected a count of at least {}",
+            thousands(SESSIONS_MIN)
+        )),
+    }
+}
+
+/// The arguments after [`CHILD_FLAG`]; only this program writes them.
+fn parse_child_role(role_args: &[String]) -> Result<Invocation, String> {
+    match role_args {
+        [role, dir, pad_updates] if role == COLD_START_ROLE => Ok(Invocation::ColdStartChild {
+            dir: PathBuf::from(dir),
+            pad_updates: pad_updates
+                .parse()
+                .map_err(|_| format!("`{pad_updates}` is not a count of updates"))?,
+        }),
+        [role, dir, flags @ ..] if role == SCALE_POINT_ROLE => match parse_args(flags)? {
+            Invocation::Table(settings) => Ok(Invocation::ScalePointChild {
+                dir: PathBuf::from(dir),
+                settings,
+            }),
+            _ => Err(format!(
+                "`{CHILD_FLAG} {role}` takes a data directory and settings"
+            )),
+        },
+        _ => Err(format!("unknown child role {role_args:?}")),
+    }
+}
+
+/// The steps of a table run, in order; the progress display counts them.
+const TABLE_STEPS: [&str; 11] = [
     "Redis peer, appendfsync everysec (skipped when not installed)",
     "fill the engine (Batch mode)",
     "reads: get, list by user, filtered list, count of a range",
@@ -107,14 +233,15 @@ const STEPS: [&str; 11] = [
 /// Step-by-step progress on stderr: a bar on a terminal, plain lines in logs.
 struct Progress {
     bar: Option<ProgressBar>,
+    steps: Vec<String>,
     step: usize,
     step_started: Instant,
 }
 
 impl Progress {
-    fn new() -> Progress {
+    fn new(steps: Vec<String>) -> Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::new(STEPS.len() as u64);
+            let bar = ProgressBar::new(steps.len() as u64);
             bar.set_style(
                 ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
                     .expect("a valid progress template"),
@@ -124,6 +251,7 @@ impl Progress {
         });
         Progress {
             bar,
+            steps,
             step: 0,
             step_started: Instant::now(),
         }
@@ -134,7 +262,7 @@ impl Progress {
         if self.step > 0 {
             let done = format!(
                 "  done: {} ({:.1} s)",
-                STEPS[self.step - 1],
+                self.steps[self.step - 1],
                 self.step_started.elapsed().as_secs_f64()
             );
             match &self.bar {
@@ -146,10 +274,10 @@ impl Progress {
             }
         }
         self.step_started = Instant::now();
-        if let Some(name) = STEPS.get(self.step) {
+        if let Some(name) = self.steps.get(self.step) {
             match &self.bar {
-                Some(bar) => bar.set_message(*name),
-                None => eprintln!("[{}/{}] {name}", self.step + 1, STEPS.len()),
+                Some(bar) => bar.set_message(name.clone()),
+                None => eprintln!("[{}/{}] {name}", self.step + 1, self.steps.len()),
             }
         }
         self.step += 1;
@@ -158,7 +286,7 @@ impl Progress {
     /// A detail of the current step (e.g. how far the fill is).
     fn detail(&self, text: &str) {
         match &self.bar {
-            Some(bar) => bar.set_message(format!("{}: {text}", STEPS[self.step - 1])),
+            Some(bar) => bar.set_message(format!("{}: {text}", self.steps[self.step - 1])),
             None => eprintln!("  {text}"),
         }
     }
@@ -189,34 +317,32 @@ const BATCH_WRITERS: [usize; 2] = [1, 64];
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if let [flag, role, dir, pad_updates] = args.as_slice()
-        && flag == CHILD_FLAG
-        && role == COLD_START_ROLE
-    {
-        let pad_updates = pad_updates.parse().expect("a count of updates");
-        cold_start_child(Path::new(dir), pad_updates);
-        return;
+    let invocation = parse_args(&args).unwrap_or_else(|message| {
+        eprint!("acceptance: {message}\n\n{USAGE}");
+        std::process::exit(2);
+    });
+    match invocation {
+        Invocation::Help => print!("{USAGE}"),
+        Invocation::Table(settings) => table_run(settings),
+        Invocation::Scale(settings) => scale_run(&settings),
+        Invocation::ColdStartChild { dir, pad_updates } => cold_start_child(&dir, pad_updates),
+        Invocation::ScalePointChild { dir, settings } => scale_point_child(&dir, &settings),
     }
-    let quick = args.iter().any(|arg| arg == "--quick");
-    let settings = if quick {
-        Settings::quick()
-    } else {
-        Settings::full()
-    };
+}
+
+/// The acceptance table: every step, then `report.md`, `report.json` and the plots.
+fn table_run(settings: Settings) {
     let root = report_dir();
-    let data = root.join("data");
-    // A previous run's data would be recovered instead of measured.
-    let _ = fs::remove_dir_all(&data);
-    fs::create_dir_all(&data).expect("create the bench data directory");
-    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let data = fresh_data_dir(&root);
+    let cores = cores();
     println!(
         "tokm acceptance run: {} sessions, data in {} ({cores} cores){}",
         thousands(settings.sessions),
         data.display(),
-        if quick {
+        if settings.quick {
             ", quick: a few seconds"
         } else {
-            "; takes about 90 s on 2 cores after the build"
+            "; about 2 minutes on 2 cores at 1,000,000 sessions, after the build"
         }
     );
 
@@ -224,7 +350,7 @@ fn main() {
     let mut run = Run {
         settings,
         data,
-        progress: Progress::new(),
+        progress: Progress::new(TABLE_STEPS.map(str::to_owned).to_vec()),
         rows: Vec::new(),
         latencies: Vec::new(),
         writer_sweep: Vec::new(),
@@ -258,7 +384,7 @@ fn main() {
     let report = Report {
         sessions: run.settings.sessions,
         cores,
-        quick,
+        quick: run.settings.quick,
         total: started.elapsed(),
         rows: run.rows,
         latencies: run.latencies,
@@ -269,6 +395,114 @@ fn main() {
     run.progress.finish();
     println!("\n{}", report.table_markdown());
     println!("total time: {:.1} s", report.total.as_secs_f64());
+    print_written(written);
+}
+
+/// Session counts of the scaling run, as multiples of `--sessions`.
+const SCALE_FACTORS: [u64; 3] = [1, 2, 4];
+/// The role of [`scale_point_child`]: `--child scale-point DIR --sessions N [--quick]`.
+const SCALE_POINT_ROLE: &str = "scale-point";
+
+/// The scaling run: fill, snapshot and cold start at each of [`SCALE_FACTORS`] times the
+/// session count, then `scaling.md`, `scaling.json` and `scaling.svg`.
+fn scale_run(settings: &Settings) {
+    let root = report_dir();
+    let data = fresh_data_dir(&root);
+    let counts = SCALE_FACTORS.map(|factor| factor * settings.sessions);
+    println!(
+        "tokm scaling run: {} sessions, data in {} ({} cores){}",
+        counts.map(thousands).join(", "),
+        data.display(),
+        cores(),
+        if settings.quick {
+            ", quick: seconds"
+        } else {
+            "; about 4 minutes and 11 GB of memory at 1M, 2M and 4M sessions"
+        }
+    );
+    let mut steps: Vec<String> = counts
+        .iter()
+        .map(|&count| {
+            format!(
+                "{} sessions: fill, snapshot, cold start (fresh processes)",
+                thousands(count)
+            )
+        })
+        .collect();
+    steps.push("write the scaling report".to_owned());
+    let mut progress = Progress::new(steps);
+
+    let started = Instant::now();
+    let mut points = Vec::with_capacity(counts.len());
+    for count in counts {
+        progress.next();
+        let point_settings = if settings.quick {
+            Settings::quick(Some(count))
+        } else {
+            Settings::full(Some(count))
+        };
+        points.push(scale_point_in_child(
+            &data.join(format!("scale-{count}")),
+            &point_settings,
+        ));
+    }
+    let _ = fs::remove_dir_all(&data);
+    let scaling = Scaling {
+        cores: cores(),
+        quick: settings.quick,
+        total: started.elapsed(),
+        points,
+    };
+    progress.next();
+    let written = scaling.write_files(&root);
+    progress.next();
+    progress.finish();
+    println!("\n{}", scaling.table_markdown());
+    println!("total time: {:.1} s", scaling.total.as_secs_f64());
+    print_written(written);
+}
+
+/// One point of the scaling run, measured by a child of this program: a fresh process, so the
+/// fill's RSS growth is not hidden by pages an earlier count freed.
+fn scale_point_in_child(dir: &Path, settings: &Settings) -> ScalePoint {
+    let flags = settings.args();
+    let mut role_args: Vec<&OsStr> = vec![SCALE_POINT_ROLE.as_ref(), dir.as_os_str()];
+    role_args.extend(flags.iter().map(OsStr::new));
+    run_child(&role_args)
+}
+
+/// The child's side of [`scale_point_in_child`]: the table run's fill, snapshot and cold-start
+/// steps at `settings.sessions`; prints the [`ScalePoint`] as one JSON line.
+fn scale_point_child(dir: &Path, settings: &Settings) {
+    let sessions = settings.sessions;
+    let filled = fill_engine(dir, sessions, settings.sample_count, &|_| {});
+    let snapshot = snapshot_while_updating(&filled.engine, sessions);
+    leave_snapshot_and_tail(filled.engine, settings.wal_tail_records());
+    let cold_start = cold_start_in_child(dir, 0);
+    let _ = fs::remove_dir_all(dir);
+    print_json_line(&ScalePoint {
+        sessions,
+        rss_per_session_bytes: filled.rss_per_session_bytes,
+        snapshot_secs: snapshot.secs,
+        cold_start_secs: cold_start.secs,
+        cold_start_peak_rss_bytes: cold_start.peak_rss_bytes,
+    });
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(0, usize::from)
+}
+
+/// `report_dir()/data`, emptied: a previous run's data would be recovered instead of measured.
+fn fresh_data_dir(root: &Path) -> PathBuf {
+    let data = root.join("data");
+    let _ = fs::remove_dir_all(&data);
+    fs::create_dir_all(&data).expect("create the bench data directory");
+    data
+}
+
+/// Lists the files a report wrote, or says why it could not and exits 1.
+fn print_written(written: Result<Vec<PathBuf>, ReportError>) {
     match written {
         Ok(paths) => {
             for path in paths {
@@ -514,7 +748,7 @@ fn reads(run: &mut Run, engine: &Engine) {
     let first_page = Page::new(1, 100).expect("a valid page");
     let window_ms = 1_000.min(run.settings.sessions);
     let filtered = time_each(0..sample_count / 100, |n| {
-        let start = WORKLOAD_MS + mix(n) % (run.settings.sessions - window_ms);
+        let start = WORKLOAD_MS + mix(n) % (run.settings.sessions - window_ms).max(1);
         let filter = SessionFilter {
             created_after: Some(Timestamp::from_millis(start - 1)),
             created_before: Some(Timestamp::from_millis(start + window_ms)),
@@ -714,7 +948,7 @@ const PEAK_RSS_LOG_SLACK: f64 = 0.01;
 /// child process: the second from a log `1 + LOG_PAD_FACTOR` times as long, to see whether the
 /// peak RSS depends on the log's length.
 fn cold_start(run: &mut Run, engine: Engine, dir: &Path) {
-    let tail_records = run.settings.wal_tail_records;
+    let tail_records = run.settings.wal_tail_records();
     leave_snapshot_and_tail(engine, tail_records);
     let pad_updates = LOG_PAD_FACTOR * tail_records;
     assert!(
