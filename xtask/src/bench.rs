@@ -1,17 +1,36 @@
 //! `cargo xtask bench`: the project's main job, and the per-crate criterion benchmarks.
 //!
-//! - `cargo xtask bench [--quick]`: builds in release and runs the end-to-end acceptance
-//!   program (`benches/src/bin/acceptance.rs`): a real engine at 1M sessions, printing the
-//!   table of SPEC targets beside the peers measured in the same run (raw fdatasync, dashmap,
-//!   Redis when `redis-server` is on `PATH`) and writing `report.md`, `report.json`,
-//!   `latency.svg` and `writers.svg` into `target/tokm-bench/`. `--quick` runs 20,000
-//!   sessions in seconds; `cargo xtask ci` runs it so the harness cannot rot.
+//! - `cargo xtask bench [--quick] [--sessions N]`: builds in release and runs the end-to-end
+//!   acceptance program (`benches/src/bin/acceptance.rs`): a real engine at 1M sessions,
+//!   printing the table of SPEC targets beside the peers measured in the same run (raw
+//!   fdatasync, dashmap, Redis when `redis-server` is on `PATH`) and writing `report.md`,
+//!   `report.json`, `latency.svg` and `writers.svg` into `target/tokm-bench/`. `--quick` runs
+//!   20,000 sessions in seconds; `cargo xtask ci` runs it so the harness cannot rot.
+//!   `--sessions N` fills N sessions instead (N >= 1,000; the cold start's log tail is N/10).
+//! - `cargo xtask bench --scale [--sessions N] [--quick]`: the scaling run instead of the
+//!   table: fill, snapshot and cold start at N, 2N and 4N sessions (1M, 2M and 4M by default,
+//!   which needs about 11 GB of memory; 20k, 40k and 80k with `--quick`), each count in a
+//!   fresh process. Prints RSS per session, snapshot time, cold start and the cold start's peak
+//!   RSS with the slope per million sessions, and writes `scaling.md`, `scaling.json` and
+//!   `scaling.svg` into `target/tokm-bench/`.
 //! - `cargo xtask bench criterion [NAME] [--quick]`: the criterion benches in `benches/benches/`
 //!   (all, or one file: `cmap`, `memory_store`, `crypto`, `wal`, `snapshot`), peers in the same
 //!   groups. `--quick` sets `TOKM_BENCH_QUICK=1`, which shrinks data sets and times. Reports land
 //!   in `target/criterion/`.
 
 use crate::shell::{cargo, run_checked};
+
+const USAGE: &str = "\
+usage: cargo xtask bench [--quick] [--sessions N] [--scale]
+       cargo xtask bench criterion [NAME] [--quick]
+
+  --quick         smoke run: 20,000 sessions, seconds in all (CI runs it)
+  --sessions N    fill N sessions, N >= 1,000 (default 1,000,000; 20,000 with --quick)
+  --scale         the scaling run instead of the table: N, 2N and 4N sessions
+  criterion       criterion benches (NAME: cmap, memory_store, crypto, wal, snapshot)";
+
+/// Fewest sessions `--sessions` takes; the acceptance program enforces the same bound.
+const SESSIONS_MIN: u64 = 1_000;
 
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     match args.split_first() {
@@ -21,7 +40,11 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
 }
 
 fn acceptance(args: &[String]) -> Result<(), String> {
-    let quick = parse_quick(args)?;
+    if args.iter().any(|arg| arg == "--help" || arg == "-h") {
+        println!("{USAGE}");
+        return Ok(());
+    }
+    let flags = acceptance_flags(args)?;
     let mut command = cargo(&[
         "run",
         "--release",
@@ -32,20 +55,44 @@ fn acceptance(args: &[String]) -> Result<(), String> {
         "acceptance",
         "--",
     ]);
-    if quick {
-        command.arg("--quick");
-    }
+    command.args(flags);
     run_checked(&mut command)
+}
+
+/// Checks the acceptance flags before the release build, which takes minutes, so a typo fails
+/// at once; returns them as the acceptance program takes them.
+fn acceptance_flags(args: &[String]) -> Result<Vec<String>, String> {
+    let mut flags = Vec::with_capacity(args.len());
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--quick" | "--scale" => flags.push(arg.clone()),
+            "--sessions" => {
+                let count = rest
+                    .next()
+                    .ok_or_else(|| format!("`--sessions` needs a count\n\n{USAGE}"))?;
+                let digits: String = count.chars().filter(|c| !matches!(c, '_' | ',')).collect();
+                if !digits.parse::<u64>().is_ok_and(|n| n >= SESSIONS_MIN) {
+                    return Err(format!(
+                        "`--sessions {count}`: expected a count of at least 1,000\n\n{USAGE}"
+                    ));
+                }
+                flags.extend(["--sessions".to_owned(), digits]);
+            }
+            other => return Err(format!("unknown argument `{other}`\n\n{USAGE}")),
+        }
+    }
+    Ok(flags)
 }
 
 fn criterion(args: &[String]) -> Result<(), String> {
     let names: Vec<&String> = args.iter().filter(|arg| *arg != "--quick").collect();
     let quick = names.len() < args.len();
     if let Some(flag) = names.iter().find(|arg| arg.starts_with('-')) {
-        return Err(format!("unknown flag `{flag}`"));
+        return Err(format!("unknown flag `{flag}`\n\n{USAGE}"));
     }
     if names.len() > 1 {
-        return Err("usage: cargo xtask bench criterion [NAME] [--quick]".to_owned());
+        return Err(USAGE.to_owned());
     }
     let mut command = cargo(&["bench", "--locked", "--package", "tokm-benches"]);
     if let Some(bench) = names.first() {
@@ -57,13 +104,43 @@ fn criterion(args: &[String]) -> Result<(), String> {
     run_checked(&mut command)
 }
 
-fn parse_quick(args: &[String]) -> Result<bool, String> {
-    match args {
-        [] => Ok(false),
-        [flag] if flag == "--quick" => Ok(true),
-        _ => Err(
-            "usage: cargo xtask bench [--quick] | cargo xtask bench criterion [NAME] [--quick]"
-                .to_owned(),
-        ),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(args: &[&str]) -> Result<Vec<String>, String> {
+        let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
+        acceptance_flags(&args)
+    }
+
+    #[test]
+    fn acceptance_flags_pass_through_and_normalise_the_count() {
+        assert_eq!(flags(&[]), Ok(Vec::new()));
+        assert_eq!(flags(&["--quick"]), Ok(vec!["--quick".to_owned()]));
+        assert_eq!(
+            flags(&["--scale", "--sessions", "2_000_000"]),
+            Ok(["--scale", "--sessions", "2000000"]
+                .map(str::to_owned)
+                .to_vec())
+        );
+        assert_eq!(
+            flags(&["--sessions", "1,000"]),
+            Ok(["--sessions", "1000"].map(str::to_owned).to_vec())
+        );
+    }
+
+    #[test]
+    fn acceptance_flag_errors_list_every_flag() {
+        for bad in [
+            &["--sessions"][..],
+            &["--sessions", "999"],
+            &["--sessions", "many"],
+            &["--fast"],
+        ] {
+            let error = flags(bad).expect_err("refused");
+            for flag in ["--quick", "--sessions N", "--scale", "criterion"] {
+                assert!(error.contains(flag), "{bad:?}: {error}");
+            }
+        }
     }
 }
