@@ -9,7 +9,7 @@
 //! |---|---|
 //! | `codegen [--check]` | compile `proto/v1/*.proto` into committed Rust; `--check` fails if stale |
 //! | `ci` | every check CI runs: fmt, clippy, codegen freshness, tests, docs, benches compile |
-//! | `bench [--quick]` | the end-to-end acceptance run: engine at 1M sessions, the SPEC table |
+//! | `bench [--quick] [--sessions N] [--scale]` | the end-to-end acceptance run: engine at 1M (or N) sessions, the SPEC table; `--scale`: scaling at N, 2N, 4N |
 //! | `bench criterion [NAME] [--quick]` | criterion benchmarks (all, or one bench file by name) |
 //! | `soak wal\|engine --cycles N` | long crash-and-recover loops, outside CI |
 
@@ -27,7 +27,9 @@ usage: cargo xtask <command>
 commands:
   codegen [--check]           regenerate Rust from proto/v1 (--check: fail if the committed code is stale)
   ci                          run every check and test, as CI does
-  bench [--quick]             end-to-end acceptance run (engine at 1M sessions; --quick: 20k)
+  bench [--quick] [--sessions N] [--scale]
+                              end-to-end acceptance run (engine at 1M sessions; --quick: 20k;
+                              --sessions N: N >= 1,000; --scale: scaling at N, 2N and 4N)
   bench criterion [NAME] [--quick]
                               criterion benches (NAME: cmap, memory_store, crypto, wal, snapshot)
   soak wal|engine --cycles N  SIGKILL crash-and-recover loop (WAL or whole engine), N cycles
