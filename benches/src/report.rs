@@ -211,7 +211,7 @@ const SCALE_METRICS: [ScaleMetric; 4] = [
     },
 ];
 
-/// Width and height of both plots, in SVG pixels.
+/// Width and height of every plot, in SVG pixels.
 const PLOT_SIZE_PX: (u32, u32) = (960, 540);
 /// The latency curve runs from the 0th percentile to 99.99th: four nines.
 const CURVE_NINES_MAX: f64 = 4.0;
@@ -683,23 +683,7 @@ impl Scaling {
                 )
             })
             .collect();
-        let mut lines: Vec<Line<'_>> = SCALE_METRICS
-            .iter()
-            .zip(&labels)
-            .map(|(metric, label)| {
-                let base_value = (metric.value)(base);
-                // A metric that measured zero at the base count has no ratio; it is named only.
-                let points = if base_value > 0.0 {
-                    self.points
-                        .iter()
-                        .map(|point| (x(point), (metric.value)(point) / base_value))
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                Line { label, points }
-            })
-            .collect();
+        // The reference goes first, so a metric that follows it exactly is drawn over it.
         let proportional = self
             .points
             .iter()
@@ -710,10 +694,24 @@ impl Scaling {
                 )
             })
             .collect();
-        lines.push(Line {
+        let reference = Line {
             label: "proportional to the session count",
             points: proportional,
+        };
+        let metrics = SCALE_METRICS.iter().zip(&labels).map(|(metric, label)| {
+            let base_value = (metric.value)(base);
+            // A metric that measured zero at the base count has no ratio; it is named only.
+            let points = if base_value > 0.0 {
+                self.points
+                    .iter()
+                    .map(|point| (x(point), (metric.value)(point) / base_value))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            Line { label, points }
         });
+        let lines = std::iter::once(reference).chain(metrics).collect();
         self.render_svg(lines)
     }
 
@@ -835,7 +833,7 @@ struct Line<'a> {
     points: Vec<(f64, f64)>,
 }
 
-/// What [`render_plot`] draws: both plots are lines over a linear x axis with ticks at chosen
+/// What [`render_plot`] draws: every plot is lines over a linear x axis with ticks at chosen
 /// places and a log-scale y axis.
 struct Plot<'a> {
     file: &'static str,
