@@ -109,3 +109,15 @@ pub fn percentile_us(sorted: &[Duration], p: f64) -> f64 {
 pub fn quick() -> bool {
     std::env::var_os("TOKM_BENCH_QUICK").is_some_and(|value| value == "1")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peak_rss_is_never_below_the_rss_before_it() {
+        let rss = rss_bytes();
+        assert!(rss > 0, "/proc/self/statm is readable on Linux");
+        assert!(peak_rss_bytes() >= rss);
+    }
+}
