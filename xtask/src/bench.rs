@@ -9,7 +9,7 @@
 //!   `--sessions N` fills N sessions instead (N >= 1,000; the cold start's log tail is N/10).
 //! - `cargo xtask bench --scale [--sessions N] [--quick]`: the scaling run instead of the
 //!   table: fill, snapshot and cold start at N, 2N and 4N sessions (1M, 2M and 4M by default,
-//!   which needs about 11 GB of memory; 20k, 40k and 80k with `--quick`), each count in a
+//!   which needs about 10 GB of memory; 20k, 40k and 80k with `--quick`), each count in a
 //!   fresh process. Prints RSS per session, snapshot time, cold start and the cold start's peak
 //!   RSS with the slope per million sessions, and writes `scaling.md`, `scaling.json` and
 //!   `scaling.svg` into `target/tokm-bench/`.

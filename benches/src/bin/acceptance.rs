@@ -18,7 +18,7 @@
 //! a tenth of them).
 //!
 //! `--scale` runs the scaling section instead of the table: the fill, snapshot and cold-start
-//! steps at N, 2N and 4N sessions (1M, 2M and 4M by default; 4M needs about 11 GB of memory),
+//! steps at N, 2N and 4N sessions (1M, 2M and 4M by default; 4M needs about 10 GB of memory),
 //! each count in a fresh child process, then prints RSS per session, snapshot time, cold start
 //! and the cold start's peak RSS with their slope per million sessions, and writes
 //! `scaling.md`, `scaling.json` and `scaling.svg`.
@@ -417,7 +417,7 @@ fn scale_run(settings: &Settings) {
         if settings.quick {
             ", quick: seconds"
         } else {
-            "; about 4 minutes and 11 GB of memory at 1M, 2M and 4M sessions"
+            "; about 5 minutes and 10 GB of memory at 1M, 2M and 4M sessions"
         }
     );
     let mut steps: Vec<String> = counts
