@@ -111,7 +111,7 @@ fn bench_load(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.iter(|| {
                 let outcome = store.load_newest().expect("load");
-                black_box(outcome.snapshot.expect("written").sessions.len())
+                black_box(outcome.snapshot.expect("written").records.len())
             });
         });
     }

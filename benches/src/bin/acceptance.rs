@@ -2,10 +2,10 @@
 //!
 //! Fills a real engine (files on the same disk as `target/`) with typical sessions and
 //! measures the targets of the SPEC: get, create and CAS latency, list by user, filtered list,
-//! the count of a range holding every session (not yet a traversal), snapshot time and the
-//! longest write stall while it runs, cold start, RSS per session, WAL appends and engine creates
-//! in `Batch` and `Sync` mode at 1 and 64 writers, and durable creates/s against the writer
-//! count. Peers are measured in the same run on the same disk: a raw write+fdatasync loop (the
+//! the count of a range holding every session, a traversal visiting every session, snapshot
+//! time and the longest write stall while it runs, cold start, RSS per session, WAL appends and
+//! engine creates in `Batch` and `Sync` mode at 1 and 64 writers, and durable creates/s against
+//! the writer count. Peers are measured in the same run on the same disk: a raw write+fdatasync loop (the
 //! disk's limit), `dashmap` beside tokm-cmap, and Redis (`appendfsync always` for the durable
 //! rows, `everysec` for the batch rows) when `redis-server` is installed.
 //!
@@ -708,7 +708,7 @@ fn reads(run: &mut Run, engine: &Engine) {
     let gets = time_each(&ids, |id| {
         std::hint::black_box(engine.get(*id).expect("get"));
     });
-    let ([get_p99, _, _], text) = tail_text(&gets);
+    let ([get_p99, _, get_p9999], text) = tail_text(&gets);
     run.rows.push(
         Row::new(
             format!(
@@ -716,10 +716,10 @@ fn reads(run: &mut Run, engine: &Engine) {
                 thousands(run.settings.sessions)
             ),
             "P99 < 1 ms",
-            "P99 <= 10 us",
+            "P99 <= 1.5 us, P99.99 <= 10 us",
             text,
         )
-        .with_met(Some(get_p99 <= 10.0)),
+        .with_met(Some(get_p99 <= 1.5 && get_p9999 <= 10.0)),
     );
     run.latencies.push(LatencySeries {
         label: "tokm get".to_owned(),
@@ -805,8 +805,39 @@ fn reads(run: &mut Run, engine: &Engine) {
             ranges[2].as_secs_f64() * 1e3
         ),
     ));
-    // The SPEC's traversal row (visit every session; seed < 500 ms, goal <= 100 ms) goes here
-    // once the engine has a traversal API.
+
+    // The SPEC's "range over 1M": a traversal that visits every session and reads a field of
+    // each body, without holding a lock long (shard by shard).
+    let walks = time_each(0..5, |_| {
+        let (mut visited, mut latest_expiry) = (0_u64, 0_u64);
+        engine.for_each_session(|record| {
+            visited += 1;
+            latest_expiry = latest_expiry.max(record.expires_at().as_millis());
+        });
+        assert_eq!(
+            visited, run.settings.sessions,
+            "the walk visits every session"
+        );
+        std::hint::black_box(latest_expiry);
+    });
+    let slowest_ms = walks
+        .last()
+        .map_or(0.0, |slowest| slowest.as_secs_f64() * 1e3);
+    run.rows.push(
+        Row::new(
+            format!(
+                "visit every one of {} sessions, reading each body's expiry",
+                thousands(run.settings.sessions)
+            ),
+            "< 500 ms",
+            "<= 100 ms",
+            format!(
+                "{slowest_ms:.1} ms slowest of 5 (median {:.1} ms)",
+                walks[2].as_secs_f64() * 1e3
+            ),
+        )
+        .with_met(Some(slowest_ms <= 100.0)),
+    );
 }
 
 /// Milliseconds since the epoch of the workload's first session.
@@ -925,14 +956,14 @@ fn snapshot_under_writes(run: &mut Run, engine: &Engine) {
                 thousands(sessions)
             ),
             "< 10 s",
-            "<= 1.5 s",
+            "<= 1.0 s",
             format!("{snapshot_secs:.2} s"),
         )
-        .with_met(Some(snapshot_secs <= 1.5)),
+        .with_met(Some(snapshot_secs <= 1.0)),
     );
-    run.rows.push(Row::new("longest update during the snapshot", "-", "<= 50 ms", format!(
+    run.rows.push(Row::new("longest update during the snapshot", "-", "<= 20 ms", format!(
             "{stall_ms:.1} ms ({updates_during} updates during it; writes paused {pause_ms:.1} ms)"
-        )).with_met(Some(stall_ms <= 50.0)));
+        )).with_met(Some(stall_ms <= 20.0)));
 }
 
 /// The second cold start's log is the first one's tail plus this many times as many updates,
@@ -971,10 +1002,10 @@ fn cold_start(run: &mut Run, engine: Engine, dir: &Path) {
         Row::new(
             "cold start (snapshot + log tail)",
             "< 5 s",
-            "<= 2 s",
+            "<= 1.5 s",
             measured,
         )
-        .with_met(Some(first.secs <= 2.0)),
+        .with_met(Some(first.secs <= 1.5)),
     );
 
     let growth_bytes = longer_log.peak_rss_bytes as f64 - first.peak_rss_bytes as f64;
@@ -1144,15 +1175,16 @@ fn wal_appends(run: &mut Run) {
         per_sec(raw),
     ));
     let record = [0x5a_u8; RECORD_BYTES];
-    // (mode, seed target, [(writers, goal text, goal)]); the Sync goal at one writer is 1.3x the
-    // seed's 5,000/s, the 64-writer goals are the SPEC's.
+    // (mode, seed target, [(writers, goal text, goal)]): the Batch goals are the SPEC's; the
+    // SPEC judges Sync mode by durable creates against peers (below), so the Sync goals here
+    // are the bare log's share of that: 1.3x the seed's 5,000/s at one writer, 100,000/s at 64.
     let cases = [
         (
             Durability::Batch,
             ">= 20,000/s",
             [
-                (1, ">= 500,000/s", 500_000.0),
-                (64, ">= 500,000/s", 500_000.0),
+                (1, ">= 1,000,000/s", 1_000_000.0),
+                (64, ">= 1,000,000/s", 1_000_000.0),
             ],
         ),
         (
@@ -1298,9 +1330,15 @@ fn durable_sweep(run: &mut Run) {
         if let Some(peer_rate) = peer.rate() {
             redis_points.push((writers as u32, peer_rate));
         }
-        let (goal, goal_rate) = match writers {
-            1 => (">= 6,500/s", 6_500.0),
-            64 => (">= 100,000/s", 100_000.0),
+        // The SPEC's goals are ratios to peers measured in this run: one writer against the
+        // disk's own write+fdatasync loop, 64 writers against Redis `appendfsync always`
+        // (unjudged when Redis is not installed).
+        let (goal, met) = match writers {
+            1 => (">= 0.9x raw fdatasync", Some(rate / raw.max(1.0) >= 0.9)),
+            64 => (
+                ">= 4x Redis always",
+                peer.rate().map(|peer_rate| rate / peer_rate >= 4.0),
+            ),
             _ => continue,
         };
         run.rows.push(
@@ -1318,7 +1356,7 @@ fn durable_sweep(run: &mut Run) {
                 Some(format!("Redis always {}", peer.text())),
                 peer.rate().map(|peer_rate| rate / peer_rate),
             )
-            .with_met(Some(rate >= goal_rate)),
+            .with_met(met),
         );
     }
     run.writer_sweep.push(SweepSeries {

@@ -151,6 +151,16 @@ impl Engine {
         self.shared.maintain()
     }
 
+    /// Calls `visit` on every stored session, live or expired, without copying it: the
+    /// traversal for exports, audits and metrics. Walks the store shard by shard, holding each
+    /// shard's read lock only while visiting its sessions, so writes elsewhere go on and no
+    /// write waits for the whole walk; `visit` must not call the engine. Not one instant: a
+    /// session written during the walk may be seen before or after the write (take a snapshot
+    /// for a point-in-time copy).
+    pub fn for_each_session(&self, visit: impl FnMut(&SessionRecord)) {
+        self.shared.store.for_each(visit);
+    }
+
     /// The in-memory store behind the engine, for reads that need its extra API. Writing
     /// through it bypasses the log: don't.
     pub fn memory_store(&self) -> &MemoryStore {
