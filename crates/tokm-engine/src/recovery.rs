@@ -406,7 +406,9 @@ fn build_store(
     records: Vec<SessionRecord>,
     file: &str,
 ) -> Result<Result<MemoryStore, SnapshotError>, EngineError> {
-    let options = store_options(config, records.len());
+    // Room for an eighth more than the snapshot holds: the log replayed next and the first
+    // writes after the open then fill the tables instead of doubling them shard by shard.
+    let options = store_options(config, records.len() + records.len() / 8);
     let damaged = |what| {
         Ok(Err(SnapshotError::Malformed {
             file: file.to_owned(),
