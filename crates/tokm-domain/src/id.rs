@@ -27,10 +27,21 @@ pub(crate) fn check_text(
             format!("is {} bytes, limit {limit_name} = {len_max}", value.len()),
         ));
     }
-    if value.chars().any(char::is_control) {
+    if has_control_character(value) {
         return Err(SessionError::invalid(field, "contains a control character"));
     }
     Ok(())
+}
+
+/// Whether `value` holds a control character (Unicode category Cc: U+0000-U+001F and
+/// U+007F-U+009F). Reads bytes for ASCII text, the common case on every snapshot load, and
+/// decodes characters only otherwise.
+pub(crate) fn has_control_character(value: &str) -> bool {
+    if value.is_ascii() {
+        value.bytes().any(|byte| byte < 0x20 || byte == 0x7f)
+    } else {
+        value.chars().any(char::is_control)
+    }
 }
 
 /// The id of a session: a ULID (48-bit millisecond time, 80 random bits), never nil.
@@ -209,6 +220,21 @@ mod tests {
             "{err}"
         );
         assert!(ApiKeyId::new("ключ-1").is_ok(), "non-ASCII text is allowed");
+    }
+
+    #[test]
+    fn the_ascii_path_finds_the_same_control_characters_as_char_is_control() {
+        for code in 0_u32..0x100 {
+            let Some(character) = char::from_u32(code) else {
+                continue;
+            };
+            let text = format!("a{character}b");
+            assert_eq!(
+                has_control_character(&text),
+                character.is_control(),
+                "U+{code:04X}"
+            );
+        }
     }
 
     #[test]

@@ -199,7 +199,7 @@ pub(crate) fn check_entry(key: &str, value: &str) -> Result<(), SessionError> {
             ),
         ));
     }
-    if value.chars().any(char::is_control) {
+    if crate::id::has_control_character(value) {
         return Err(SessionError::invalid(
             "metadata value",
             "contains a control character",
