@@ -4,53 +4,15 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{FileHook, Interposed, sim_dir};
-use parking_lot::{Condvar, Mutex};
+use common::{FileHook, Interposed, SyncGate, sim_dir};
 use tokm_wal::testkit::SimStorage;
 use tokm_wal::{Durability, Lsn, Wal, WalOptions};
-
-/// Holds every `sync_data` while closed, counting the callers held.
-#[derive(Debug, Default)]
-struct Gate {
-    state: Mutex<(bool, usize)>,
-    changed: Condvar,
-}
-
-impl Gate {
-    fn set_closed(&self, closed: bool) {
-        self.state.lock().0 = closed;
-        self.changed.notify_all();
-    }
-
-    fn pass(&self) {
-        let mut state = self.state.lock();
-        state.1 += 1;
-        self.changed.notify_all();
-        while state.0 {
-            self.changed.wait(&mut state);
-        }
-        state.1 -= 1;
-    }
-
-    fn wait_for_held(&self, count: usize) {
-        let mut state = self.state.lock();
-        while state.1 < count {
-            self.changed.wait(&mut state);
-        }
-    }
-}
-
-impl FileHook for Gate {
-    fn before_sync(&self) {
-        self.pass();
-    }
-}
 
 #[test]
 fn appenders_arriving_during_an_fsync_share_the_next_one() {
     const FOLLOWERS: u64 = 6;
     let sim = SimStorage::new();
-    let gate = Arc::new(Gate::default());
+    let gate = Arc::new(SyncGate::default());
     let storage = Interposed {
         inner: sim.clone(),
         hook: Arc::clone(&gate) as Arc<dyn FileHook>,
