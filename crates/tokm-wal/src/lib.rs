@@ -42,14 +42,17 @@
 //! dedicated thread: appenders encode into one bounded buffer (at most
 //! `group_commit_records_max` records / `group_commit_bytes_max` bytes) and whichever waiter
 //! finds a round free runs it: a *write round* writes the whole buffer, a *sync round* runs one
-//! `fdatasync` covering everything written before it began, a *rotation round* seals the
-//! segment and creates the next. Writes overlap an in-flight fsync, so records arriving during
-//! one fsync share the next. A new segment is created under a temp name, its header synced,
-//! renamed, and the directory synced.
+//! `fdatasync` covering everything written before it began, a *seal round* syncs a full
+//! segment and only then creates the next. Writes overlap an in-flight fsync, so records
+//! arriving during one fsync share the next. Rotation does not stall appenders: they switch to
+//! the next segment at once and buffer its records in memory while the background flusher runs
+//! the seal round; a `Sync` append after the switch is acknowledged only once the full segment
+//! is synced. A new segment is created under a temp name with its header and first records,
+//! synced, renamed, and the directory synced.
 //!
 //! [`Durability::Batch`] returns after buffering; the background flusher writes and syncs every
 //! `sync_interval` (a power cut loses at most that window), sooner once `sync_bytes_max` bytes
-//! are written but unsynced (so a rotation's sync stays short), and a full buffer is written inline
+//! are written but unsynced (so a seal round's sync stays short), and a full buffer is written inline
 //! (never waiting for an fsync). After any failed write or sync the writer *fails closed*: every
 //! waiter and every later append gets [`WalError::WriterFailed`], and nothing not durable was
 //! ever reported durable. A segment open at a crash is never appended to again; opening always

@@ -5,15 +5,25 @@
 //! whichever I/O round is needed and free (or waits for the thread running it):
 //! - a *write round* takes the whole pending buffer and writes it with the lock released;
 //! - a *sync round* runs `fdatasync` and then marks durable everything written before it began;
-//! - a *rotation round* (exclusive) writes the rest, syncs, and creates the next segment.
+//! - a *seal round* (exclusive) finishes a full segment: writes its rest, syncs it, and only
+//!   then creates the next segment's file, with the frames already encoded for it.
 //!
 //! Writes may overlap a sync, so records arriving during an fsync are written meanwhile and the
 //! next single fsync covers all of them; batch-mode appenders are never stalled by a sync. A
 //! lone appender pays one write and one fdatasync, with no thread hand-off.
 //!
+//! Rotation does not stall appenders. When a record does not fit, the appender switches the
+//! log to the next segment at once, in memory ([`SegmentDisk::AwaitingSeal`]): records keep
+//! being encoded for it into the pending buffer while the background flusher (woken at the
+//! switch) runs the seal round. Its file is created only after the full segment is synced, so
+//! a newer segment never exists on disk next to an older one with an unsynced tail (recovery
+//! would read that tail as a loss), and a record of the new segment is acknowledged only after
+//! the seal round made it durable. An appender waits for a seal round only when it needs one:
+//! a `Sync` append (every older record must be durable first), a full pending buffer, or a
+//! segment that fills up before it exists.
+//!
 //! The background flusher syncs every `sync_interval`, and early once `sync_bytes_max` bytes
-//! are written but unsynced: a rotation then finds little to sync, so the appenders waiting for
-//! it are not held up by a second's worth of batch-mode writes.
+//! are written but unsynced, so a seal round finds little to sync.
 
 use std::io;
 use std::mem;
@@ -54,18 +64,66 @@ pub enum Durability {
     Batch,
 }
 
-/// A segment file being appended to.
+/// The segment records are encoded for.
 #[derive(Debug)]
 struct OpenSegment {
     id: SegmentId,
     name: String,
-    file: Arc<dyn StorageFile>,
+    disk: SegmentDisk,
     seal: PayloadSeal,
     created_at_ms: u64,
     /// Bytes in the file: the offset of the next write.
     written_bytes: u64,
     /// Records in the file plus those pending for it.
     records_count: u64,
+}
+
+/// Whether the open segment's file exists yet.
+#[derive(Debug)]
+enum SegmentDisk {
+    /// Created: header and name are durable; write and sync rounds use this file.
+    Created(Arc<dyn StorageFile>),
+    /// Not created yet: the previous segment is full and waits for its seal round, which syncs
+    /// it and then creates this one. Until then this segment's records stay in the pending
+    /// buffer; no write or sync round runs.
+    AwaitingSeal(Box<Sealing>),
+}
+
+/// A full segment not yet known to be synced, and what creating its successor needs.
+#[derive(Debug)]
+struct Sealing {
+    name: String,
+    file: Arc<dyn StorageFile>,
+    /// Its frames not yet written (the pending buffer at the switch), and where they go.
+    rest: Vec<u8>,
+    rest_offset: u64,
+    /// LSN of its last record.
+    last_lsn: Lsn,
+    /// The header of the successor (the open segment).
+    next_header: SegmentHeader,
+}
+
+/// A segment decided (id, name, salt, header) before its file exists.
+#[derive(Debug)]
+struct NewSegment {
+    id: SegmentId,
+    name: String,
+    seal: PayloadSeal,
+    header: SegmentHeader,
+}
+
+impl NewSegment {
+    fn open(self, disk: SegmentDisk) -> OpenSegment {
+        OpenSegment {
+            id: self.id,
+            name: self.name,
+            disk,
+            seal: self.seal,
+            created_at_ms: self.header.created_at_ms,
+            written_bytes: HEADER_LEN as u64,
+            records_count: 0,
+        }
+    }
 }
 
 /// Why the writer failed closed.
@@ -97,13 +155,17 @@ struct State {
     sync_in_flight_target: Lsn,
     /// Bytes of the open segment written but not covered by a finished or running sync.
     unsynced_bytes: u64,
-    /// The open segment is full; no record may be encoded until a rotation round runs.
-    rotate_requested: bool,
     failed: Option<Failure>,
     /// Copied from the options: the bound on the pending buffer.
     group_commit_records_max: usize,
     group_commit_bytes_max: usize,
+    /// The bound on the pending buffer while the open segment awaits its seal round.
+    awaiting_seal_bytes_max: usize,
 }
+
+/// The most bytes appenders buffer in memory for a segment whose file does not exist yet,
+/// whatever `sync_bytes_max` says: memory stays bounded however slow the seal round is.
+const AWAITING_SEAL_BYTES_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// Where a segment lives in the log, for compaction.
 #[derive(Clone, Debug)]
@@ -117,19 +179,21 @@ struct Shared {
     dir: PathBuf,
     options: WalOptions,
     /// Lock order: `state`, then `segments`. Never held across I/O: a round sets `writing` or
-    /// `syncing` under it, releases it for the I/O, and clears the flag under it again.
+    /// `syncing` (a seal round both) under it, releases it for the I/O, and clears the flag
+    /// under it again.
     state: Mutex<State>,
-    /// Signalled when a write round (or a rotation) ends.
+    /// Signalled when a write round (or a seal round) ends.
     write_done: Condvar,
     /// Signalled when a sync round ends, indexed by sync generation parity: waiters the
     /// in-flight sync will satisfy sleep on its generation's condvar (all woken when it ends);
     /// later ones on the next generation's (one woken to start the next sync). This keeps an
     /// fsync's end from waking appenders it did not cover.
     sync_done: [Condvar; 2],
-    /// Segments in the log, oldest first; the last is the open one.
+    /// Segments in the log, oldest first; the last is the newest created one (the open one,
+    /// or the one being sealed while the open one awaits its seal round).
     segments: Mutex<Vec<SegmentEntry>>,
-    /// Asks the background flusher for a sync now (`sync_bytes_max` reached). Bounded to one
-    /// message: a request already queued covers later ones.
+    /// Asks the background flusher for a sync now (`sync_bytes_max` reached, or a segment to
+    /// seal). Bounded to one message: a request already queued covers later ones.
     sync_requests: Sender<()>,
 }
 
@@ -316,13 +380,14 @@ impl LogWalk {
                 .map_err(|source| WalError::io("sync", &newest.name, source))?;
         }
         let next_lsn = plan.next_lsn();
-        let segment = create_segment(
+        let new_segment = prepare_segment(
             &options,
-            &dir,
             next_lsn,
             plan.new_previous_lsn(),
             plan.next_segment_id(),
         )?;
+        let file = create_segment_file(&options, &dir, &new_segment.header, &[])?;
+        let segment = new_segment.open(SegmentDisk::Created(file));
         let mut segments: Vec<SegmentEntry> = kept
             .segments
             .iter()
@@ -387,10 +452,14 @@ impl Wal {
             sync_generation: 0,
             sync_in_flight_target: recovered_lsn,
             unsynced_bytes: 0,
-            rotate_requested: false,
             failed: None,
             group_commit_records_max: options.group_commit_records_max,
             group_commit_bytes_max: options.group_commit_bytes_max,
+            awaiting_seal_bytes_max: usize::try_from(
+                options.sync_bytes_max.min(AWAITING_SEAL_BYTES_LIMIT),
+            )
+            .unwrap_or(usize::MAX)
+            .max(options.group_commit_bytes_max),
         };
         let sync_interval = options.sync_interval;
         let (sync_requests, sync_request_receiver) = channel::bounded::<()>(1);
@@ -457,16 +526,67 @@ impl State {
 
     fn reached(&self, goal: Goal) -> bool {
         match goal {
-            Goal::Room => !self.rotate_requested && !self.pending_full_for_room(),
+            Goal::Room => !self.pending_full_for_room(),
+            Goal::Created => !self.awaiting_seal(),
             Goal::Written(target) => self.written_lsn >= target,
             Goal::Durable(target) => self.durable_lsn >= target,
         }
     }
 
-    /// The pending buffer holds a full group: appenders wait until it is written.
+    /// The open segment's file does not exist yet; only a seal round can make progress.
+    fn awaiting_seal(&self) -> bool {
+        matches!(self.segment.disk, SegmentDisk::AwaitingSeal(_))
+    }
+
+    /// The open segment's file, for a write or sync round.
+    fn created_file(&self) -> Arc<dyn StorageFile> {
+        match &self.segment.disk {
+            SegmentDisk::Created(file) => Arc::clone(file),
+            SegmentDisk::AwaitingSeal(_) => {
+                panic!("a write or sync round ran before its segment was created")
+            }
+        }
+    }
+
+    /// The pending buffer holds a full group: appenders wait until it is written. While the
+    /// open segment awaits its seal round nothing can be written, so the buffer takes up to
+    /// `awaiting_seal_bytes_max` bytes instead, in as many records as they make.
     fn pending_full_for_room(&self) -> bool {
+        if self.awaiting_seal() {
+            return self.pending.len() >= self.awaiting_seal_bytes_max;
+        }
         self.pending_records >= self.group_commit_records_max
             || self.pending.len() >= self.group_commit_bytes_max
+    }
+
+    /// Makes the next segment the open one at once, in memory: the full one's unwritten
+    /// frames move aside for the seal round, which syncs it and then creates the new file.
+    /// CPU only (a fresh salt and header), so it runs under the lock.
+    fn switch_segment(&mut self, options: &WalOptions) -> Result<(), WalError> {
+        let SegmentDisk::Created(file) = &self.segment.disk else {
+            panic!("switching away from a segment that was never created");
+        };
+        let file = Arc::clone(file);
+        let last_lsn = self.next_lsn.prev();
+        let next = prepare_segment(
+            options,
+            self.next_lsn,
+            last_lsn,
+            SegmentId::new(self.segment.id.get() + 1),
+        )?;
+        let rest_offset = self.segment.written_bytes;
+        let name = self.segment.name.clone();
+        let (rest, _) = self.take_pending();
+        let sealing = Sealing {
+            name,
+            file,
+            rest,
+            rest_offset,
+            last_lsn,
+            next_header: next.header.clone(),
+        };
+        self.segment = next.open(SegmentDisk::AwaitingSeal(Box::new(sealing)));
+        Ok(())
     }
 
     /// Takes the pending buffer (leaving the spare in its place) and the LSN of its last record.
@@ -562,26 +682,31 @@ impl Shared {
         Ok(LsnRange { first, last })
     }
 
-    /// Encodes one record, first making room: a full buffer is written, a full segment rotated.
+    /// Encodes one record, first making room: a full buffer is written, a full segment is
+    /// switched for the next one (see [`State::switch_segment`]).
     fn encode_one(
         &self,
         state: &mut MutexGuard<'_, State>,
         payload: &[u8],
     ) -> Result<Lsn, WalError> {
-        let frame_bytes = frame_len(state.segment.seal.stored_len(payload.len()));
-        // At most two passes: a rotation, once done, leaves an empty segment that accepts the
-        // record whatever its size.
+        // At most three passes: a wait for the open segment's file, a switch, then an empty
+        // segment that accepts the record whatever its size.
         loop {
             self.advance(state, Goal::Room)?;
-            if state.segment_full(
-                &self.options,
-                frame_bytes,
-                self.options.clock.now().as_millis(),
-            ) {
-                state.rotate_requested = true;
+            let frame_bytes = frame_len(state.segment.seal.stored_len(payload.len()));
+            let now_ms = self.options.clock.now().as_millis();
+            if !state.segment_full(&self.options, frame_bytes, now_ms) {
+                return state.encode(payload);
+            }
+            if state.awaiting_seal() {
+                // The open segment filled up before its file exists; switching again would
+                // need two segments in memory. Rare: it takes a whole segment in one seal.
+                self.advance(state, Goal::Created)?;
                 continue;
             }
-            return state.encode(payload);
+            state.switch_segment(&self.options)?;
+            // Full means a request is already queued; the flusher will seal then.
+            let _ = self.sync_requests.try_send(());
         }
     }
 
@@ -603,11 +728,14 @@ impl Shared {
             if state.reached(goal) {
                 return Ok(());
             }
-            let round = if state.rotate_requested {
-                (!state.writing && !state.syncing).then_some(Round::Rotate)
+            let round = if state.awaiting_seal() {
+                // Every goal not yet reached needs the open segment's file first.
+                (!state.writing && !state.syncing).then_some(Round::Seal)
             } else {
                 match goal {
-                    Goal::Room | Goal::Written(_) => (!state.writing).then_some(Round::Write),
+                    Goal::Room | Goal::Created | Goal::Written(_) => {
+                        (!state.writing).then_some(Round::Write)
+                    }
                     Goal::Durable(target) if state.written_lsn < target => {
                         (!state.writing).then_some(Round::Write)
                     }
@@ -617,7 +745,7 @@ impl Shared {
             match round {
                 Some(Round::Write) => self.write_round(state),
                 Some(Round::Sync) => self.sync_round(state),
-                Some(Round::Rotate) => self.rotate_round(state),
+                Some(Round::Seal) => self.seal_round(state),
                 // Wait on the round that blocks this goal only, so appenders waiting for an
                 // fsync are not woken by every write.
                 None if state.writing
@@ -640,7 +768,7 @@ impl Shared {
         assert!(!state.writing, "one writer at a time");
         state.writing = true;
         let (batch, batch_last) = state.take_pending();
-        let file = Arc::clone(&state.segment.file);
+        let file = state.created_file();
         // Reserve the range now so size-based rotation counts bytes in flight.
         let offset = state.segment.written_bytes;
         state.segment.written_bytes += batch.len() as u64;
@@ -678,7 +806,7 @@ impl Shared {
         state.sync_generation += 1;
         state.sync_in_flight_target = target;
         let generation = state.sync_generation;
-        let file = Arc::clone(&state.segment.file);
+        let file = state.created_file();
         let name = state.segment.name.clone();
         let outcome = MutexGuard::unlocked(state, || {
             file.sync_data()
@@ -701,49 +829,70 @@ impl Shared {
         self.sync_done[((generation + 1) % 2) as usize].notify_one();
     }
 
-    /// Seals the open segment (write the rest, sync) and creates the next, with the lock
-    /// released and no other round running.
-    fn rotate_round(&self, state: &mut MutexGuard<'_, State>) {
-        assert!(!state.writing && !state.syncing, "rotation runs alone");
+    /// Finishes the full segment and creates the open one, with the lock released and no
+    /// other round running: writes the full segment's rest, syncs it, and only then creates
+    /// the open segment's file holding its header and the frames pending for it, synced and
+    /// named durably. Everything encoded before the round began is then durable.
+    ///
+    /// The order is what recovery relies on: a segment's file exists only once every older
+    /// segment is synced whole, so a sealed segment never has a torn end that recovery would
+    /// count as lost records. A crash before the rename leaves a `.wal.tmp` that recovery
+    /// removes; its records were never acknowledged.
+    fn seal_round(&self, state: &mut MutexGuard<'_, State>) {
+        assert!(!state.writing && !state.syncing, "a seal round runs alone");
+        let SegmentDisk::AwaitingSeal(sealing) = &mut state.segment.disk else {
+            panic!("a seal round without a segment awaiting it");
+        };
+        let rest = mem::take(&mut sealing.rest);
+        let rest_offset = sealing.rest_offset;
+        let sealed_file = Arc::clone(&sealing.file);
+        let sealed_name = sealing.name.clone();
+        let sealed_last = sealing.last_lsn;
+        let header = sealing.next_header.clone();
         state.writing = true;
         state.syncing = true;
         let (batch, batch_last) = state.take_pending();
-        let file = Arc::clone(&state.segment.file);
-        let offset = state.segment.written_bytes;
-        let name = state.segment.name.clone();
-        let next_first_lsn = state.next_lsn;
-        let next_segment_id = SegmentId::new(state.segment.id.get() + 1);
-        let outcome = MutexGuard::unlocked(state, || -> Result<OpenSegment, WalError> {
-            if !batch.is_empty() {
-                file.write_all_at(offset, &batch)
-                    .map_err(|source| WalError::io("write", &name, source))?;
+        state.segment.written_bytes += batch.len() as u64;
+        let mut sealed_durable = false;
+        let outcome = MutexGuard::unlocked(state, || -> Result<Arc<dyn StorageFile>, WalError> {
+            if !rest.is_empty() {
+                sealed_file
+                    .write_all_at(rest_offset, &rest)
+                    .map_err(|source| WalError::io("write", &sealed_name, source))?;
             }
-            file.sync_data()
-                .map_err(|source| WalError::io("sync", &name, source))?;
-            create_segment(
-                &self.options,
-                &self.dir,
-                next_first_lsn,
-                batch_last,
-                next_segment_id,
-            )
+            sealed_file
+                .sync_data()
+                .map_err(|source| WalError::io("sync", &sealed_name, source))?;
+            sealed_durable = true;
+            create_segment_file(&self.options, &self.dir, &header, &batch)
         });
         state.writing = false;
         state.syncing = false;
+        if sealed_durable {
+            state.durable_lsn = state.durable_lsn.max(sealed_last);
+            state.written_lsn = state.written_lsn.max(sealed_last);
+        }
         match outcome {
-            Ok(new_segment) => {
+            Ok(file) => {
                 state.written_lsn = batch_last;
                 state.durable_lsn = batch_last;
-                self.segments.lock().push(SegmentEntry {
-                    name: new_segment.name.clone(),
-                    first_lsn: next_first_lsn,
-                });
-                state.segment = new_segment;
                 state.unsynced_bytes = 0;
-                state.rotate_requested = false;
+                self.segments.lock().push(SegmentEntry {
+                    name: state.segment.name.clone(),
+                    first_lsn: header.first_lsn,
+                });
+                state.segment.disk = SegmentDisk::Created(file);
             }
-            Err(error) => state.fail(&error, &name),
+            Err(error) => {
+                let failed_name = if sealed_durable {
+                    state.segment.name.clone()
+                } else {
+                    sealed_name
+                };
+                state.fail(&error, &failed_name);
+            }
         }
+        state.recycle(rest);
         state.recycle(batch);
         self.write_done.notify_all();
         self.notify_all_sync_waiters();
@@ -771,8 +920,10 @@ impl Shared {
 /// What a caller of `Shared::advance` waits for.
 #[derive(Clone, Copy, Debug)]
 enum Goal {
-    /// The pending buffer has room and no rotation is due.
+    /// The pending buffer has room.
     Room,
+    /// The open segment's file exists (no seal round is due).
+    Created,
     /// Every record up to this LSN is written to the file.
     Written(Lsn),
     /// Every record up to this LSN is durable.
@@ -784,32 +935,48 @@ enum Goal {
 enum Round {
     Write,
     Sync,
-    Rotate,
+    Seal,
 }
 
-/// Creates a segment atomically: header written and synced under a temp name, renamed into
-/// place, directory synced. A crash leaves either no segment or a complete header.
-fn create_segment(
+/// Decides a new segment without touching the disk: its name, a fresh salt (so its own
+/// subkey) and its header.
+fn prepare_segment(
     options: &WalOptions,
-    dir: &Path,
     first_lsn: Lsn,
     previous_lsn: Lsn,
     id: SegmentId,
-) -> Result<OpenSegment, WalError> {
-    let storage = &options.storage;
+) -> Result<NewSegment, WalError> {
     let name = segment_name(first_lsn);
-    let temp = temp_name(first_lsn);
     let seal = PayloadSeal::for_new_segment(options.keyring.as_deref(), &name)?;
-    let created_at_ms = options.clock.now().as_millis();
     let header = SegmentHeader {
         version: FormatVersion::V1,
         segment_id: id,
         first_lsn,
         previous_lsn,
-        created_at_ms,
+        created_at_ms: options.clock.now().as_millis(),
         node_id: options.node_id,
         cipher: seal.header_cipher(id, &name)?,
     };
+    Ok(NewSegment {
+        id,
+        name,
+        seal,
+        header,
+    })
+}
+
+/// Creates a segment atomically: header and `first_frames` (already encoded for it) written
+/// and synced under a temp name, renamed into place, directory synced. A crash leaves either
+/// no segment or a complete header followed by a prefix of the frames.
+fn create_segment_file(
+    options: &WalOptions,
+    dir: &Path,
+    header: &SegmentHeader,
+    first_frames: &[u8],
+) -> Result<Arc<dyn StorageFile>, WalError> {
+    let storage = &options.storage;
+    let name = segment_name(header.first_lsn);
+    let temp = temp_name(header.first_lsn);
     let final_path = dir.join(&name);
     // Renaming over an existing segment would destroy it; recovery removes any segment the new
     // one could collide with, so this is a bug or a foreign writer.
@@ -826,6 +993,10 @@ fn create_segment(
         .map_err(|source| WalError::io("create", &temp, source))?;
     file.write_all_at(0, &header.encode())
         .map_err(|source| WalError::io("write", &temp, source))?;
+    if !first_frames.is_empty() {
+        file.write_all_at(HEADER_LEN as u64, first_frames)
+            .map_err(|source| WalError::io("write", &temp, source))?;
+    }
     file.sync_data()
         .map_err(|source| WalError::io("sync", &temp, source))?;
     storage
@@ -834,15 +1005,7 @@ fn create_segment(
     storage
         .sync_dir(dir)
         .map_err(|source| WalError::io("sync directory", &dir.display().to_string(), source))?;
-    Ok(OpenSegment {
-        id,
-        name,
-        file,
-        seal,
-        created_at_ms,
-        written_bytes: HEADER_LEN as u64,
-        records_count: 0,
-    })
+    Ok(file)
 }
 
 /// Applies what recovery decided, then syncs the directory. Returns the quarantine files made.
