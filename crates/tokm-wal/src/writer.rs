@@ -670,11 +670,14 @@ impl Shared {
                 limit_bytes,
             });
         }
+        // Read the clock (for age-based rotation) before taking the lock, not per record
+        // under it: a batch is appended at one instant.
+        let now_ms = self.options.clock.now().as_millis();
         let mut state = self.state.lock();
-        let first = self.encode_one(&mut state, first_payload)?;
+        let first = self.encode_one(&mut state, first_payload, now_ms)?;
         let mut last = first;
         for payload in rest {
-            last = self.encode_one(&mut state, payload)?;
+            last = self.encode_one(&mut state, payload, now_ms)?;
         }
         if durability == Durability::Sync {
             self.advance(&mut state, Goal::Durable(last))?;
@@ -688,13 +691,13 @@ impl Shared {
         &self,
         state: &mut MutexGuard<'_, State>,
         payload: &[u8],
+        now_ms: u64,
     ) -> Result<Lsn, WalError> {
         // At most three passes: a wait for the open segment's file, a switch, then an empty
         // segment that accepts the record whatever its size.
         loop {
             self.advance(state, Goal::Room)?;
             let frame_bytes = frame_len(state.segment.seal.stored_len(payload.len()));
-            let now_ms = self.options.clock.now().as_millis();
             if !state.segment_full(&self.options, frame_bytes, now_ms) {
                 return state.encode(payload);
             }
