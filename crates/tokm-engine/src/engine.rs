@@ -222,19 +222,55 @@ impl Shared {
         {
             return Ok(());
         }
-        let payloads: Vec<Vec<u8>> = mutations
-            .iter()
-            .map(|mutation| {
-                let mut payload = Vec::new();
-                tokm_proto::encode_mutation(mutation, now, &mut payload);
-                payload
-            })
-            .collect();
-        let slices: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
-        if let Err(error) = self.wal.append_batch(&slices, self.config.durability) {
-            return Err(self.fail(error));
+        // Every write runs through here: encode into buffers kept per thread rather than a
+        // `Vec` per mutation plus a `Vec` of slices (the profile of 64 writers showed the
+        // allocator and the payload's regrowth on this path). Calls do not nest, so the
+        // `RefCell` is never borrowed twice.
+        thread_local! {
+            static ENCODED: std::cell::RefCell<(Vec<u8>, Vec<usize>)> =
+                const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
         }
-        let bytes: usize = payloads.iter().map(Vec::len).sum();
+        /// Slices passed to the log without allocating: the usual one or two mutations.
+        const INLINE_SLICES_MAX: usize = 4;
+        /// A buffer grown past this by a large batch (a user's sessions deleted at once) is
+        /// released rather than kept for the thread's lifetime.
+        const KEPT_BUFFER_BYTES_MAX: usize = 64 * 1024;
+        let appended = ENCODED.with_borrow_mut(|(encoded, ends)| {
+            encoded.clear();
+            ends.clear();
+            for mutation in mutations {
+                tokm_proto::encode_mutation(mutation, now, encoded);
+                ends.push(encoded.len());
+            }
+            let slice = |index: usize| {
+                let start = index.checked_sub(1).map_or(0, |previous| ends[previous]);
+                &encoded[start..ends[index]]
+            };
+            let result = if ends.len() <= INLINE_SLICES_MAX {
+                let slices: [&[u8]; INLINE_SLICES_MAX] = std::array::from_fn(|index| {
+                    if index < ends.len() {
+                        slice(index)
+                    } else {
+                        &[]
+                    }
+                });
+                self.wal
+                    .append_batch(&slices[..ends.len()], self.config.durability)
+            } else {
+                let slices: Vec<&[u8]> = (0..ends.len()).map(slice).collect();
+                self.wal.append_batch(&slices, self.config.durability)
+            };
+            let bytes = encoded.len();
+            if encoded.capacity() > KEPT_BUFFER_BYTES_MAX {
+                *encoded = Vec::new();
+                *ends = Vec::new();
+            }
+            result.map(|_| bytes)
+        });
+        let bytes = match appended {
+            Ok(bytes) => bytes,
+            Err(error) => return Err(self.fail(error)),
+        };
         self.logged_bytes_since_snapshot
             .fetch_add(bytes as u64, Ordering::Relaxed);
         for mutation in mutations {
