@@ -435,7 +435,7 @@ fn invalid_store_options(error: MemoryStoreError) -> EngineError {
 fn store_options(config: &EngineConfig, capacity: usize) -> StoreOptions {
     StoreOptions {
         quota: config.quota,
-        capacity,
+        capacity: capacity.max(config.expected_sessions),
     }
 }
 
