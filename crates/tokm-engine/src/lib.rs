@@ -69,8 +69,9 @@
 //! # Snapshots
 //! Taken by [`Engine::snapshot_now`], by the background thread when the interval (1 h) or the
 //! logged bytes (1 GiB) trigger fires, and after a recovery that replayed more than 100,000
-//! records. Writers are paused only while the engine gathers pointers to the session bodies
-//! and the LSN; encoding and I/O run while writes continue. After each snapshot, retention runs,
+//! records. Writers are paused only while the engine reads the LSN and starts the store's
+//! capture, which costs O(shards), not O(sessions); copying, encoding (on every core) and I/O
+//! run while writes continue. After each snapshot, retention runs,
 //! then the log is compacted behind the *oldest* snapshot kept, so falling back to it still
 //! works.
 //!

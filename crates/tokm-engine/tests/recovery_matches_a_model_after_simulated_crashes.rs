@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use tokm_domain::testkit::SessionFactory;
-use tokm_domain::{Clock, ManualClock, NewSession, SessionRepository, TokenRepository};
+use tokm_domain::{
+    Clock, ManualClock, NewSession, SessionRecord, SessionRepository, TokenRepository,
+};
 use tokm_engine::{Engine, EngineConfig};
 use tokm_memory_store::{MemoryStore, StoreOptions};
 use tokm_wal::testkit::{CrashCut, SimStorage};
@@ -89,10 +91,10 @@ impl Harness {
     }
 
     fn pick(&self, pick: usize) -> Option<tokm_domain::Session> {
-        let mut all: Vec<_> = self.model.sessions();
-        all.sort_by_key(|session| session.id());
+        let mut all = self.model.records();
+        all.sort_by_key(SessionRecord::id);
         all.get(pick % all.len().max(1))
-            .map(|session| (**session).clone())
+            .map(SessionRecord::to_session)
     }
 
     fn apply(&mut self, op: &Op) -> Result<(), TestCaseError> {
@@ -164,9 +166,9 @@ impl Harness {
     fn check(&self) -> Result<(), TestCaseError> {
         let mut model: Vec<_> = self
             .model
-            .sessions()
+            .records()
             .iter()
-            .map(|s| (**s).clone())
+            .map(SessionRecord::to_session)
             .collect();
         model.sort_by_key(|session| session.id());
         prop_assert_eq!(common::state(self.engine()), model);

@@ -211,18 +211,6 @@ impl MemoryStore {
         records
     }
 
-    /// Every stored session decoded into a shared `Session`, gathered like
-    /// [`MemoryStore::records`] (not one instant).
-    ///
-    /// Transitional, for the engine's snapshot writer until it moves to
-    /// [`MemoryStore::capture`]: it allocates every session's strings again (about twice the
-    /// store's memory at once) and shares nothing with the store. Remove with its last caller.
-    pub fn sessions(&self) -> Vec<Arc<Session>> {
-        let mut sessions = Vec::with_capacity(self.len());
-        self.for_each(|record| sessions.push(Arc::new(record.to_session())));
-        sessions
-    }
-
     /// Starts a capture of every stored session as of one instant (see [`Capture`]), waiting
     /// while another capture is alive.
     ///

@@ -2,7 +2,8 @@
 //! list, retain; and read them all without changing anything.
 //!
 //! Is: a directory of checksummed, optionally encrypted snapshot files ([`SnapshotStore`]),
-//! streamed block by block so a million sessions never need a second copy in memory, read
+//! encoded and sealed on every core a few blocks at a time (records are shared with the
+//! caller, never copied whole), read
 //! back with every byte verified, damaged files renamed aside (`*.broken`) and older ones
 //! used instead ([`LoadReport`]), and a retention policy that never leaves fewer than one
 //! intact snapshot. A read-only view of the same directory ([`SnapshotReader`]) lets a caller

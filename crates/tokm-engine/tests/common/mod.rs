@@ -9,8 +9,8 @@ use std::time::Duration;
 use tokm_domain::testkit::{SUITE_START, SessionFactory};
 use tokm_domain::{
     Clock, CreateOutcome, Cursor, CursorPage, ListResult, ManualClock, NewSession, Page, PageSize,
-    Session, SessionError, SessionFilter, SessionId, SessionRepository, Sort, Timestamp, TokenHash,
-    TokenRepository, UserId,
+    Session, SessionError, SessionFilter, SessionId, SessionRecord, SessionRepository, Sort,
+    Timestamp, TokenHash, TokenRepository, UserId,
 };
 use tokm_engine::{Engine, EngineConfig, SnapshotPolicy};
 
@@ -35,9 +35,9 @@ pub fn clock() -> Arc<ManualClock> {
 pub fn state(engine: &Engine) -> Vec<Session> {
     let mut sessions: Vec<Session> = engine
         .memory_store()
-        .sessions()
+        .records()
         .iter()
-        .map(|session| Session::clone(session))
+        .map(SessionRecord::to_session)
         .collect();
     sessions.sort_by_key(Session::id);
     sessions
