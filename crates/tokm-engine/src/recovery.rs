@@ -144,12 +144,13 @@ struct ReplayCounts {
     skipped: u64,
 }
 
-/// Loads snapshots newest first until one passes every check. A key the keyring lacks stops
-/// at once (a key problem whatever else is found); a first block that fails authentication
-/// does not, since an older file opening under the same key proves that failure is damage.
 /// The usable snapshot's header and the store built from its records.
 type Base = (SnapshotMeta, MemoryStore);
 
+/// Loads snapshots newest first until one passes every check, building the store from the
+/// first that does. A key the keyring lacks stops at once (a key problem whatever else is
+/// found); a first block that fails authentication does not, since an older file opening under
+/// the same key proves that failure is damage.
 fn examine_snapshots(
     reader: &SnapshotReader,
     config: &EngineConfig,
