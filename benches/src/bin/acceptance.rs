@@ -798,9 +798,7 @@ fn reads(run: &mut Run, engine: &Engine) {
         );
         std::hint::black_box(listed);
     });
-    let slowest_ms = ranges
-        .last()
-        .map_or(0.0, |slowest| slowest.as_secs_f64() * 1e3);
+    let (_, text) = slowest_of_five(&ranges);
     // No seed target or goal: both are the traversal's, and a "yes" here would claim it.
     run.rows.push(Row::new(
         format!(
@@ -809,10 +807,7 @@ fn reads(run: &mut Run, engine: &Engine) {
         ),
         "-",
         "-",
-        format!(
-            "{slowest_ms:.1} ms slowest of 5 (median {:.1} ms)",
-            ranges[2].as_secs_f64() * 1e3
-        ),
+        text,
     ));
 
     // The SPEC's "range over 1M": a traversal that visits every session and reads a field of
@@ -829,9 +824,7 @@ fn reads(run: &mut Run, engine: &Engine) {
         );
         std::hint::black_box(latest_expiry);
     });
-    let slowest_ms = walks
-        .last()
-        .map_or(0.0, |slowest| slowest.as_secs_f64() * 1e3);
+    let (slowest_ms, text) = slowest_of_five(&walks);
     run.rows.push(
         Row::new(
             format!(
@@ -840,13 +833,24 @@ fn reads(run: &mut Run, engine: &Engine) {
             ),
             "< 500 ms",
             "<= 100 ms",
-            format!(
-                "{slowest_ms:.1} ms slowest of 5 (median {:.1} ms)",
-                walks[2].as_secs_f64() * 1e3
-            ),
+            text,
         )
         .with_met(Some(slowest_ms <= 100.0)),
     );
+}
+
+/// The slowest of five sorted timings in milliseconds, and the cell text with the median.
+fn slowest_of_five(sorted: &[Duration]) -> (f64, String) {
+    let ms = |at: usize| sorted.get(at).map_or(0.0, |time| time.as_secs_f64() * 1e3);
+    let slowest_ms = ms(sorted.len().saturating_sub(1));
+    (
+        slowest_ms,
+        format!(
+            "{slowest_ms:.1} ms slowest of {} (median {:.1} ms)",
+            sorted.len(),
+            ms(sorted.len() / 2)
+        ),
+    )
 }
 
 /// Milliseconds since the epoch of the workload's first session.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 use prost::Message;
-use tokm_crypto_adaptive::FileCipher;
+use tokm_crypto_adaptive::{FileCipher, TAG_LEN};
 use tokm_domain::SessionRecord;
 use tokm_proto::pb;
 use tokm_wal::{Storage, StorageFile};
@@ -166,11 +166,7 @@ impl<'a> PendingSnapshot<'a> {
     ) -> Result<(), SnapshotError> {
         let encoders = encoders.clamp(1, ENCODERS_MAX);
         let line = Line::new(encoders, BLOCKS_IN_FLIGHT_PER_ENCODER * encoders as u64);
-        let sealer = Sealer {
-            cipher: self.cipher.as_ref(),
-            snapshot_id: self.snapshot_id,
-            file_name: self.blocks.sink.temp_name.clone(),
-        };
+        let sealer = Sealer::new(self.cipher.as_ref(), self.snapshot_id, &self.blocks);
         let blocks = &mut self.blocks;
         let written = std::thread::scope(|scope| {
             for _ in 0..encoders {
@@ -213,12 +209,8 @@ impl<'a> PendingSnapshot<'a> {
             });
         }
         if blocks.handles.is_empty() {
-            let sealer = Sealer {
-                cipher: self.cipher.as_ref(),
-                snapshot_id: self.snapshot_id,
-                file_name: blocks.sink.temp_name.clone(),
-            };
-            let empty = sealer.seal(0, &PlainBlock::default())?;
+            let sealer = Sealer::new(self.cipher.as_ref(), self.snapshot_id, blocks);
+            let empty = sealer.seal(0, &mut PlainBlock::default())?;
             blocks.write_block(&empty)?;
         }
         let index = pb::BlockIndex {
@@ -311,7 +303,7 @@ fn encode(
     Ok(())
 }
 
-/// Numbers, seals and delivers `block`, then empties it for reuse.
+/// Numbers, seals and delivers `block`, leaving it empty.
 fn hand_over(
     block: &mut PlainBlock,
     sealer: &Sealer<'_>,
@@ -323,7 +315,6 @@ fn hand_over(
     };
     let sealed = sealer.seal(number, block)?;
     line.deliver(sealed);
-    block.clear();
     Ok(())
 }
 
@@ -356,9 +347,11 @@ impl PlainBlock {
         self.sessions as usize >= BLOCK_SESSIONS_MAX || self.bytes.len() >= BLOCK_BYTES_TARGET
     }
 
-    fn clear(&mut self) {
-        self.bytes.clear();
-        self.sessions = 0;
+    /// The entries and their count, leaving the block empty with room for the next one.
+    fn take(&mut self) -> (Vec<u8>, u32) {
+        let room = self.bytes.capacity();
+        let bytes = std::mem::replace(&mut self.bytes, Vec::with_capacity(room));
+        (bytes, std::mem::take(&mut self.sessions))
     }
 }
 
@@ -378,17 +371,28 @@ struct Sealer<'a> {
     file_name: String,
 }
 
-impl Sealer<'_> {
-    fn seal(&self, number: u64, block: &PlainBlock) -> Result<SealedBlock, SnapshotError> {
+impl<'a> Sealer<'a> {
+    fn new(cipher: Option<&'a FileCipher>, snapshot_id: u64, blocks: &BlockWriter) -> Sealer<'a> {
+        Sealer {
+            cipher,
+            snapshot_id,
+            file_name: blocks.sink.temp_name.clone(),
+        }
+    }
+
+    /// Seals `block` as block `number`, taking its entries (a plain block is stored as it is,
+    /// without a copy) and leaving it empty.
+    fn seal(&self, number: u64, block: &mut PlainBlock) -> Result<SealedBlock, SnapshotError> {
+        let (plain, session_count) = block.take();
         let stored = match self.cipher {
-            None => block.bytes.clone(),
+            None => plain,
             Some(cipher) => {
-                let mut sealed = Vec::with_capacity(block.bytes.len() + 16);
+                let mut sealed = Vec::with_capacity(plain.len() + TAG_LEN);
                 let aad = format::block_aad(self.snapshot_id, number);
                 // Counter = block number: unique within the file, and the file's salt is
                 // fresh, so (subkey, nonce) never repeats.
                 cipher
-                    .seal_into(number, &aad, &block.bytes, &mut sealed)
+                    .seal_into(number, &aad, &plain, &mut sealed)
                     .map_err(|source| SnapshotError::Crypto {
                         file: self.file_name.clone(),
                         offset: 0,
@@ -401,7 +405,7 @@ impl Sealer<'_> {
             number,
             checksum: format::block_checksum(&stored),
             stored,
-            session_count: block.sessions,
+            session_count,
         })
     }
 }
