@@ -48,8 +48,8 @@ use tokm_benches::{
     SESSIONS_PER_USER, mix, peak_rss_bytes, percentile_us, rss_bytes, typical_session, user_id,
 };
 use tokm_domain::{
-    ManualClock, NewSession, Page, SessionFields, SessionFilter, SessionRepository, Sort, SortBy,
-    SortOrder, Timestamp, TokenRepository,
+    Clock, ManualClock, NewSession, Page, SessionFields, SessionFilter, SessionRepository, Sort,
+    SortBy, SortOrder, Timestamp, TokenRepository,
 };
 use tokm_engine::{Durability, Engine, EngineConfig, SnapshotPolicy};
 use tokm_wal::{Wal, WalOptions};
@@ -216,7 +216,7 @@ fn parse_child_role(role_args: &[String]) -> Result<Invocation, String> {
 }
 
 /// The steps of a table run, in order; the progress display counts them.
-const TABLE_STEPS: [&str; 11] = [
+const TABLE_STEPS: [&str; 12] = [
     "Redis peer, appendfsync everysec (skipped when not installed)",
     "fill the engine (Batch mode)",
     "reads: get, list by user, filtered list, count of a range",
@@ -226,6 +226,7 @@ const TABLE_STEPS: [&str; 11] = [
     "WAL appends, Batch and Sync, 1 and 64 writers",
     "engine creates, Batch, 1 and 64 writers (+ Redis everysec)",
     "durable creates against writer count (+ Redis always)",
+    "expiry sweep beside a durable writer",
     "tokm-cmap vs dashmap mixes",
     "write the report",
 ];
@@ -376,6 +377,8 @@ fn table_run(settings: Settings) {
     batch_creates(&mut run);
     run.progress.next();
     durable_sweep(&mut run);
+    run.progress.next();
+    expiry_sweep(&mut run);
     run.progress.next();
     cmap_mixes(&mut run);
     run.progress.next();
@@ -1325,6 +1328,131 @@ fn engine_creates(dir: &Path, durability: Durability, writers: usize, run: Durat
     engine.close().expect("close");
     let _ = fs::remove_dir_all(dir);
     rate
+}
+
+/// Expired sessions the sweep row removes: the 100,000 in the full run.
+fn expired_for_sweep(settings: &Settings) -> u64 {
+    if settings.quick { 10_000 } else { 100_000 }
+}
+
+/// A typical session that lives a week from `now`, for the writer beside the sweep (the
+/// workload's sessions live a day from the workload's start, and the sweep row moves the clock
+/// past that).
+fn living_session(index: u64, now: Timestamp) -> NewSession {
+    let mut fields = typical_session(40, index).fields().clone();
+    fields.expires_at = now
+        .checked_add(Duration::from_secs(7 * 86_400))
+        .expect("a week after 2023 is in range");
+    NewSession::new(fields).expect("a typical session that lives longer is valid")
+}
+
+/// The expiry sweep's cost: an engine in `Sync` mode holding [`expired_for_sweep`] sessions
+/// that expired, swept by maintenance ticks back to back (the default policy: batches of 256,
+/// 10,000 per tick) while one writer creates sessions; the writer's latency beside the sweep
+/// against its latency alone just before.
+fn expiry_sweep(run: &mut Run) {
+    let expired = expired_for_sweep(&run.settings);
+    let dir = run.data.join("sweep");
+    // Filled in `Batch` mode (fast), reopened in `Sync` mode, the default a service runs.
+    let (engine, _) = Engine::open(config(&dir, Durability::Batch)).expect("open engine");
+    throughput_fill(&engine, expired);
+    engine.close().expect("close");
+    let clock = Arc::new(ManualClock::new(tokm_benches::WORKLOAD_START));
+    let mut sync_config = config(&dir, Durability::Sync);
+    sync_config.clock = clock.clone();
+    let (engine, _) = Engine::open(sync_config).expect("reopen engine");
+    // Past the day every filled session lives.
+    clock.advance(Duration::from_secs(2 * 86_400));
+
+    let stop = AtomicBool::new(false);
+    let (samples, sweep_began, sweep_took, ticks) = std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            let mut samples = Vec::new();
+            let mut index = 0_u64;
+            while !stop.load(Ordering::Relaxed) {
+                let session = living_session(index, clock.now());
+                let began = Instant::now();
+                engine.create(session).expect("create beside the sweep");
+                samples.push((began, began.elapsed()));
+                index += 1;
+            }
+            samples
+        });
+        // The writer alone first, for as long as the sweep is expected to take at ~100k/s.
+        std::thread::sleep(Duration::from_secs_f64(
+            (expired as f64 / 100_000.0).max(0.2),
+        ));
+        let sweep_began = Instant::now();
+        let mut ticks = 0_u32;
+        loop {
+            let tick = engine.run_maintenance().expect("sweep tick").sweep;
+            ticks += 1;
+            if !tick.is_some_and(|tick| tick.backlog) {
+                break;
+            }
+        }
+        let sweep_took = sweep_began.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        let samples = writer.join().expect("writer thread");
+        (samples, sweep_began, sweep_took, ticks)
+    });
+    // A create that began before the sweep but ended during it counts as alone: the sweep's
+    // effect on it is a lower bound either way.
+    let (alone, beside): (Vec<_>, Vec<_>) = samples
+        .into_iter()
+        .partition(|(began, _)| *began < sweep_began);
+    let alone = sorted(alone.into_iter().map(|(_, took)| took).collect());
+    let beside = sorted(beside.into_iter().map(|(_, took)| took).collect());
+    let status = engine.status();
+    assert_eq!(
+        status.sweep.removed_since_open, expired,
+        "the sweep removed them all"
+    );
+    engine.close().expect("close");
+    let _ = fs::remove_dir_all(&dir);
+
+    let rate = expired as f64 / sweep_took.as_secs_f64();
+    run.rows.push(Row::new(
+        format!("expiry sweep of {} expired sessions", thousands(expired)),
+        "-",
+        "-",
+        format!(
+            "{:.2} s in {ticks} ticks ({} sessions/s), Sync mode, one writer beside it",
+            sweep_took.as_secs_f64(),
+            thousands(rate as u64)
+        ),
+    ));
+    let (alone_p99, _) = p99_text(&alone);
+    let (beside_tail, beside_text) = tail_text(&beside);
+    let beside_max = beside.last().map_or(0.0, |max| max.as_secs_f64() * 1e6);
+    run.rows.push(
+        Row::new(
+            "create latency beside the sweep (Sync, 1 writer)",
+            "-",
+            "P99 <= 2x alone",
+            format!(
+                "{beside_text}, max {beside_max:.0} us; alone P99 {alone_p99:.2} us (n = {})",
+                thousands(alone.len() as u64)
+            ),
+        )
+        .with_met(Some(beside_tail[0] <= 2.0 * alone_p99)),
+    );
+}
+
+/// Fills `engine` with `count` typical sessions from 4 writers, as fast as it takes them.
+fn throughput_fill(engine: &Engine, count: u64) {
+    let writers = 4_u64;
+    std::thread::scope(|scope| {
+        for writer in 0..writers {
+            scope.spawn(move || {
+                for index in (writer..count).step_by(writers as usize) {
+                    engine
+                        .create(typical_session(41, index))
+                        .expect("create for the sweep");
+                }
+            });
+        }
+    });
 }
 
 /// Durable creates/s (Sync mode) at each writer count, beside Redis `appendfsync always` and

@@ -53,6 +53,16 @@ impl fmt::Display for Timestamp {
 pub trait Clock: Send + Sync + fmt::Debug {
     /// The current time.
     fn now(&self) -> Timestamp;
+
+    /// How long a thread waiting for this clock to reach `deadline` should block before it
+    /// reads the clock again. Background threads that act on this clock's time (the log's
+    /// flusher) wait this long, so their timers follow the injected clock, not the wall.
+    ///
+    /// The default, right for any clock that follows real time, is the time left (zero once
+    /// `deadline` has passed).
+    fn wait_hint(&self, deadline: Timestamp) -> Duration {
+        deadline.saturating_duration_since(self.now())
+    }
 }
 
 /// The wall clock. The only place in the workspace that reads system time.
@@ -101,9 +111,23 @@ impl ManualClock {
     }
 }
 
+/// How often a thread waiting for a [`ManualClock`] deadline reads the clock again: a test
+/// that advances the clock sees timers fire within about this much real time.
+const MANUAL_CLOCK_POLL: Duration = Duration::from_millis(2);
+
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
         Timestamp(self.now_ms.load(Ordering::SeqCst))
+    }
+
+    /// Time stands still until a test moves it, so the real time left says nothing: poll
+    /// every couple of milliseconds until the deadline is reached.
+    fn wait_hint(&self, deadline: Timestamp) -> Duration {
+        if self.now() >= deadline {
+            Duration::ZERO
+        } else {
+            MANUAL_CLOCK_POLL
+        }
     }
 }
 
@@ -127,6 +151,29 @@ mod tests {
             Timestamp::from_millis(3).saturating_duration_since(Timestamp::from_millis(9)),
             Duration::ZERO
         );
+    }
+
+    #[test]
+    fn wait_hints_follow_each_clock() {
+        let manual = ManualClock::new(Timestamp::from_millis(1_000));
+        assert_eq!(
+            manual.wait_hint(Timestamp::from_millis(1_000)),
+            Duration::ZERO
+        );
+        assert_eq!(
+            manual.wait_hint(Timestamp::from_millis(900)),
+            Duration::ZERO
+        );
+        assert_eq!(
+            manual.wait_hint(Timestamp::from_millis(61_000)),
+            MANUAL_CLOCK_POLL,
+            "a manual clock is polled, not slept on for a minute"
+        );
+        let now = SystemClock.now();
+        assert!(SystemClock.wait_hint(now) == Duration::ZERO);
+        let later = now.checked_add(Duration::from_secs(60)).unwrap();
+        assert!(SystemClock.wait_hint(later) <= Duration::from_secs(60));
+        assert!(SystemClock.wait_hint(later) > Duration::from_secs(30));
     }
 
     #[test]

@@ -17,10 +17,10 @@ pub struct EngineConfig {
     /// Data directory: `wal/`, `snapshots/` and the `LOCK` file live inside it.
     pub dir: PathBuf,
     /// `Sync`: a write returns after its log record is on disk. `Batch`: after it is buffered;
-    /// a crash loses at most `sync_interval` of writes.
+    /// a crash loses at most [`LogPolicy::sync_interval`] of writes.
     pub durability: Durability,
-    /// How often `Batch` mode syncs the log (default 1 s).
-    pub sync_interval: Duration,
+    /// Segment sizes, sync cadence and group-commit limits of the write-ahead log.
+    pub log: LogPolicy,
     /// What recovery does when acknowledged records after the snapshot cannot all be read
     /// (default `RefuseLoss`: refuse to open and change nothing; dropping them is the explicit
     /// choice of `PointInTime` or `SkipDamaged`). See `docs/ARCHITECTURE.md`, "Recovery
@@ -44,6 +44,8 @@ pub struct EngineConfig {
     pub node_id: u64,
     /// Snapshot triggers and retention.
     pub snapshots: SnapshotPolicy,
+    /// How the maintenance thread removes expired sessions.
+    pub sweep: SweepPolicy,
     /// A `touch` is logged at most once per session per window; touches inside it change
     /// memory only (default 1 s). After a crash `last_active` may be this much older than the
     /// last touch, so an idle timeout can end a session up to this much early.
@@ -86,6 +88,81 @@ impl Default for SnapshotPolicy {
     }
 }
 
+/// The write-ahead log's limits and cadence. Every time here is measured by
+/// [`EngineConfig::clock`]. [`Engine::open`](crate::Engine::open) refuses a policy the log
+/// would refuse, with [`EngineError::InvalidLogPolicy`](crate::EngineError::InvalidLogPolicy)
+/// carrying the log's own error (`TM-WAL-4001`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogPolicy {
+    /// A segment is sealed and a new one started before it grows past this (default 64 MiB,
+    /// at most 1 GiB). Smaller segments let compaction free space sooner.
+    pub segment_bytes_max: u64,
+    /// ... or once it holds this many records (default 100,000).
+    pub segment_records_max: u64,
+    /// ... or once it is this old (default 1 h).
+    pub segment_age_max: Duration,
+    /// `Batch` durability: the flusher syncs at least this often, so a crash loses at most
+    /// this much of acknowledged writes (default 1 s).
+    pub sync_interval: Duration,
+    /// `Batch` durability: the flusher syncs early once this many bytes are written but
+    /// unsynced (default 4 MiB).
+    pub sync_bytes_max: u64,
+    /// One group commit (one write and, in `Sync` mode, one fsync for many writers) takes at
+    /// most this many records (default 100) ...
+    pub group_commit_records_max: usize,
+    /// ... and this many bytes (default 1 MiB).
+    pub group_commit_bytes_max: usize,
+    /// The largest encoded write the log accepts (default 1 MiB, at most 32 MiB). A
+    /// `delete_by_user` of a user with many sessions is one record.
+    pub record_bytes_max: usize,
+}
+
+impl Default for LogPolicy {
+    fn default() -> LogPolicy {
+        LogPolicy {
+            segment_bytes_max: 64 * 1024 * 1024,
+            segment_records_max: 100_000,
+            segment_age_max: Duration::from_secs(60 * 60),
+            sync_interval: Duration::from_secs(1),
+            sync_bytes_max: 4 * 1024 * 1024,
+            group_commit_records_max: 100,
+            group_commit_bytes_max: 1024 * 1024,
+            record_bytes_max: 1024 * 1024,
+        }
+    }
+}
+
+/// How the maintenance thread removes sessions past their expiry (or idle timeout).
+///
+/// Expired sessions are already invisible to reads; the sweep frees their memory and keeps
+/// them out of later snapshots. It deletes through the log like any write, in batches of at
+/// most `batch_max` sessions: one log append each, holding the stripes of the users in the
+/// batch (a writer of one of them waits for at most that append). A tick removes at most
+/// `per_tick_max`; when more remain, the next check continues at once instead of waiting
+/// for `interval`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SweepPolicy {
+    /// Sweep when this long (by the engine's clock) has passed since the last sweep
+    /// (default 10 s); `None` turns the sweep off (then call
+    /// [`SessionRepository::cleanup_expired`](tokm_domain::SessionRepository::cleanup_expired)
+    /// yourself).
+    pub interval: Option<Duration>,
+    /// Sessions deleted per logged batch (default 256, at least 1).
+    pub batch_max: usize,
+    /// Sessions deleted per maintenance tick (default 10,000, at least `batch_max`).
+    pub per_tick_max: usize,
+}
+
+impl Default for SweepPolicy {
+    fn default() -> SweepPolicy {
+        SweepPolicy {
+            interval: Some(Duration::from_secs(10)),
+            batch_max: 256,
+            per_tick_max: 10_000,
+        }
+    }
+}
+
 impl EngineConfig {
     /// Defaults for a data directory: `Sync` durability, real files, the system clock, no
     /// encryption.
@@ -93,7 +170,7 @@ impl EngineConfig {
         EngineConfig {
             dir: dir.to_path_buf(),
             durability: Durability::Sync,
-            sync_interval: Duration::from_secs(1),
+            log: LogPolicy::default(),
             recovery_mode: RecoveryMode::default(),
             quota: Quota::default(),
             expected_sessions: 0,
@@ -102,6 +179,7 @@ impl EngineConfig {
             storage: Arc::new(FsStorage),
             node_id: 0,
             snapshots: SnapshotPolicy::default(),
+            sweep: SweepPolicy::default(),
             touch_log_window: Duration::from_secs(1),
         }
     }

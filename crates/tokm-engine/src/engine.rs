@@ -21,6 +21,7 @@ use tokm_wal::{Lsn, Wal, WalError};
 
 use crate::config::EngineConfig;
 use crate::error::EngineError;
+use crate::metrics::{EngineMetrics, Operation};
 
 /// A durable session store: [`MemoryStore`] for reads, a write-ahead log for every change,
 /// snapshots for fast restarts. Implements [`SessionRepository`] and [`TokenRepository`].
@@ -54,8 +55,11 @@ pub(crate) struct Shared {
     pub(crate) logged_bytes_since_snapshot: AtomicU64,
     /// When each session's last touch was logged, for touch coalescing.
     pub(crate) touch_logged_at: ShardedMap<SessionId, Timestamp>,
+    /// Bookkeeping of the expiry sweep. Held across a sweep tick, never by a write.
+    pub(crate) sweep_state: Mutex<SweepState>,
     pub(crate) read_only: AtomicBool,
     pub(crate) last_error: Mutex<Option<StatusError>>,
+    pub(crate) metrics: EngineMetrics,
     /// Held for the engine's lifetime: the OS lock that keeps a second engine out.
     pub(crate) _lock_file: File,
 }
@@ -68,6 +72,61 @@ pub(crate) struct SnapshotState {
     pub(crate) last_pause: Option<Duration>,
     /// When the last snapshot was taken (or the engine opened, if none since).
     pub(crate) last_at: Timestamp,
+}
+
+/// Bookkeeping of the expiry sweep.
+#[derive(Debug)]
+pub(crate) struct SweepState {
+    /// When the last sweep tick ran (or the engine opened, if none since).
+    pub(crate) last_at: Timestamp,
+    /// The last tick stopped at `per_tick_max`: the next check sweeps again at once.
+    pub(crate) backlog: bool,
+    pub(crate) last: Option<SweepReport>,
+    pub(crate) removed_since_open: u64,
+}
+
+impl SweepState {
+    pub(crate) fn new(opened_at: Timestamp) -> SweepState {
+        SweepState {
+            last_at: opened_at,
+            backlog: false,
+            last: None,
+            removed_since_open: 0,
+        }
+    }
+}
+
+/// What one sweep tick did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SweepReport {
+    /// When it ran, by the engine's clock.
+    pub at: Timestamp,
+    /// Expired sessions it removed.
+    pub removed: u64,
+    /// Log appends it made (one per batch of at most `SweepPolicy::batch_max`).
+    pub batches: u64,
+    /// It stopped at `SweepPolicy::per_tick_max`; the next maintenance check goes on.
+    pub backlog: bool,
+    /// Real time it took.
+    pub took: Duration,
+}
+
+/// The expiry sweep in [`EngineStatus`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SweepStatus {
+    /// The last tick that ran, if any since open.
+    pub last: Option<SweepReport>,
+    /// Expired sessions removed by sweeps since open.
+    pub removed_since_open: u64,
+}
+
+/// What one [`Engine::run_maintenance`] call did.
+#[derive(Clone, Debug, Default)]
+pub struct Maintenance {
+    /// The sweep tick, when one was due.
+    pub sweep: Option<SweepReport>,
+    /// The snapshot taken, when one was due.
+    pub snapshot: Option<SnapshotMeta>,
 }
 
 /// An error the engine recorded: a write path failure or a failed background snapshot.
@@ -99,6 +158,8 @@ pub struct EngineStatus {
     pub last_snapshot_pause: Option<Duration>,
     /// Payload bytes logged since the last snapshot began.
     pub logged_bytes_since_snapshot: u64,
+    /// The expiry sweep: its last tick and its total since open.
+    pub sweep: SweepStatus,
 }
 
 impl std::fmt::Debug for Engine {
@@ -120,6 +181,13 @@ impl Engine {
             let state = shared.snapshot_state.lock();
             (state.last.clone(), state.last_pause)
         };
+        let sweep = {
+            let state = shared.sweep_state.lock();
+            SweepStatus {
+                last: state.last,
+                removed_since_open: state.removed_since_open,
+            }
+        };
         EngineStatus {
             read_only: shared.read_only.load(Ordering::Acquire),
             last_error: shared.last_error.lock().clone(),
@@ -129,6 +197,7 @@ impl Engine {
             last_snapshot,
             last_snapshot_pause,
             logged_bytes_since_snapshot: shared.logged_bytes_since_snapshot.load(Ordering::Relaxed),
+            sweep,
         }
     }
 
@@ -142,12 +211,15 @@ impl Engine {
         self.shared.take_snapshot()
     }
 
-    /// Checks the snapshot triggers once and takes a snapshot if one is due; what the
-    /// background thread does every `check_interval`. Returns the snapshot taken, if any.
+    /// What the background thread does every `check_interval`, once, now: an expiry sweep
+    /// tick if one is due ([`EngineConfig::sweep`]), then a snapshot if a trigger fired
+    /// ([`EngineConfig::snapshots`]). Due-ness is judged by the engine's clock, so a test with
+    /// a manual clock drives maintenance with this and no sleeps.
     ///
     /// # Errors
-    /// As [`Engine::snapshot_now`].
-    pub fn run_maintenance(&self) -> Result<Option<SnapshotMeta>, EngineError> {
+    /// [`EngineError::Sweep`] when the sweep's log append failed (the engine is then
+    /// read-only); otherwise as [`Engine::snapshot_now`].
+    pub fn run_maintenance(&self) -> Result<Maintenance, EngineError> {
         self.shared.maintain()
     }
 
@@ -269,6 +341,14 @@ impl Shared {
         });
         let bytes = match appended {
             Ok(bytes) => bytes,
+            // Refused before anything was appended: this write is too large for the log's
+            // `record_bytes_max`, and the log itself is fine, so the engine stays writable.
+            Err(error @ WalError::RecordTooLarge { .. }) => {
+                return Err(SessionError::Storage {
+                    layer_code: error.code(),
+                    source: Box::new(error),
+                });
+            }
             Err(error) => return Err(self.fail(error)),
         };
         self.logged_bytes_since_snapshot
@@ -298,6 +378,7 @@ impl Shared {
     /// Puts the engine into read-only mode after a log failure and converts the error.
     fn fail(&self, error: WalError) -> SessionError {
         self.read_only.store(true, Ordering::Release);
+        self.metrics.read_only(true);
         self.record_error(error.code(), error.to_string());
         tracing::error!(code = error.code(), %error, "log write failed; engine is read-only");
         SessionError::Storage {
@@ -310,11 +391,93 @@ impl Shared {
         *self.last_error.lock() = Some(StatusError { code, message });
     }
 
-    pub(crate) fn maintain(&self) -> Result<Option<SnapshotMeta>, EngineError> {
-        if !self.snapshot_is_due() {
+    pub(crate) fn maintain(&self) -> Result<Maintenance, EngineError> {
+        let sweep = self.sweep_if_due()?;
+        self.metrics.sessions(self.store.len());
+        let snapshot = if self.snapshot_is_due() {
+            Some(self.take_snapshot()?)
+        } else {
+            None
+        };
+        Ok(Maintenance { sweep, snapshot })
+    }
+
+    /// Runs a sweep tick when the interval has passed since the last one, or the last one
+    /// left a backlog. Not while read-only: its deletes could not be logged.
+    fn sweep_if_due(&self) -> Result<Option<SweepReport>, EngineError> {
+        let Some(interval) = self.config.sweep.interval else {
+            return Ok(None);
+        };
+        if self.read_only.load(Ordering::Acquire) {
             return Ok(None);
         }
-        self.take_snapshot().map(Some)
+        let mut state = self.sweep_state.lock();
+        let now = self.config.clock.now();
+        if !state.backlog && now.saturating_duration_since(state.last_at) < interval {
+            return Ok(None);
+        }
+        let report = self.sweep_tick(now);
+        state.last_at = now;
+        match report {
+            Ok(report) => {
+                state.backlog = report.backlog;
+                state.last = Some(report);
+                state.removed_since_open += report.removed;
+                Ok(Some(report))
+            }
+            Err((error, removed)) => {
+                state.removed_since_open += removed;
+                self.record_error(
+                    error.cause_code().unwrap_or(error.code()),
+                    error.to_string(),
+                );
+                Err(error)
+            }
+        }
+    }
+
+    /// One sweep tick: batches of at most `batch_max` expired sessions, each one log append,
+    /// until none remain or `per_tick_max` were removed. On failure, returns the error and how
+    /// many the batches before it removed (they were logged and applied).
+    fn sweep_tick(&self, now: Timestamp) -> Result<SweepReport, (EngineError, u64)> {
+        let _span = tracing::info_span!("tokm.sweep").entered();
+        let started = Instant::now();
+        let policy = self.config.sweep;
+        let mut removed: u64 = 0;
+        let mut batches: u64 = 0;
+        let mut backlog = false;
+        // Bounded by batches, not by sessions removed: a batch whose candidates were all
+        // extended since the index walk removes none, and must not make the tick spin.
+        for _ in 0..policy.per_tick_max.div_ceil(policy.batch_max) {
+            let limit = policy
+                .batch_max
+                .min(policy.per_tick_max.saturating_sub(removed as usize));
+            if limit == 0 {
+                backlog = true;
+                break;
+            }
+            let swept = self
+                .write(|store, hook| store.sweep_expired_with(limit, hook))
+                .map_err(|source| (EngineError::Sweep { source }, removed))?;
+            removed += swept.removed;
+            batches += u64::from(swept.removed > 0);
+            backlog = swept.limit_reached;
+            if !swept.limit_reached {
+                break;
+            }
+        }
+        let took = started.elapsed();
+        self.metrics.swept(removed, took);
+        if removed > 0 {
+            tracing::info!(removed, batches, backlog, "expired sessions swept");
+        }
+        Ok(SweepReport {
+            at: now,
+            removed,
+            batches,
+            backlog,
+            took,
+        })
     }
 
     fn snapshot_is_due(&self) -> bool {
@@ -339,15 +502,24 @@ impl Shared {
         if self.read_only.load(Ordering::Acquire) {
             return Err(EngineError::ReadOnly);
         }
+        let _span = tracing::info_span!("tokm.snapshot").entered();
         let mut state = self.snapshot_state.lock();
+        let started = Instant::now();
         let result = self.write_snapshot(state.last.as_ref());
         match &result {
             Ok((meta, pause)) => {
+                self.metrics.snapshot_written(
+                    started.elapsed(),
+                    *pause,
+                    meta.size_bytes,
+                    meta.session_count,
+                );
                 state.last = Some(meta.clone());
                 state.last_at = meta.created_at;
                 state.last_pause = Some(*pause);
             }
             Err(error) => {
+                self.metrics.snapshot_failed();
                 self.record_error(
                     error.cause_code().unwrap_or(error.code()),
                     error.to_string(),
@@ -388,18 +560,26 @@ impl Shared {
             }
         };
         self.snapshots.apply_retention()?;
+        self.compact()?;
+        Ok((meta, pause))
+    }
+
+    /// Deletes the log segments every retained snapshot covers.
+    fn compact(&self) -> Result<(), EngineError> {
+        let _span = tracing::info_span!("tokm.compact").entered();
         if let Some(oldest) = self.snapshots.oldest_retained_lsn()? {
             // Records up to the oldest kept snapshot's LSN are in every snapshot we keep.
             let removed = self.wal.compact(
                 Lsn::new(oldest.saturating_add(1)),
                 self.config.snapshots.wal_segments_kept,
             )?;
+            self.metrics.compacted(removed.len());
             tracing::info!(
                 segments = removed.len(),
                 "log compacted behind the oldest snapshot"
             );
         }
-        Ok((meta, pause))
+        Ok(())
     }
 
     fn sync_then_write(
@@ -456,28 +636,44 @@ fn maintenance_loop(shared: &Shared, stopped: &Receiver<()>, check_interval: Dur
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }
         if let Err(error) = shared.maintain() {
-            tracing::warn!(code = error.code(), %error, "background snapshot failed");
+            tracing::warn!(code = error.code(), %error, "background maintenance failed");
         }
+    }
+}
+
+impl Engine {
+    fn observe<T>(
+        &self,
+        operation: Operation,
+        call: impl FnOnce(&Shared) -> Result<T, SessionError>,
+    ) -> Result<T, SessionError> {
+        self.shared
+            .metrics
+            .observe(operation, || call(&self.shared))
     }
 }
 
 impl SessionRepository for Engine {
     fn create(&self, session: NewSession) -> Result<CreateOutcome, SessionError> {
-        self.shared
-            .write(|store, hook| store.create_with(session, hook))
+        self.observe(Operation::Create, |shared| {
+            shared.write(|store, hook| store.create_with(session, hook))
+        })
     }
 
     fn get(&self, id: SessionId) -> Result<Session, SessionError> {
-        self.shared.store.get(id)
+        self.observe(Operation::Get, |shared| shared.store.get(id))
     }
 
     fn update(&self, session: NewSession, expected_version: u64) -> Result<Session, SessionError> {
-        self.shared
-            .write(|store, hook| store.update_with(session, expected_version, hook))
+        self.observe(Operation::Update, |shared| {
+            shared.write(|store, hook| store.update_with(session, expected_version, hook))
+        })
     }
 
     fn delete(&self, id: SessionId) -> Result<bool, SessionError> {
-        self.shared.write(|store, hook| store.delete_with(id, hook))
+        self.observe(Operation::Delete, |shared| {
+            shared.write(|store, hook| store.delete_with(id, hook))
+        })
     }
 
     fn list(
@@ -486,7 +682,9 @@ impl SessionRepository for Engine {
         sort: Sort,
         page: Page,
     ) -> Result<ListResult<Session>, SessionError> {
-        self.shared.store.list(filter, sort, page)
+        self.observe(Operation::List, |shared| {
+            shared.store.list(filter, sort, page)
+        })
     }
 
     fn list_after(
@@ -496,31 +694,41 @@ impl SessionRepository for Engine {
         after: Option<&Cursor>,
         limit: PageSize,
     ) -> Result<CursorPage<Session>, SessionError> {
-        self.shared.store.list_after(filter, sort, after, limit)
+        self.observe(Operation::ListAfter, |shared| {
+            shared.store.list_after(filter, sort, after, limit)
+        })
     }
 
     fn count_by_user(&self, user_id: &UserId) -> Result<u64, SessionError> {
-        self.shared.store.count_by_user(user_id)
+        self.observe(Operation::CountByUser, |shared| {
+            shared.store.count_by_user(user_id)
+        })
     }
 
     fn list_by_user(&self, user_id: &UserId) -> Result<Vec<Session>, SessionError> {
-        self.shared.store.list_by_user(user_id)
+        self.observe(Operation::ListByUser, |shared| {
+            shared.store.list_by_user(user_id)
+        })
     }
 
     fn delete_by_user(&self, user_id: &UserId) -> Result<u64, SessionError> {
-        self.shared
-            .write(|store, hook| store.delete_by_user_with(user_id, hook))
+        self.observe(Operation::DeleteByUser, |shared| {
+            shared.write(|store, hook| store.delete_by_user_with(user_id, hook))
+        })
     }
 
     fn cleanup_expired(&self) -> Result<u64, SessionError> {
-        self.shared
-            .write(|store, hook| store.cleanup_expired_with(hook))
+        self.observe(Operation::CleanupExpired, |shared| {
+            shared.write(|store, hook| store.cleanup_expired_with(hook))
+        })
     }
 }
 
 impl TokenRepository for Engine {
     fn get_by_token_hash(&self, token_hash: &TokenHash) -> Result<Session, SessionError> {
-        self.shared.store.get_by_token_hash(token_hash)
+        self.observe(Operation::GetByTokenHash, |shared| {
+            shared.store.get_by_token_hash(token_hash)
+        })
     }
 
     fn touch(
@@ -529,7 +737,8 @@ impl TokenRepository for Engine {
         now: Timestamp,
         last_access_ip: Option<IpAddr>,
     ) -> Result<Session, SessionError> {
-        self.shared
-            .write(|store, hook| store.touch_with(id, now, last_access_ip, hook))
+        self.observe(Operation::Touch, |shared| {
+            shared.write(|store, hook| store.touch_with(id, now, last_access_ip, hook))
+        })
     }
 }

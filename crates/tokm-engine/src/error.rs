@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 
+use tokm_domain::SessionError;
 use tokm_proto::ProtoError;
 use tokm_snapshot::SnapshotError;
 use tokm_wal::{LogLoss, WalError};
@@ -19,6 +20,13 @@ pub enum EngineError {
     InvalidConfig {
         /// What is wrong.
         reason: String,
+    },
+    /// [`EngineConfig::log`](crate::EngineConfig::log) holds a limit the log refuses.
+    #[error("invalid log policy")]
+    InvalidLogPolicy {
+        /// The log's error (`TM-WAL-4001`), naming the limit.
+        #[source]
+        source: WalError,
     },
     /// Another process (or another engine in this one) has the data directory open.
     #[error("data directory {dir} is locked by another engine")]
@@ -87,6 +95,14 @@ pub enum EngineError {
         /// The store's reason.
         reason: String,
     },
+    /// An expiry sweep could not delete what it found (its log append failed; the engine is
+    /// then read-only). Batches logged before the failure stay applied.
+    #[error("the expiry sweep could not log its deletes")]
+    Sweep {
+        /// The write's error; `source.code()` is its stable code.
+        #[source]
+        source: SessionError,
+    },
     /// The engine refuses writes after an earlier failure; reopen it.
     #[error("the engine is read-only after an earlier failure")]
     ReadOnly,
@@ -97,8 +113,9 @@ impl EngineError {
     ///
     /// `TM-ENG-5202` is retired (it was "the log does not continue the snapshot", now part of
     /// `TM-ENG-5204`) and never reused.
-    pub const CODES: [&'static str; 9] = [
+    pub const CODES: [&'static str; 11] = [
         "TM-ENG-4001",
+        "TM-ENG-4002",
         "TM-ENG-4231",
         "TM-ENG-5001",
         "TM-ENG-5002",
@@ -106,6 +123,7 @@ impl EngineError {
         "TM-ENG-5201",
         "TM-ENG-5203",
         "TM-ENG-5204",
+        "TM-ENG-5004",
         "TM-ENG-5031",
     ];
 
@@ -113,6 +131,7 @@ impl EngineError {
     pub fn code(&self) -> &'static str {
         match self {
             EngineError::InvalidConfig { .. } => "TM-ENG-4001",
+            EngineError::InvalidLogPolicy { .. } => "TM-ENG-4002",
             EngineError::Locked { .. } => "TM-ENG-4231",
             EngineError::Io { .. } => "TM-ENG-5001",
             EngineError::Wal { .. } => "TM-ENG-5002",
@@ -120,6 +139,7 @@ impl EngineError {
             EngineError::UndecodableRecord { .. } => "TM-ENG-5201",
             EngineError::WouldDropRecords { .. } => "TM-ENG-5204",
             EngineError::Replay { .. } => "TM-ENG-5203",
+            EngineError::Sweep { .. } => "TM-ENG-5004",
             EngineError::ReadOnly => "TM-ENG-5031",
         }
     }
@@ -128,9 +148,12 @@ impl EngineError {
     /// `TM-PROTO-*`).
     pub fn cause_code(&self) -> Option<&'static str> {
         match self {
-            EngineError::Wal { source } => Some(source.code()),
+            EngineError::Wal { source } | EngineError::InvalidLogPolicy { source } => {
+                Some(source.code())
+            }
             EngineError::Snapshot { source } => Some(source.code()),
             EngineError::UndecodableRecord { source, .. } => Some(source.code()),
+            EngineError::Sweep { source } => Some(source.code()),
             _ => None,
         }
     }

@@ -68,17 +68,64 @@
 //!
 //! # Snapshots
 //! Taken by [`Engine::snapshot_now`], by the background thread when the interval (1 h) or the
-//! logged bytes (1 GiB) trigger fires, and after a recovery that replayed more than 100,000
+//! logged bytes (1 GiB) trigger fires ([`EngineConfig::snapshots`]), and after a recovery that replayed more than 100,000
 //! records. Writers are paused only while the engine reads the LSN and starts the store's
 //! capture, which costs O(shards), not O(sessions); copying, encoding (on every core) and I/O
 //! run while writes continue. After each snapshot, retention runs,
 //! then the log is compacted behind the *oldest* snapshot kept, so falling back to it still
 //! works.
 //!
+//! # Expiry sweep
+//! Expired sessions are invisible to reads at once; the maintenance thread removes them so
+//! memory and snapshots do not grow with dead sessions. Every [`SweepPolicy::interval`]
+//! (default 10 s, by [`EngineConfig::clock`]) it deletes them through the log like any write,
+//! in batches of at most [`SweepPolicy::batch_max`] (256) sessions, one log append each; a
+//! batch holds only the stripes of its users, so a writer of one of them waits for at most
+//! that append. A tick stops after [`SweepPolicy::per_tick_max`] (10,000) and the next check
+//! continues at once. [`EngineStatus::sweep`] shows the last tick; [`Engine::run_maintenance`]
+//! runs one check now (tests drive it with a manual clock). `interval: None` turns it off.
+//!
+//! # Metrics and tracing
+//! The engine and its log emit metrics through the [`metrics`](https://docs.rs/metrics)
+//! facade: install a recorder (e.g. `metrics-exporter-prometheus`) **before**
+//! [`Engine::open`], which registers the handles; without one they cost nothing.
+//! [`Engine::status`] keeps working either way. Labels are fixed names and error codes only.
+//!
+//! | name | kind | labels | what |
+//! |---|---|---|---|
+//! | `tokm_operations_total` | counter | `operation`, `outcome`, `code` (errors) | repository calls |
+//! | `tokm_operation_duration_seconds` | histogram | `operation` | their latency |
+//! | `tokm_sessions` | gauge | | sessions in memory (updated each maintenance check) |
+//! | `tokm_read_only` | gauge | | 1 after a log failure |
+//! | `tokm_expired_swept_total` | counter | | sessions the sweep removed |
+//! | `tokm_sweep_duration_seconds` | histogram | | one sweep tick |
+//! | `tokm_snapshots_total` | counter | `outcome` | snapshots attempted |
+//! | `tokm_snapshot_duration_seconds` | histogram | | one snapshot |
+//! | `tokm_snapshot_pause_seconds` | histogram | | how long it paused writers |
+//! | `tokm_snapshot_last_bytes`, `tokm_snapshot_last_sessions` | gauge | | the last snapshot |
+//! | `tokm_wal_segments_compacted_total` | counter | | segments compaction deleted |
+//! | `tokm_recovery_duration_seconds`, `tokm_recovery_replayed_records`, `tokm_recovery_sessions`, `tokm_recovery_snapshot_fallbacks`, `tokm_recovery_expired_dropped` | gauge | | the last open |
+//! | `tokm_wal_appends_total`, `tokm_wal_appended_bytes_total` | counter | | log records and bytes |
+//! | `tokm_wal_fsync_duration_seconds` | histogram | | one `fdatasync` |
+//! | `tokm_wal_group_commit_records` | histogram | | records per group commit |
+//! | `tokm_wal_segments_created_total` | counter | | segments created |
+//!
+//! The names are constants in [`crate::metrics`] and [`tokm_wal::METRIC_NAMES`]. `tracing` spans:
+//! `tokm.open`, `tokm.snapshot`, `tokm.compact`, `tokm.sweep`.
+//!
+//! # Log policy
+//! [`EngineConfig::log`] ([`LogPolicy`]) sets the log's segment limits (bytes, records, age),
+//! `Batch` mode's `sync_interval` and `sync_bytes_max`, the group-commit limits and the
+//! largest record; [`Engine::open`] refuses values the log would refuse
+//! ([`EngineError::InvalidLogPolicy`], `TM-ENG-4002`, carrying `TM-WAL-4001`) before touching
+//! the directory. Every time in it is measured by [`EngineConfig::clock`], the flusher's
+//! timer included, so a test with a manual clock can prove what `Batch` mode loses.
+//!
 //! # Error codes
 //! | code | variant |
 //! |---|---|
 //! | `TM-ENG-4001` | `InvalidConfig` |
+//! | `TM-ENG-4002` | `InvalidLogPolicy` (see `cause_code()`) |
 //! | `TM-ENG-4231` | `Locked` (another engine has the directory) |
 //! | `TM-ENG-5001` | `Io` |
 //! | `TM-ENG-5002` | `Wal` (see `cause_code()`) |
@@ -86,11 +133,12 @@
 //! | `TM-ENG-5201` | `UndecodableRecord` |
 //! | `TM-ENG-5203` | `Replay` |
 //! | `TM-ENG-5204` | `WouldDropRecords` (recovery refused; nothing changed) |
+//! | `TM-ENG-5004` | `Sweep` (the expiry sweep's log append failed; see `cause_code()`) |
 //! | `TM-ENG-5031` | `ReadOnly` |
 #![forbid(unsafe_code)]
 
-pub use crate::config::{Durability, EngineConfig, SnapshotPolicy};
-pub use crate::engine::{Engine, EngineStatus, StatusError};
+pub use crate::config::{Durability, EngineConfig, LogPolicy, SnapshotPolicy, SweepPolicy};
+pub use crate::engine::{Engine, EngineStatus, Maintenance, StatusError, SweepReport, SweepStatus};
 pub use crate::error::EngineError;
 pub use crate::recovery::RecoveryReport;
 
@@ -101,5 +149,6 @@ mod config;
 mod decide;
 mod engine;
 mod error;
+pub mod metrics;
 mod open;
 mod recovery;

@@ -13,8 +13,9 @@ use tokm_cmap::ShardedMap;
 use tokm_wal::FsStorage;
 
 use crate::config::EngineConfig;
-use crate::engine::{Engine, Shared, SnapshotState, spawn_background};
+use crate::engine::{Engine, Shared, SnapshotState, SweepState, spawn_background};
 use crate::error::EngineError;
+use crate::metrics::EngineMetrics;
 use crate::recovery::{self, Acted, RecoveryReport};
 
 /// Name of the lock file inside the data directory.
@@ -45,6 +46,7 @@ impl Engine {
     /// can leave part of it done; the next open decides the same way.
     pub fn open(config: EngineConfig) -> Result<(Engine, RecoveryReport), EngineError> {
         let started = Instant::now();
+        let _span = tracing::info_span!("tokm.open").entered();
         validate(&config)?;
         let lock_file = lock_data_dir(&config.dir)?;
         let examined = recovery::examine(&config)?;
@@ -55,10 +57,11 @@ impl Engine {
             snapshots,
             mut report,
         } = acted;
+        let opened_at = config.clock.now();
         let last_at = report
             .snapshot
             .as_ref()
-            .map_or_else(|| config.clock.now(), |meta| meta.created_at);
+            .map_or(opened_at, |meta| meta.created_at);
         let shared = Arc::new(Shared {
             store,
             wal,
@@ -71,8 +74,10 @@ impl Engine {
             }),
             logged_bytes_since_snapshot: AtomicU64::new(0),
             touch_logged_at: ShardedMap::new(),
+            sweep_state: Mutex::new(SweepState::new(opened_at)),
             read_only: AtomicBool::new(false),
             last_error: Mutex::new(None),
+            metrics: EngineMetrics::register(),
             _lock_file: lock_file,
             config,
         });
@@ -80,13 +85,11 @@ impl Engine {
         // so their deletes are logged and a later start does not see them again.
         report.expired_dropped = shared
             .write(|store, hook| store.cleanup_expired_with(hook))
-            .map_err(|error| EngineError::Replay {
-                lsn: shared.wal.last_lsn().get(),
-                reason: error.to_string(),
-            })?;
+            .map_err(|source| EngineError::Sweep { source })?;
         report.sessions = shared.store.len();
         report.snapshot_after_recovery = snapshot_after_recovery(&shared, &report)?;
         report.total = started.elapsed();
+        shared.metrics.recovered(&report);
         let background = spawn_background(Arc::clone(&shared))?;
         tracing::info!(
             sessions = report.sessions,
@@ -167,10 +170,19 @@ fn validate(config: &EngineConfig) -> Result<(), EngineError> {
     if config.snapshots.check_interval.is_zero() {
         return invalid("snapshots.check_interval must be above zero");
     }
-    if config.sync_interval.is_zero() {
-        return invalid("sync_interval must be above zero");
+    if config.sweep.batch_max == 0 || config.sweep.per_tick_max < config.sweep.batch_max {
+        return invalid("sweep.batch_max must be at least 1 and at most sweep.per_tick_max");
     }
-    Ok(())
+    if config
+        .sweep
+        .interval
+        .is_some_and(|interval| interval.is_zero())
+    {
+        return invalid("sweep.interval must be above zero (None turns the sweep off)");
+    }
+    crate::recovery::wal_options(config)
+        .validate()
+        .map_err(|source| EngineError::InvalidLogPolicy { source })
 }
 
 /// Creates the data directory (0700) and takes an exclusive lock on its `LOCK` file, held for

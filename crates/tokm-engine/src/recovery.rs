@@ -367,7 +367,14 @@ pub(crate) fn wal_options(config: &EngineConfig) -> WalOptions {
         .with_clock(Arc::clone(&config.clock))
         .with_node_id(config.node_id)
         .with_recovery_mode(config.recovery_mode)
-        .with_sync_interval(config.sync_interval);
+        .with_segment_bytes_max(config.log.segment_bytes_max)
+        .with_segment_records_max(config.log.segment_records_max)
+        .with_segment_age_max(config.log.segment_age_max)
+        .with_sync_interval(config.log.sync_interval)
+        .with_sync_bytes_max(config.log.sync_bytes_max)
+        .with_group_commit_records_max(config.log.group_commit_records_max)
+        .with_group_commit_bytes_max(config.log.group_commit_bytes_max)
+        .with_record_bytes_max(config.log.record_bytes_max);
     if let Some(keyring) = &config.keyring {
         options = options.with_keyring(Arc::clone(keyring));
     }

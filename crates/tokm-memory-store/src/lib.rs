@@ -190,7 +190,9 @@
 //! - The repository traits; the same operations with a [`CommitHook`]:
 //!   [`MemoryStore::create_with`], [`MemoryStore::update_with`], [`MemoryStore::delete_with`],
 //!   [`MemoryStore::touch_with`], [`MemoryStore::delete_by_user_with`],
-//!   [`MemoryStore::cleanup_expired_with`].
+//!   [`MemoryStore::cleanup_expired_with`]; [`MemoryStore::sweep_expired_with`] removes at most
+//!   a given number of expired sessions in one hook call (the engine's bounded expiry sweep,
+//!   reporting [`Swept`]).
 //! - Recovery and snapshots: [`MemoryStore::apply_replayed`] (returns [`Replayed`]),
 //!   [`MemoryStore::bulk_load`], [`MemoryStore::capture`] (a [`Capture`]),
 //!   [`MemoryStore::for_each`], [`MemoryStore::records`].
@@ -202,7 +204,7 @@
 
 pub use crate::capture::Capture;
 pub use crate::error::MemoryStoreError;
-pub use crate::store::{CommitHook, MemoryStore, Replayed, StoreOptions};
+pub use crate::store::{CommitHook, MemoryStore, Replayed, StoreOptions, Swept};
 pub use crate::usage::MemoryUsage;
 
 mod bulk;

@@ -58,6 +58,15 @@ pub enum Replayed {
     Skipped,
 }
 
+/// What one [`MemoryStore::sweep_expired_with`] step did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Expired sessions removed.
+    pub removed: u64,
+    /// The step stopped at its limit: more expired sessions may remain.
+    pub limit_reached: bool,
+}
+
 /// An in-memory session store implementing [`SessionRepository`] and [`TokenRepository`].
 ///
 /// See the crate docs for the design: indexes, lock order, consistency, costs.
@@ -447,7 +456,53 @@ impl MemoryStore {
     /// Whatever `hook` returns.
     pub fn cleanup_expired_with(&self, hook: &mut CommitHook<'_>) -> Result<u64, SessionError> {
         let now = self.clock.now();
+        let (candidates, _) = self.expired_candidates(now, usize::MAX);
+        let mut removed = 0;
+        for batch in candidates.chunk_by(|a, b| a.0 == b.0) {
+            let user_id = batch[0].0.as_str();
+            let _user_stripe = self.key_stripes.lock(&mut vec![self.user_stripe(user_id)]);
+            removed += self.remove_all(&self.still_expired(batch, now), hook)?;
+        }
+        Ok(removed)
+    }
+
+    /// Removes up to `limit` expired sessions of any users, calling `hook` once with one
+    /// `Delete` each: the bounded step of an expiry sweep, one log append however many users
+    /// it spans.
+    ///
+    /// Holds the stripes of every user in the batch (taken together, in the usual order) while
+    /// `hook` runs, so a writer of one of those users waits for at most one append. Sessions
+    /// a touch or an update extended since they were found are left alone. All or nothing: if
+    /// `hook` fails, nothing is removed.
+    ///
+    /// # Errors
+    /// Whatever `hook` returns.
+    pub fn sweep_expired_with(
+        &self,
+        limit: usize,
+        hook: &mut CommitHook<'_>,
+    ) -> Result<Swept, SessionError> {
+        let now = self.clock.now();
+        let (candidates, limit_reached) = self.expired_candidates(now, limit);
+        let mut stripes: Vec<StripeIndex> = candidates
+            .chunk_by(|a, b| a.0 == b.0)
+            .map(|batch| self.user_stripe(&batch[0].0))
+            .collect();
+        let _user_stripes = self.key_stripes.lock(&mut stripes);
+        let removed = self.remove_all(&self.still_expired(&candidates, now), hook)?;
+        Ok(Swept {
+            removed,
+            limit_reached,
+        })
+    }
+
+    /// Up to `limit` sessions the expiry index says expired by `now`, as `(user, id)` sorted by
+    /// user then id, and whether the limit cut the walk short. Grouped by owner because
+    /// removing them needs the owner's stripe, which serializes it with the user's other
+    /// mutations.
+    fn expired_candidates(&self, now: Timestamp, limit: usize) -> (Vec<(String, PackedId)>, bool) {
         let mut expired = Vec::new();
+        let mut limit_reached = false;
         self.by_expiry.walk_shards(
             KeyRange {
                 lower: Bound::Unbounded,
@@ -456,12 +511,14 @@ impl MemoryStore {
             Direction::Ascending,
             || {},
             |key| {
+                if expired.len() >= limit {
+                    limit_reached = true;
+                    return false;
+                }
                 expired.push(key.id);
                 true
             },
         );
-        // Group the candidates by owner: each user's batch is re-checked and removed under
-        // that user's stripe, which is what serializes it with the user's other mutations.
         let mut candidates: Vec<(String, PackedId)> = expired
             .into_iter()
             .filter_map(|id| {
@@ -470,20 +527,24 @@ impl MemoryStore {
             })
             .collect();
         candidates.sort_unstable();
-        let mut removed = 0;
-        for batch in candidates.chunk_by(|a, b| a.0 == b.0) {
-            let user_id = batch[0].0.as_str();
-            let _user_stripe = self.key_stripes.lock(&mut vec![self.user_stripe(user_id)]);
-            // Still stored, still this user's, still expired: a touch or update since the walk
-            // may have extended it.
-            let doomed: Vec<SessionRecord> = batch
-                .iter()
-                .filter_map(|(_, id)| self.records.get(*id))
-                .filter(|record| record.user_id() == user_id && record.is_expired_at(now))
-                .collect();
-            removed += self.remove_all(&doomed, hook)?;
-        }
-        Ok(removed)
+        (candidates, limit_reached)
+    }
+
+    /// The candidates still stored, still their user's and still expired at `now`: a touch or
+    /// an update since the index walk may have extended one. Callers hold the users' stripes.
+    fn still_expired(
+        &self,
+        candidates: &[(String, PackedId)],
+        now: Timestamp,
+    ) -> Vec<SessionRecord> {
+        candidates
+            .iter()
+            .filter_map(|(user_id, id)| {
+                self.records
+                    .get(*id)
+                    .filter(|record| record.user_id() == user_id && record.is_expired_at(now))
+            })
+            .collect()
     }
 
     /// Applies one mutation read back from a log during recovery: no quota, conflict or version

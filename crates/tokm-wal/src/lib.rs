@@ -107,6 +107,7 @@ pub use crate::findings::{
     RecordRun, SegmentFindings,
 };
 pub use crate::ids::{Lsn, LsnRange, SegmentId};
+pub use crate::metrics::NAMES as METRIC_NAMES;
 pub use crate::options::WalOptions;
 pub use crate::plan::{LogPlan, Repair};
 pub use crate::recovery::{RecoveryMode, RecoveryReport, ReplaySummary, SegmentInfo, WalReader};
@@ -124,6 +125,7 @@ mod error;
 mod findings;
 mod format;
 mod ids;
+mod metrics;
 mod options;
 mod plan;
 mod recovery;

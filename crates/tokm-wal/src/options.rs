@@ -164,7 +164,12 @@ impl WalOptions {
         self
     }
 
-    pub(crate) fn validate(&self) -> Result<(), WalError> {
+    /// Checks the limits as [`Wal::open`](crate::Wal::open) does, for callers that validate
+    /// their configuration before opening anything.
+    ///
+    /// # Errors
+    /// [`WalError::InvalidArgument`] (`TM-WAL-4001`) naming the limit out of range.
+    pub fn validate(&self) -> Result<(), WalError> {
         let reject = |reason| Err(WalError::InvalidArgument { reason });
         if self.record_bytes_max == 0 || self.record_bytes_max > FRAME_PAYLOAD_BYTES_LIMIT / 2 {
             return reject("record_bytes_max must be between 1 byte and 32 MiB");

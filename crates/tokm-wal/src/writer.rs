@@ -31,9 +31,11 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use crossbeam::channel::{self, Sender};
+use crossbeam::channel::{self, Receiver, Sender};
 use parking_lot::{Condvar, Mutex, MutexGuard};
+use tokm_domain::Timestamp;
 
 use crate::error::WalError;
 use crate::format::{
@@ -41,6 +43,7 @@ use crate::format::{
     quarantine_name, segment_name, temp_name,
 };
 use crate::ids::{Lsn, LsnRange, SegmentId};
+use crate::metrics::WalMetrics;
 use crate::options::WalOptions;
 use crate::plan::{LogPlan, Repair};
 use crate::recovery::{RecoveryReport, ReplaySummary, WalReader};
@@ -189,12 +192,16 @@ struct Shared {
     /// later ones on the next generation's (one woken to start the next sync). This keeps an
     /// fsync's end from waking appenders it did not cover.
     sync_done: [Condvar; 2],
+    /// Signalled whenever `durable_lsn` moves or the writer fails, for
+    /// [`Wal::wait_until_durable`], which waits without starting a sync.
+    durable_changed: Condvar,
     /// Segments in the log, oldest first; the last is the newest created one (the open one,
     /// or the one being sealed while the open one awaits its seal round).
     segments: Mutex<Vec<SegmentEntry>>,
     /// Asks the background flusher for a sync now (`sync_bytes_max` reached, or a segment to
     /// seal). Bounded to one message: a request already queued covers later ones.
     sync_requests: Sender<()>,
+    metrics: WalMetrics,
 }
 
 /// A write-ahead log directory opened for appending.
@@ -269,6 +276,35 @@ impl Wal {
     /// Every record up to this LSN is on disk.
     pub fn durable_lsn(&self) -> Lsn {
         self.shared.state.lock().durable_lsn
+    }
+
+    /// Waits until every record up to `lsn` is on disk, without asking for a sync: the
+    /// flusher's timer (`sync_interval`, by the options' clock), `sync_bytes_max`, a rotation
+    /// or another caller's sync gets it there. For a `Batch` writer that wants to know when a
+    /// write became durable without paying for an early fsync. Returns `Ok(false)` if
+    /// `timeout` (real time) passed first.
+    ///
+    /// # Errors
+    /// `WriterFailed` when a write or sync failed before `lsn` was durable.
+    pub fn wait_until_durable(&self, lsn: Lsn, timeout: Duration) -> Result<bool, WalError> {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.shared.state.lock();
+        loop {
+            if state.durable_lsn >= lsn {
+                return Ok(true);
+            }
+            if let Some(error) = state.failed_error() {
+                return Err(error);
+            }
+            if self
+                .shared
+                .durable_changed
+                .wait_until(&mut state, deadline)
+                .timed_out()
+            {
+                return Ok(state.durable_lsn >= lsn);
+            }
+        }
     }
 
     /// Replays the records recovered at open with an LSN above `after`; see
@@ -461,37 +497,28 @@ impl Wal {
             .unwrap_or(usize::MAX)
             .max(options.group_commit_bytes_max),
         };
-        let sync_interval = options.sync_interval;
         let (sync_requests, sync_request_receiver) = channel::bounded::<()>(1);
+        let metrics = WalMetrics::register();
+        // The segment `open` created before starting the writer.
+        metrics.segment_created();
         let shared = Arc::new(Shared {
             dir,
             options,
             state: Mutex::new(state),
             write_done: Condvar::new(),
             sync_done: [Condvar::new(), Condvar::new()],
+            durable_changed: Condvar::new(),
             segments: Mutex::new(segments),
             sync_requests,
+            metrics,
         });
         let (stop_sender, stop_receiver) = channel::bounded::<()>(1);
         let flusher_shared = Arc::clone(&shared);
+        let started = shared.options.clock.now();
         let handle = std::thread::Builder::new()
             .name("tokm-wal-flusher".to_owned())
             .spawn(move || {
-                loop {
-                    // Stops when `Wal` drops its sender; syncs on request or after an interval.
-                    crossbeam::select! {
-                        recv(stop_receiver) -> _ => return,
-                        recv(sync_request_receiver) -> _ => {}
-                        default(sync_interval) => {}
-                    }
-                    if let Err(error) = flusher_shared.sync() {
-                        tracing::warn!(
-                            code = error.code(),
-                            "background WAL sync failed; flusher stops"
-                        );
-                        return;
-                    }
-                }
+                flusher_shared.run_flusher(started, &stop_receiver, &sync_request_receiver)
             })
             .map_err(|source| WalError::io("spawn flusher", &dir_name, source))?;
         Ok(Wal {
@@ -679,6 +706,10 @@ impl Shared {
         for payload in rest {
             last = self.encode_one(&mut state, payload, now_ms)?;
         }
+        self.metrics.appended(
+            payloads.len(),
+            payloads.iter().map(|payload| payload.len()).sum(),
+        );
         if durability == Durability::Sync {
             self.advance(&mut state, Goal::Durable(last))?;
         }
@@ -770,6 +801,7 @@ impl Shared {
     fn write_round(&self, state: &mut MutexGuard<'_, State>) {
         assert!(!state.writing, "one writer at a time");
         state.writing = true;
+        self.metrics.group_committed(state.pending_records);
         let (batch, batch_last) = state.take_pending();
         let file = state.created_file();
         // Reserve the range now so size-based rotation counts bytes in flight.
@@ -812,10 +844,15 @@ impl Shared {
         let file = state.created_file();
         let name = state.segment.name.clone();
         let outcome = MutexGuard::unlocked(state, || {
-            file.sync_data()
-                .map_err(|source| WalError::io("sync", &name, source))
+            let started = Instant::now();
+            let synced = file
+                .sync_data()
+                .map_err(|source| WalError::io("sync", &name, source));
+            self.metrics.synced(started.elapsed());
+            synced
         });
         state.syncing = false;
+        self.durable_changed.notify_all();
         match outcome {
             Ok(()) => state.durable_lsn = state.durable_lsn.max(target),
             Err(error) => {
@@ -854,6 +891,7 @@ impl Shared {
         let header = sealing.next_header.clone();
         state.writing = true;
         state.syncing = true;
+        self.metrics.group_committed(state.pending_records);
         let (batch, batch_last) = state.take_pending();
         state.segment.written_bytes += batch.len() as u64;
         let mut sealed_durable = false;
@@ -863,9 +901,11 @@ impl Shared {
                     .write_all_at(rest_offset, &rest)
                     .map_err(|source| WalError::io("write", &sealed_name, source))?;
             }
+            let started = Instant::now();
             sealed_file
                 .sync_data()
                 .map_err(|source| WalError::io("sync", &sealed_name, source))?;
+            self.metrics.synced(started.elapsed());
             sealed_durable = true;
             create_segment_file(&self.options, &self.dir, &header, &batch)
         });
@@ -885,6 +925,7 @@ impl Shared {
                     first_lsn: header.first_lsn,
                 });
                 state.segment.disk = SegmentDisk::Created(file);
+                self.metrics.segment_created();
             }
             Err(error) => {
                 let failed_name = if sealed_durable {
@@ -899,11 +940,50 @@ impl Shared {
         state.recycle(batch);
         self.write_done.notify_all();
         self.notify_all_sync_waiters();
+        self.durable_changed.notify_all();
     }
 
     fn notify_all_sync_waiters(&self) {
         for condvar in &self.sync_done {
             condvar.notify_all();
+        }
+    }
+
+    /// The background flusher: syncs when asked (`sync_bytes_max` reached, a segment to seal)
+    /// and at least every `sync_interval` by the options' clock, until `Wal` drops the stop
+    /// sender. It waits as the clock's [`Clock::wait_hint`](tokm_domain::Clock::wait_hint)
+    /// says, so with an injected clock the interval is the clock's, not the wall's: a test
+    /// that advances a manual clock past it sees the sync.
+    ///
+    /// `started` is when the log opened: the first interval counts from there, not from
+    /// whenever the thread gets to run.
+    fn run_flusher(&self, started: Timestamp, stop: &Receiver<()>, sync_requests: &Receiver<()>) {
+        let clock = &self.options.clock;
+        let interval = self.options.sync_interval;
+        let next_after = |now: Timestamp| {
+            now.checked_add(interval)
+                .unwrap_or(Timestamp::from_millis(u64::MAX))
+        };
+        let mut next_sync = next_after(started);
+        loop {
+            let asked = crossbeam::select! {
+                recv(stop) -> _ => return,
+                recv(sync_requests) -> _ => true,
+                default(clock.wait_hint(next_sync)) => false,
+            };
+            let now = clock.now();
+            if !asked && now < next_sync {
+                continue;
+            }
+            // Any sync covers everything written before it, so the interval restarts after it.
+            next_sync = next_after(now);
+            if let Err(error) = self.sync() {
+                tracing::warn!(
+                    code = error.code(),
+                    "background WAL sync failed; flusher stops"
+                );
+                return;
+            }
         }
     }
 

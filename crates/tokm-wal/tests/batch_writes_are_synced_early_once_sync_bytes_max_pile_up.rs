@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{open_and_replay, sim_dir, sim_options};
 use tokm_wal::testkit::{CrashCut, SimStorage};
@@ -23,17 +23,13 @@ fn batch_writes_are_synced_early_once_sync_bytes_max_pile_up() {
     for _ in 0..RECORD_COUNT {
         wal.append(&RECORD, Durability::Batch).expect("append");
     }
-    // The flusher runs on its own thread and there is nothing to join on, so wait for its
-    // effect, with a deadline far beyond the few milliseconds it takes.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while wal.durable_lsn() == Lsn::ZERO {
-        assert!(
-            Instant::now() < deadline,
-            "no early sync after {} unsynced records",
-            RECORD_COUNT
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    // The flusher runs on its own thread: wait for its effect, with a deadline far beyond the
+    // few milliseconds it takes (the interval, an hour, cannot be what syncs).
+    assert!(
+        wal.wait_until_durable(Lsn::new(1), Duration::from_secs(30))
+            .expect("no failure"),
+        "no early sync after {RECORD_COUNT} unsynced records"
+    );
     assert!(sim.sync_calls() > syncs_at_open);
 
     // What the early syncs covered survives a power cut that drops everything unsynced.

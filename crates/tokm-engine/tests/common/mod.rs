@@ -12,9 +12,10 @@ use tokm_domain::{
     Session, SessionError, SessionFilter, SessionId, SessionRecord, SessionRepository, Sort,
     Timestamp, TokenHash, TokenRepository, UserId,
 };
-use tokm_engine::{Engine, EngineConfig, SnapshotPolicy};
+use tokm_engine::{Engine, EngineConfig, SnapshotPolicy, SweepPolicy};
 
-/// A config for tests: the given clock, triggers off (tests snapshot explicitly).
+/// A config for tests: the given clock, snapshot triggers and the expiry sweep off (tests
+/// snapshot and sweep explicitly).
 pub fn config(dir: &Path, clock: &Arc<ManualClock>) -> EngineConfig {
     let mut config = EngineConfig::new(dir);
     config.clock = Arc::clone(clock) as Arc<dyn tokm_domain::Clock>;
@@ -23,6 +24,10 @@ pub fn config(dir: &Path, clock: &Arc<ManualClock>) -> EngineConfig {
         wal_bytes: None,
         after_replay_records: None,
         ..SnapshotPolicy::default()
+    };
+    config.sweep = SweepPolicy {
+        interval: None,
+        ..SweepPolicy::default()
     };
     config
 }
