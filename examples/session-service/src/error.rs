@@ -129,10 +129,10 @@ impl ApiError {
     pub(crate) fn from_json_rejection(rejection: &JsonRejection, limit_bytes: usize) -> ApiError {
         match rejection {
             JsonRejection::JsonSyntaxError(_) => ApiError::MalformedJson {
-                reason: rejection.body_text(),
+                reason: innermost_message(rejection),
             },
             JsonRejection::JsonDataError(_) => ApiError::InvalidJson {
-                reason: rejection.body_text(),
+                reason: innermost_message(rejection),
             },
             JsonRejection::MissingJsonContentType(_) => ApiError::NotJson,
             // Reading the body failed: over the limit, or the client sent a broken stream.
@@ -140,7 +140,7 @@ impl ApiError {
                 ApiError::BodyTooLarge { limit_bytes }
             }
             _ => ApiError::MalformedJson {
-                reason: rejection.body_text(),
+                reason: innermost_message(rejection),
             },
         }
     }
@@ -148,9 +148,23 @@ impl ApiError {
     /// The error for a rejected query string.
     pub(crate) fn from_query_rejection(rejection: &QueryRejection) -> ApiError {
         ApiError::InvalidQuery {
-            reason: rejection.body_text(),
+            reason: innermost_message(rejection),
         }
     }
+}
+
+/// The message of the deepest error in `error`'s source chain: the parser's own words
+/// ("unknown field `user`, expected ... at line 1 column 7") without the wrappers' prefixes.
+fn innermost_message(error: &dyn std::error::Error) -> String {
+    let mut innermost = error;
+    // Bounded: a source chain is a handful of wrappers deep.
+    for _ in 0..16 {
+        let Some(source) = innermost.source() else {
+            break;
+        };
+        innermost = source;
+    }
+    innermost.to_string()
 }
 
 /// HTTP status of a domain error; codes echo an HTTP class in their first three digits.
