@@ -100,3 +100,82 @@ impl EngineCalls {
             .map_err(ServiceError::from)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc;
+
+    use tokm_engine::EngineConfig;
+
+    use super::*;
+
+    fn open_calls(dir: &std::path::Path) -> Arc<EngineCalls> {
+        let (engine, _report) = Engine::open(EngineConfig::new(dir)).expect("engine opens");
+        Arc::new(EngineCalls::new(engine, 4))
+    }
+
+    #[test]
+    fn close_waits_for_a_running_call_and_then_refuses_new_ones() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+        let calls = open_calls(dir.path());
+        let (started_tx, started_rx) = mpsc::channel::<()>();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let finished = Arc::new(AtomicBool::new(false));
+
+        let running = runtime.spawn({
+            let calls = Arc::clone(&calls);
+            let finished = Arc::clone(&finished);
+            async move {
+                calls
+                    .run(move |engine| {
+                        started_tx.send(()).expect("the test waits");
+                        release_rx.recv().expect("the test releases");
+                        let sessions = engine.status().sessions;
+                        finished.store(true, Ordering::SeqCst);
+                        Ok(sessions)
+                    })
+                    .await
+            }
+        });
+        started_rx.recv().expect("the call started");
+        let closing = runtime.spawn({
+            let calls = Arc::clone(&calls);
+            async move { calls.close().await }
+        });
+        release_tx.send(()).expect("the call waits");
+        runtime
+            .block_on(closing)
+            .expect("close did not panic")
+            .expect("the engine closed");
+        assert!(
+            finished.load(Ordering::SeqCst),
+            "close returned only after the call"
+        );
+        assert_eq!(runtime.block_on(running).expect("no panic").ok(), Some(0));
+
+        let refused = runtime.block_on(calls.run(|engine| Ok(engine.status().sessions)));
+        assert_eq!(refused.unwrap_err().code(), "TM-HTTP-5031");
+        runtime
+            .block_on(calls.close())
+            .expect("closing twice is a no-op");
+        // The directory is free again: the engine really closed.
+        let (engine, _report) = Engine::open(EngineConfig::new(dir.path())).expect("reopens");
+        engine.close().expect("closes");
+    }
+
+    #[test]
+    fn a_panicking_call_is_an_engine_call_error_and_releases_its_slot() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+        let calls = open_calls(dir.path());
+        for _ in 0..8 {
+            let result: Result<(), ApiError> =
+                runtime.block_on(calls.run(|_engine| panic!("a bug in a call")));
+            assert_eq!(result.unwrap_err().code(), "TM-HTTP-5001");
+        }
+        // Eight panics with four slots: every slot came back, and so did the engine.
+        runtime.block_on(calls.close()).expect("the engine closed");
+    }
+}
