@@ -43,6 +43,9 @@ fn runtime() -> Runtime {
 fn config(dir: &Path, clock: Arc<dyn Clock>) -> ServiceConfig {
     let mut engine = EngineConfig::new(dir);
     engine.clock = clock;
+    // The engine's background sweep would remove a session the manual clock expired at a
+    // moment of its choosing, turning "expired" into "unknown token" mid-test.
+    engine.sweep.interval = None;
     ServiceConfig::new(engine)
 }
 
@@ -637,6 +640,17 @@ fn metrics_are_prometheus_text_with_request_counters_and_no_secrets() {
         ]),
         "{text}"
     );
+    // The engine's own metrics, registered with the same recorder when the service opened it.
+    assert!(
+        has_line(&[
+            "tokm_operations_total{",
+            r#"operation="create""#,
+            r#"outcome="ok""#,
+        ]),
+        "{text}"
+    );
+    assert!(has_line(&["tokm_wal_appends_total"]), "{text}");
+    assert!(has_line(&["tokm_sessions"]), "{text}");
     assert!(!text.contains(&token), "no token in metrics");
     assert!(
         !text.contains("frank-the-metric-user"),
