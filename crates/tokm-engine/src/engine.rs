@@ -57,6 +57,9 @@ pub(crate) struct Shared {
     pub(crate) touch_logged_at: ShardedMap<SessionId, Timestamp>,
     /// Bookkeeping of the expiry sweep. Held across a sweep tick, never by a write.
     pub(crate) sweep_state: Mutex<SweepState>,
+    /// What [`Engine::status`] reports of snapshots and sweeps, copied when each ends, so a
+    /// status call never waits for one in progress. Innermost; held only to copy.
+    pub(crate) published: Mutex<Published>,
     pub(crate) read_only: AtomicBool,
     pub(crate) last_error: Mutex<Option<StatusError>>,
     pub(crate) metrics: EngineMetrics,
@@ -68,8 +71,6 @@ pub(crate) struct Shared {
 #[derive(Debug, Default)]
 pub(crate) struct SnapshotState {
     pub(crate) last: Option<SnapshotMeta>,
-    /// How long the last snapshot held the write gate exclusively (writes paused).
-    pub(crate) last_pause: Option<Duration>,
     /// When the last snapshot was taken (or the engine opened, if none since).
     pub(crate) last_at: Timestamp,
 }
@@ -81,8 +82,6 @@ pub(crate) struct SweepState {
     pub(crate) last_at: Timestamp,
     /// The last tick stopped at `per_tick_max`: the next check sweeps again at once.
     pub(crate) backlog: bool,
-    pub(crate) last: Option<SweepReport>,
-    pub(crate) removed_since_open: u64,
 }
 
 impl SweepState {
@@ -90,10 +89,17 @@ impl SweepState {
         SweepState {
             last_at: opened_at,
             backlog: false,
-            last: None,
-            removed_since_open: 0,
         }
     }
+}
+
+/// The snapshot and sweep facts [`EngineStatus`] shows.
+#[derive(Debug, Default)]
+pub(crate) struct Published {
+    pub(crate) last_snapshot: Option<SnapshotMeta>,
+    /// How long the last snapshot held the write gate exclusively (writes paused).
+    pub(crate) last_snapshot_pause: Option<Duration>,
+    pub(crate) sweep: SweepStatus,
 }
 
 /// What one sweep tick did.
@@ -177,16 +183,13 @@ impl Engine {
     pub fn status(&self) -> EngineStatus {
         let shared = &self.shared;
         // One guard: a second `lock()` in the same expression would wait for the first.
-        let (last_snapshot, last_snapshot_pause) = {
-            let state = shared.snapshot_state.lock();
-            (state.last.clone(), state.last_pause)
-        };
-        let sweep = {
-            let state = shared.sweep_state.lock();
-            SweepStatus {
-                last: state.last,
-                removed_since_open: state.removed_since_open,
-            }
+        let (last_snapshot, last_snapshot_pause, sweep) = {
+            let published = shared.published.lock();
+            (
+                published.last_snapshot.clone(),
+                published.last_snapshot_pause,
+                published.sweep,
+            )
         };
         EngineStatus {
             read_only: shared.read_only.load(Ordering::Acquire),
@@ -421,12 +424,13 @@ impl Shared {
         match report {
             Ok(report) => {
                 state.backlog = report.backlog;
-                state.last = Some(report);
-                state.removed_since_open += report.removed;
+                let mut published = self.published.lock();
+                published.sweep.last = Some(report);
+                published.sweep.removed_since_open += report.removed;
                 Ok(Some(report))
             }
             Err((error, removed)) => {
-                state.removed_since_open += removed;
+                self.published.lock().sweep.removed_since_open += removed;
                 self.record_error(
                     error.cause_code().unwrap_or(error.code()),
                     error.to_string(),
@@ -516,7 +520,9 @@ impl Shared {
                 );
                 state.last = Some(meta.clone());
                 state.last_at = meta.created_at;
-                state.last_pause = Some(*pause);
+                let mut published = self.published.lock();
+                published.last_snapshot = Some(meta.clone());
+                published.last_snapshot_pause = Some(*pause);
             }
             Err(error) => {
                 self.metrics.snapshot_failed();

@@ -13,7 +13,7 @@ use tokm_cmap::ShardedMap;
 use tokm_wal::FsStorage;
 
 use crate::config::EngineConfig;
-use crate::engine::{Engine, Shared, SnapshotState, SweepState, spawn_background};
+use crate::engine::{Engine, Published, Shared, SnapshotState, SweepState, spawn_background};
 use crate::error::EngineError;
 use crate::metrics::EngineMetrics;
 use crate::recovery::{self, Acted, RecoveryReport};
@@ -69,8 +69,11 @@ impl Engine {
             write_gate: RwLock::new(()),
             snapshot_state: Mutex::new(SnapshotState {
                 last: report.snapshot.clone(),
-                last_pause: None,
                 last_at,
+            }),
+            published: Mutex::new(Published {
+                last_snapshot: report.snapshot.clone(),
+                ..Published::default()
             }),
             logged_bytes_since_snapshot: AtomicU64::new(0),
             touch_logged_at: ShardedMap::new(),
