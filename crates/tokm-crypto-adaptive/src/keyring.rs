@@ -2,6 +2,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use crate::algorithm::Algorithm;
 use crate::blob::{BLOB_HEADER_LEN, BlobHeader, blob_aad};
@@ -13,14 +16,26 @@ use crate::random::fill_random;
 
 /// Every known key by id; one of them, the active key, seals new data.
 ///
-/// Any known key opens data, so rotation is: [`insert`](Keyring::insert) the new key,
-/// [`set_active`](Keyring::set_active) it, and keep the old one until nothing sealed under it
-/// remains. `Debug` lists ids and the algorithm, never key bytes.
+/// Any known key opens data, so rotation is: add the new key, make it active, and keep the
+/// old one until nothing sealed under it remains. Before the keyring is shared that is
+/// [`insert`](Keyring::insert) and [`set_active`](Keyring::set_active); once it is shared
+/// (an `Arc<Keyring>` handed to a log, a snapshot store and an engine), [`rotate`](Keyring::rotate)
+/// does both in one step through `&self`, and every holder seals its next file under the new
+/// key. A shared keyring only ever gains keys, so whatever opened before still opens.
+/// `Debug` lists ids and the algorithm, never key bytes.
 pub struct Keyring {
     algorithm: Algorithm,
-    /// Invariant: always a key of `entries`; `new` and `set_active` check it.
+    /// Read by every seal, open and new cipher; written only by [`Keyring::rotate`] (and the
+    /// `&mut self` methods, which need no lock). Never held while calling out.
+    keys: RwLock<Keys>,
+}
+
+/// The mutable part of a [`Keyring`].
+struct Keys {
+    /// Invariant: always a key of `entries`; `new`, `set_active` and `rotate` check it.
     active_key_id: KeyId,
-    entries: BTreeMap<KeyId, Entry>,
+    /// `Arc` so a rotation can share the entries it keeps rather than copy key material.
+    entries: BTreeMap<KeyId, Arc<Entry>>,
 }
 
 /// A key and, ready to use, its cipher for the keyring's algorithm.
@@ -51,11 +66,13 @@ impl Keyring {
     ///
     /// Pass [`Algorithm::detect()`] to let the CPU choose, or a fixed algorithm to override.
     pub fn new(active_key_id: KeyId, key: Key, algorithm: Algorithm) -> Keyring {
-        let entries = BTreeMap::from([(active_key_id, Entry::new(key, algorithm))]);
+        let entries = BTreeMap::from([(active_key_id, Arc::new(Entry::new(key, algorithm)))]);
         Keyring {
             algorithm,
-            active_key_id,
-            entries,
+            keys: RwLock::new(Keys {
+                active_key_id,
+                entries,
+            }),
         }
     }
 
@@ -65,10 +82,13 @@ impl Keyring {
     /// [`CryptoError::DuplicateKeyId`] if the id is taken: replacing a key would make
     /// everything sealed under the old one unreadable.
     pub fn insert(&mut self, key_id: KeyId, key: Key) -> Result<()> {
-        if self.entries.contains_key(&key_id) {
+        let algorithm = self.algorithm;
+        let keys = self.keys.get_mut();
+        if keys.entries.contains_key(&key_id) {
             return Err(CryptoError::DuplicateKeyId { key_id });
         }
-        self.entries.insert(key_id, Entry::new(key, self.algorithm));
+        keys.entries
+            .insert(key_id, Arc::new(Entry::new(key, algorithm)));
         Ok(())
     }
 
@@ -77,16 +97,58 @@ impl Keyring {
     /// # Errors
     /// [`CryptoError::UnknownKeyId`] if no key has this id.
     pub fn set_active(&mut self, key_id: KeyId) -> Result<()> {
-        if !self.entries.contains_key(&key_id) {
+        let keys = self.keys.get_mut();
+        if !keys.entries.contains_key(&key_id) {
             return Err(CryptoError::UnknownKeyId { key_id });
         }
-        self.active_key_id = key_id;
+        keys.active_key_id = key_id;
+        Ok(())
+    }
+
+    /// Adds `key` under `key_id` and makes it the active key, in one step, through a shared
+    /// reference: the rotation of a keyring already handed out. Every holder seals its next
+    /// file or blob under `key`; ciphers made before keep their key, and every key the keyring
+    /// held still opens what it sealed.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tokm_crypto_adaptive::{Algorithm, Key, KeyId, Keyring};
+    ///
+    /// # fn main() -> Result<(), tokm_crypto_adaptive::CryptoError> {
+    /// let keyring = Arc::new(Keyring::new(KeyId::new(1), Key::generate()?, Algorithm::detect()));
+    /// let shared = Arc::clone(&keyring);
+    /// let old = keyring.seal(b"", b"before")?;
+    /// keyring.rotate(KeyId::new(2), Key::generate()?)?;
+    /// assert_eq!(shared.active_key_id(), KeyId::new(2));
+    /// assert_eq!(shared.open(b"", &old)?, b"before");
+    /// assert_eq!(shared.key_ids(), [KeyId::new(1), KeyId::new(2)]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`CryptoError::DuplicateKeyId`] if the id is taken (the keyring is then unchanged):
+    /// an id names one key for good, since files record only the id.
+    pub fn rotate(&self, key_id: KeyId, key: Key) -> Result<()> {
+        // Expand the key schedule before taking the lock: readers never wait for it.
+        let entry = Arc::new(Entry::new(key, self.algorithm));
+        let mut keys = self.keys.write();
+        if keys.entries.contains_key(&key_id) {
+            return Err(CryptoError::DuplicateKeyId { key_id });
+        }
+        keys.entries.insert(key_id, entry);
+        keys.active_key_id = key_id;
         Ok(())
     }
 
     /// The id of the key that seals new data.
     pub fn active_key_id(&self) -> KeyId {
-        self.active_key_id
+        self.keys.read().active_key_id
+    }
+
+    /// The ids of every key held, ascending.
+    pub fn key_ids(&self) -> Vec<KeyId> {
+        self.keys.read().entries.keys().copied().collect()
     }
 
     /// The algorithm new data is sealed with.
@@ -96,7 +158,7 @@ impl Keyring {
 
     /// Whether a key with this id is known.
     pub fn contains(&self, key_id: KeyId) -> bool {
-        self.entries.contains_key(&key_id)
+        self.keys.read().entries.contains_key(&key_id)
     }
 
     /// Seals a standalone value into a self-describing blob (see the crate docs for the
@@ -110,12 +172,12 @@ impl Keyring {
     /// [`CryptoError::RandomSource`] if no nonce can be drawn, [`CryptoError::MessageTooLong`]
     /// beyond the algorithm's length limit.
     pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
-        let entry = self.entry(self.active_key_id)?;
+        let (key_id, entry) = self.active_entry();
         let mut nonce = [0_u8; NONCE_LEN];
         fill_random(&mut nonce)?;
         let header = BlobHeader {
             algorithm: self.algorithm,
-            key_id: self.active_key_id,
+            key_id,
             nonce,
         }
         .encode();
@@ -154,7 +216,8 @@ impl Keyring {
     /// [`CryptoError::RandomSource`] if no salt can be drawn.
     pub fn new_file_cipher(&self) -> Result<FileCipher> {
         let salt = FileSalt::random()?;
-        self.file_cipher(self.active_key_id, self.algorithm, &salt)
+        let (key_id, entry) = self.active_entry();
+        Ok(FileCipher::new(key_id, self.algorithm, &entry.key, &salt))
     }
 
     /// The cipher of an existing file, from the key id, algorithm and salt in its header.
@@ -174,19 +237,35 @@ impl Keyring {
         Ok(FileCipher::new(key_id, algorithm, &entry.key, salt))
     }
 
-    fn entry(&self, key_id: KeyId) -> Result<&Entry> {
-        self.entries
+    /// The entry of `key_id`, shared so no lock is held while it is used.
+    fn entry(&self, key_id: KeyId) -> Result<Arc<Entry>> {
+        self.keys
+            .read()
+            .entries
             .get(&key_id)
+            .cloned()
             .ok_or(CryptoError::UnknownKeyId { key_id })
+    }
+
+    /// The active key's id and entry, read together so a concurrent rotation cannot pair the
+    /// id of one key with the other's bytes.
+    fn active_entry(&self) -> (KeyId, Arc<Entry>) {
+        let keys = self.keys.read();
+        let key_id = keys.active_key_id;
+        let Some(entry) = keys.entries.get(&key_id) else {
+            unreachable!("the active key id {key_id} is always a key of the keyring");
+        };
+        (key_id, Arc::clone(entry))
     }
 }
 
 impl fmt::Debug for Keyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let keys = self.keys.read();
         f.debug_struct("Keyring")
             .field("algorithm", &self.algorithm)
-            .field("active_key_id", &self.active_key_id)
-            .field("key_ids", &self.entries.keys().collect::<Vec<_>>())
+            .field("active_key_id", &keys.active_key_id)
+            .field("key_ids", &keys.entries.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -235,6 +314,35 @@ mod tests {
     fn keyring_can_be_shared_between_threads() {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<Keyring>();
+    }
+
+    #[test]
+    fn rotate_seals_under_the_new_key_and_still_opens_the_old_blobs() {
+        let keyring = keyring(Algorithm::ChaCha20Poly1305);
+        let old = keyring.seal(b"a", b"old").expect("seal");
+        let key = Key::from_bytes(&[9; 32]).expect("32 bytes make a key");
+        keyring.rotate(KeyId::new(2), key).expect("a new id");
+        let new = keyring.seal(b"a", b"new").expect("seal");
+        assert_eq!(&new[2..6], &2_u32.to_le_bytes());
+        assert_eq!(keyring.open(b"a", &old).ok(), Some(b"old".to_vec()));
+        assert_eq!(keyring.open(b"a", &new).ok(), Some(b"new".to_vec()));
+        assert_eq!(
+            keyring.new_file_cipher().map(|c| c.key_id()).ok(),
+            Some(KeyId::new(2))
+        );
+    }
+
+    #[test]
+    fn rotate_refuses_a_taken_id_and_changes_nothing() {
+        let keyring = keyring(Algorithm::Aes256Gcm);
+        let key = Key::from_bytes(&[9; 32]).expect("32 bytes make a key");
+        let error = keyring.rotate(KeyId::new(1), key).err();
+        assert_eq!(error.map(|e| e.code()), Some("TM-CRYP-4091"));
+        assert_eq!(keyring.active_key_id(), KeyId::new(1));
+        assert_eq!(keyring.key_ids(), [KeyId::new(1)]);
+        // The original bytes still seal: a blob opens with a keyring holding only them.
+        let blob = keyring.seal(b"", b"x").expect("seal");
+        assert!(self::keyring(Algorithm::Aes256Gcm).open(b"", &blob).is_ok());
     }
 
     #[test]

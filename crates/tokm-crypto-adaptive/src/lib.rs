@@ -26,6 +26,12 @@
 //! keyring.set_active(KeyId::new(2))?;
 //! assert_eq!(keyring.open(b"session:42", &blob)?, b"secret value");
 //!
+//! // A keyring already shared (say with a running engine) rotates through `&self`.
+//! let shared = std::sync::Arc::new(keyring);
+//! shared.rotate(KeyId::new(3), Key::generate()?)?;
+//! assert_eq!(shared.active_key_id(), KeyId::new(3));
+//! let keyring = shared;
+//!
 //! // Records of a new file: store key id, algorithm and salt in its header.
 //! let writer = keyring.new_file_cipher()?;
 //! let mut sealed = Vec::new();
@@ -103,8 +109,8 @@
 //!
 //! - [`Algorithm`]: `detect`, `id`, `name`, `TryFrom<u8>`.
 //! - [`KeyId`], [`Key`]: `from_bytes`, `from_file`, `generate`.
-//! - [`Keyring`]: `new`, `insert`, `set_active`, `seal`, `open`, `new_file_cipher`,
-//!   `file_cipher`.
+//! - [`Keyring`]: `new`, `insert`, `set_active`, `rotate` (through `&self`, for a shared
+//!   keyring), `key_ids`, `seal`, `open`, `new_file_cipher`, `file_cipher`.
 //! - [`FileSalt`], [`FileCipher`]: `seal_into`, `open_into`; [`TAG_LEN`].
 //! - [`CryptoError`] with stable codes `TM-CRYP-NNNN`.
 #![forbid(unsafe_code)]

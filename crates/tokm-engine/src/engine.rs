@@ -22,6 +22,7 @@ use tokm_wal::{Lsn, Wal, WalError};
 use crate::config::EngineConfig;
 use crate::error::EngineError;
 use crate::metrics::{EngineMetrics, Operation};
+use crate::keys::KeyUsage;
 
 /// A durable session store: [`MemoryStore`] for reads, a write-ahead log for every change,
 /// snapshots for fast restarts. Implements [`SessionRepository`] and [`TokenRepository`].
@@ -166,6 +167,10 @@ pub struct EngineStatus {
     pub logged_bytes_since_snapshot: u64,
     /// The expiry sweep: its last tick and its total since open.
     pub sweep: SweepStatus,
+    /// The active key, and the keys the log segments and snapshots on disk are sealed under:
+    /// when an old key can leave the keyring after [`Engine::rotate_key`]. Reading it lists
+    /// the snapshot directory and each snapshot's header (no block is read).
+    pub keys: KeyUsage,
 }
 
 impl std::fmt::Debug for Engine {
@@ -201,6 +206,7 @@ impl Engine {
             last_snapshot_pause,
             logged_bytes_since_snapshot: shared.logged_bytes_since_snapshot.load(Ordering::Relaxed),
             sweep,
+            keys: shared.key_usage(),
         }
     }
 

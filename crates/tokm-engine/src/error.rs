@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use tokm_domain::SessionError;
+use tokm_crypto_adaptive::CryptoError;
 use tokm_proto::ProtoError;
 use tokm_snapshot::SnapshotError;
 use tokm_wal::{LogLoss, WalError};
@@ -106,6 +107,19 @@ pub enum EngineError {
     /// The engine refuses writes after an earlier failure; reopen it.
     #[error("the engine is read-only after an earlier failure")]
     ReadOnly,
+    /// [`Engine::rotate_key`](crate::Engine::rotate_key) on an engine opened without a
+    /// keyring: its files are plain, and rotation does not turn encryption on. Reopen with a
+    /// keyring for that.
+    #[error("the engine was opened without a keyring; there is no key to rotate")]
+    NoKeyring,
+    /// [`Engine::rotate_key`](crate::Engine::rotate_key) refused the new key (an id the
+    /// keyring already holds); nothing changed.
+    #[error("key rotation refused: {source}")]
+    KeyRejected {
+        /// The keyring's error; `source.code()` is its stable code. Names the key id only.
+        #[source]
+        source: CryptoError,
+    },
 }
 
 impl EngineError {
@@ -113,9 +127,11 @@ impl EngineError {
     ///
     /// `TM-ENG-5202` is retired (it was "the log does not continue the snapshot", now part of
     /// `TM-ENG-5204`) and never reused.
-    pub const CODES: [&'static str; 11] = [
+    pub const CODES: [&'static str; 13] = [
         "TM-ENG-4001",
         "TM-ENG-4002",
+        "TM-ENG-4091",
+        "TM-ENG-4092",
         "TM-ENG-4231",
         "TM-ENG-5001",
         "TM-ENG-5002",
@@ -141,11 +157,13 @@ impl EngineError {
             EngineError::Replay { .. } => "TM-ENG-5203",
             EngineError::Sweep { .. } => "TM-ENG-5004",
             EngineError::ReadOnly => "TM-ENG-5031",
+            EngineError::NoKeyring => "TM-ENG-4091",
+            EngineError::KeyRejected { .. } => "TM-ENG-4092",
         }
     }
 
     /// The code of the lower layer's error this wraps, if any (`TM-WAL-*`, `TM-SNAP-*`,
-    /// `TM-PROTO-*`).
+    /// `TM-PROTO-*`, `TM-CRYP-*`).
     pub fn cause_code(&self) -> Option<&'static str> {
         match self {
             EngineError::Wal { source } | EngineError::InvalidLogPolicy { source } => {
@@ -154,6 +172,7 @@ impl EngineError {
             EngineError::Snapshot { source } => Some(source.code()),
             EngineError::UndecodableRecord { source, .. } => Some(source.code()),
             EngineError::Sweep { source } => Some(source.code()),
+            EngineError::KeyRejected { source } => Some(source.code()),
             _ => None,
         }
     }
@@ -209,6 +228,12 @@ mod tests {
                 reason: String::new(),
             },
             EngineError::ReadOnly,
+            EngineError::NoKeyring,
+            EngineError::KeyRejected {
+                source: CryptoError::DuplicateKeyId {
+                    key_id: tokm_crypto_adaptive::KeyId::new(1),
+                },
+            },
         ];
         for error in &samples {
             assert!(EngineError::CODES.contains(&error.code()), "{error}");

@@ -140,6 +140,7 @@
 pub use crate::config::{Durability, EngineConfig, LogPolicy, SnapshotPolicy, SweepPolicy};
 pub use crate::engine::{Engine, EngineStatus, Maintenance, StatusError, SweepReport, SweepStatus};
 pub use crate::error::EngineError;
+pub use crate::keys::KeyUsage;
 pub use crate::recovery::RecoveryReport;
 
 #[cfg(doc)]
@@ -150,5 +151,6 @@ mod decide;
 mod engine;
 mod error;
 pub mod metrics;
+mod keys;
 mod open;
 mod recovery;

@@ -133,6 +133,14 @@ impl PayloadSeal {
         })
     }
 
+    /// The key this seal uses; `None` when plain.
+    pub(crate) fn key_id(&self) -> Option<KeyId> {
+        match self {
+            PayloadSeal::Plain => None,
+            PayloadSeal::Sealed(cipher) => Some(cipher.key_id()),
+        }
+    }
+
     /// Stored size of a payload of `payload_len` bytes.
     pub(crate) fn stored_len(&self, payload_len: usize) -> usize {
         match self {

@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 use crossbeam::channel::{self, Receiver, Sender};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use tokm_domain::Timestamp;
+use tokm_crypto_adaptive::KeyId;
 
 use crate::error::WalError;
 use crate::format::{
@@ -51,6 +52,8 @@ use crate::seal::PayloadSeal;
 use crate::storage::{Access, Storage, StorageFile};
 use crate::survey::LogSurvey;
 use crate::walk::LogWalk;
+
+mod rekey;
 
 /// How many segments [`Wal::compact`] callers keep by default: the open one and two before it.
 pub const COMPACT_KEEP_NEWEST_DEFAULT: usize = 3;
@@ -75,6 +78,8 @@ struct OpenSegment {
     disk: SegmentDisk,
     seal: PayloadSeal,
     created_at_ms: u64,
+    /// From its header: what a replacement of the segment while empty repeats.
+    previous_lsn: Lsn,
     /// Bytes in the file: the offset of the next write.
     written_bytes: u64,
     /// Records in the file plus those pending for it.
@@ -123,6 +128,7 @@ impl NewSegment {
             disk,
             seal: self.seal,
             created_at_ms: self.header.created_at_ms,
+            previous_lsn: self.header.previous_lsn,
             written_bytes: HEADER_LEN as u64,
             records_count: 0,
         }
@@ -175,6 +181,8 @@ const AWAITING_SEAL_BYTES_LIMIT: u64 = 64 * 1024 * 1024;
 struct SegmentEntry {
     name: String,
     first_lsn: Lsn,
+    /// The key it is sealed under; `None` when plain (or its header was unreadable).
+    key_id: Option<KeyId>,
 }
 
 #[derive(Debug)]
@@ -430,11 +438,13 @@ impl LogWalk {
             .map(|kept| SegmentEntry {
                 name: kept.name.clone(),
                 first_lsn: kept.first_lsn,
+                key_id: kept.readable.as_ref().and_then(|(_, seal)| seal.key_id()),
             })
             .collect();
         segments.push(SegmentEntry {
             name: segment.name.clone(),
             first_lsn: next_lsn,
+            key_id: segment.seal.key_id(),
         });
         let wal = Wal::start(
             dir,
@@ -923,6 +933,7 @@ impl Shared {
                 self.segments.lock().push(SegmentEntry {
                     name: state.segment.name.clone(),
                     first_lsn: header.first_lsn,
+                    key_id: state.segment.seal.key_id(),
                 });
                 state.segment.disk = SegmentDisk::Created(file);
                 self.metrics.segment_created();
