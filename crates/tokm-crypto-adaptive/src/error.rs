@@ -27,6 +27,17 @@ pub enum CryptoError {
         /// The key file.
         path: PathBuf,
     },
+    /// A keyring file has a malformed line, lists a key id twice, holds no key or is too
+    /// large. Names the line (0 for the whole file), never its contents.
+    #[error("keyring file {} line {line}: {reason}", .path.display())]
+    KeyringFileFormat {
+        /// The keyring file.
+        path: PathBuf,
+        /// The 1-based line number; 0 when the problem is the whole file.
+        line: usize,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A sealed blob starts with a format version this build does not know.
     #[error("unsupported sealed blob version {version}")]
     UnsupportedVersion {
@@ -108,6 +119,7 @@ impl CryptoError {
         match self {
             CryptoError::BadKeyLength { .. } => "TM-CRYP-4001",
             CryptoError::KeyFileFormat { .. } => "TM-CRYP-4002",
+            CryptoError::KeyringFileFormat { .. } => "TM-CRYP-4005",
             CryptoError::UnsupportedVersion { .. } => "TM-CRYP-4003",
             CryptoError::UnsupportedAlgorithm { .. } => "TM-CRYP-4004",
             CryptoError::KeyFilePermissions { .. } => "TM-CRYP-4031",
@@ -139,6 +151,11 @@ mod tests {
         let all = vec![
             CryptoError::BadKeyLength { len: 3 },
             CryptoError::KeyFileFormat { path: path.clone() },
+            CryptoError::KeyringFileFormat {
+                path: path.clone(),
+                line: 3,
+                reason: "no key",
+            },
             CryptoError::UnsupportedVersion { version: 9 },
             CryptoError::UnsupportedAlgorithm { id: 7 },
             CryptoError::KeyFilePermissions {
@@ -169,6 +186,7 @@ mod tests {
             match error {
                 CryptoError::BadKeyLength { .. }
                 | CryptoError::KeyFileFormat { .. }
+                | CryptoError::KeyringFileFormat { .. }
                 | CryptoError::UnsupportedVersion { .. }
                 | CryptoError::UnsupportedAlgorithm { .. }
                 | CryptoError::KeyFilePermissions { .. }

@@ -146,8 +146,9 @@ impl fmt::Debug for Key {
     }
 }
 
+/// Refuses a key or keyring file that group or others can access.
 #[cfg(unix)]
-fn check_owner_only(file: &File, path: &Path) -> Result<()> {
+pub(crate) fn check_owner_only(file: &File, path: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
 
     let metadata = file.metadata().map_err(|source| CryptoError::KeyFileIo {
@@ -166,7 +167,7 @@ fn check_owner_only(file: &File, path: &Path) -> Result<()> {
 
 /// Other platforms have no Unix mode bits to check; their ACLs are the operator's job.
 #[cfg(not(unix))]
-fn check_owner_only(_file: &File, _path: &Path) -> Result<()> {
+pub(crate) fn check_owner_only(_file: &File, _path: &Path) -> Result<()> {
     Ok(())
 }
 
@@ -175,7 +176,11 @@ fn parse_key_file(contents: &[u8]) -> Option<Key> {
     if contents.len() == KEY_LEN {
         return Key::from_bytes(contents).ok();
     }
-    let hex = contents.strip_suffix(b"\n").unwrap_or(contents);
+    parse_key_hex(contents.strip_suffix(b"\n").unwrap_or(contents))
+}
+
+/// Exactly 64 hex digits (either case) as a key; `None` for anything else.
+pub(crate) fn parse_key_hex(hex: &[u8]) -> Option<Key> {
     if hex.len() != 2 * KEY_LEN {
         return None;
     }

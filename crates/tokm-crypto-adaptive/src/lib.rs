@@ -74,6 +74,20 @@
 //! one `\n`. On Unix the file must have no group or other permission bits (`chmod 600`);
 //! otherwise it is refused with [`CryptoError::KeyFilePermissions`], naming path and mode.
 //!
+//! # Keyring files
+//!
+//! [`Keyring::from_file`] loads several keys from one text file, for a directory whose files
+//! span a rotation: one key per line as `<key id> <64 hex digits>`, blank lines and `#`
+//! comments ignored, the last key listed active. The same owner-only rule applies
+//! ([`CryptoError::KeyFilePermissions`]); a malformed line is
+//! [`CryptoError::KeyringFileFormat`], naming the line number but never its contents.
+//!
+//! ```text
+//! # tokm keyring (chmod 600). Key 1 is retired once no file needs it.
+//! 1 5d2c7f0e...  (64 hex digits)
+//! 2 9f01b3aa...  (64 hex digits; the last key listed seals new data)
+//! ```
+//!
 //! # Why a file's (subkey, nonce) pair never repeats
 //!
 //! AES-GCM and ChaCha20-Poly1305 lose confidentiality and integrity if one (key, nonce) pair
@@ -109,8 +123,8 @@
 //!
 //! - [`Algorithm`]: `detect`, `id`, `name`, `TryFrom<u8>`.
 //! - [`KeyId`], [`Key`]: `from_bytes`, `from_file`, `generate`.
-//! - [`Keyring`]: `new`, `insert`, `set_active`, `rotate` (through `&self`, for a shared
-//!   keyring), `key_ids`, `seal`, `open`, `new_file_cipher`, `file_cipher`.
+//! - [`Keyring`]: `new`, `from_file`, `insert`, `set_active`, `rotate` (through `&self`, for
+//!   a shared keyring), `key_ids`, `seal`, `open`, `new_file_cipher`, `file_cipher`.
 //! - [`FileSalt`], [`FileCipher`]: `seal_into`, `open_into`; [`TAG_LEN`].
 //! - [`CryptoError`] with stable codes `TM-CRYP-NNNN`.
 #![forbid(unsafe_code)]
@@ -129,4 +143,5 @@ mod error;
 mod file;
 mod key;
 mod keyring;
+mod keyring_file;
 mod random;
