@@ -16,7 +16,9 @@ const EXIT_CODES_HELP: &str = "Exit codes:
   2  usage error (bad flag, bad TOKM_KEY_HEX, bad session id)
   3  I/O failure or refused (locked by a running service, wrong key, foreign file, no such directory)
 
-Keys: --key-file PATH (must be mode 0600) and --key-id N, or TOKM_KEY_HEX=<64 hex digits>.";
+Keys: --key-file PATH (must be mode 0600) and --key-id N, or TOKM_KEY_HEX=<64 hex digits>;
+for a directory whose files span a key rotation, --keyring FILE (mode 0600): one key per line
+as \"<key id> <64 hex digits>\", # comments allowed, the last key listed seals new data.";
 
 /// Inspect, verify, dump, recover and compact a tokm data directory.
 #[derive(Debug, Parser)]
@@ -75,6 +77,10 @@ pub(crate) struct CommonArgs {
     /// Id of the key in --key-file or TOKM_KEY_HEX.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub(crate) key_id: u32,
+    /// Keyring file holding several keys (mode 0600): "<key id> <64 hex digits>" per line,
+    /// # comments allowed; the last key listed is active. For files sealed under several keys.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["key_file", "key_id"])]
+    pub(crate) keyring: Option<PathBuf>,
 }
 
 /// Options of `dump`.
@@ -179,6 +185,9 @@ impl CommonArgs {
 
     /// The keyring from the flags or `TOKM_KEY_HEX`, if any key was given.
     pub(crate) fn keyring(&self) -> Result<Option<Arc<Keyring>>, CliError> {
+        if let Some(path) = &self.keyring {
+            return keys::load_keyring_file(path).map(Some);
+        }
         let key_hex = std::env::var(keys::KEY_HEX_VAR).ok();
         keys::load_keyring(self.key_file.as_deref(), self.key_id, key_hex.as_deref())
     }
@@ -210,6 +219,24 @@ mod tests {
         );
         assert_eq!(Policy::Absolute.recovery_mode(), RecoveryMode::Absolute);
         assert_eq!(Policy::RefuseLoss.recovery_mode(), RecoveryMode::default());
+    }
+
+    #[test]
+    fn a_keyring_file_excludes_a_key_file_and_a_key_id() {
+        for extra in [["--key-file", "k"], ["--key-id", "2"]] {
+            let error = Cli::try_parse_from(
+                ["tokm", "verify", "d", "--keyring", "ring"]
+                    .into_iter()
+                    .chain(extra),
+            )
+            .unwrap_err();
+            assert!(error.use_stderr(), "{extra:?}");
+        }
+        let parsed = Cli::try_parse_from(["tokm", "inspect", "d", "--keyring", "ring"]).unwrap();
+        let Command::Inspect(args) = parsed.command else {
+            panic!("parsed {parsed:?}");
+        };
+        assert_eq!(args.keyring.as_deref(), Some(Path::new("ring")));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Loading the keyring from `--key-file`/`--key-id` or `TOKM_KEY_HEX`.
+//! Loading the keyring from `--keyring`, `--key-file`/`--key-id` or `TOKM_KEY_HEX`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -30,6 +30,12 @@ pub(crate) fn load_keyring(
         key,
         Algorithm::detect(),
     ))))
+}
+
+/// Loads a keyring file (`--keyring`): several keys, the last one listed active; see
+/// [`Keyring::from_file`] for the format and the mode check.
+pub(crate) fn load_keyring_file(path: &Path) -> Result<Arc<Keyring>, CliError> {
+    Ok(Arc::new(Keyring::from_file(path, Algorithm::detect())?))
 }
 
 /// Decodes exactly 64 hex digits (surrounding whitespace allowed). The error never echoes
