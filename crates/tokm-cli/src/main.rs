@@ -28,7 +28,10 @@
 //! never create, rename, truncate or remove a file.
 //!
 //! Keys: `--key-file PATH` (refused unless mode 0600) with `--key-id N` (default 1), or the
-//! `TOKM_KEY_HEX` environment variable (64 hex digits). `--json` prints one JSON document
+//! `TOKM_KEY_HEX` environment variable (64 hex digits). For a directory whose files span a key
+//! rotation, `--keyring FILE` (refused unless mode 0600) holds several keys, one per line as
+//! `<key id> <64 hex digits>` with `#` comments, the last one active (see
+//! `tokm_crypto_adaptive::Keyring::from_file`). `--json` prints one JSON document
 //! (`dump` always prints JSON lines). Errors go to stderr as `error[TM-...]: message`, never
 //! with a secret. Ages are measured with `tokm_domain::SystemClock`.
 //!

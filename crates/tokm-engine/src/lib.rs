@@ -120,12 +120,63 @@
 //! ([`EngineError::InvalidLogPolicy`], `TM-ENG-4002`, carrying `TM-WAL-4001`) before touching
 //! the directory. Every time in it is measured by [`EngineConfig::clock`], the flusher's
 //! timer included, so a test with a manual clock can prove what `Batch` mode loses.
+//! # Key rotation
+//! With [`EngineConfig::keyring`] set, [`Engine::rotate_key`] rotates the key online: the
+//! keyring gains the new key and makes it active, the log starts a segment under it at once,
+//! and every snapshot taken afterwards is sealed under it. Files sealed under older keys stay
+//! readable, since the keyring keeps every key. [`EngineStatus::keys`] ([`KeyUsage`]) lists the
+//! key ids the log segments and snapshots on disk still need: after a snapshot under the new
+//! key, retention and the compaction behind it leave none under the old key,
+//! [`KeyUsage::can_retire`] says yes, and the next open may use a keyring without it. Until
+//! then an open without the old key is a key error naming it, changing nothing.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use tokm_crypto_adaptive::{Algorithm, Key, KeyId, Keyring};
+//! use tokm_domain::{Clock, NewSession, SessionFields, SessionId, SessionRepository, SystemClock,
+//!     TokenHash, UserId};
+//! use tokm_engine::{Engine, EngineConfig};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let mut config = EngineConfig::new(dir.path());
+//! config.keyring = Some(Arc::new(Keyring::new(KeyId::new(1), Key::generate()?, Algorithm::detect())));
+//! config.snapshots.retention_count = 1;
+//! config.snapshots.retention_days = 0;
+//! config.snapshots.wal_segments_kept = 1;
+//! let (engine, _report) = Engine::open(config)?;
+//! let now = SystemClock.now();
+//! let fields = SessionFields::new(
+//!     SessionId::generate(now)?,
+//!     UserId::new("alice")?,
+//!     TokenHash::of_token("raw bearer token")?,
+//!     now,
+//!     now.checked_add(Duration::from_secs(3600)).expect("in range"),
+//! );
+//! engine.create(NewSession::new(fields)?)?; // logged under key 1
+//!
+//! engine.rotate_key(KeyId::new(2), Key::generate()?)?;
+//! assert_eq!(engine.status().keys.in_use, [KeyId::new(1), KeyId::new(2)]);
+//! // A snapshot under key 2, retention and compaction leave no file under key 1.
+//! engine.snapshot_now()?;
+//! assert!(engine.status().keys.can_retire(KeyId::new(1)));
+//! engine.close()?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! An engine opened without a keyring refuses to rotate ([`EngineError::NoKeyring`]): rotation
+//! does not turn encryption on. The `tokm` tool reads a directory whose files span keys with
+//! `--keyring FILE` (several keys in one owner-only file).
 //!
 //! # Error codes
 //! | code | variant |
 //! |---|---|
 //! | `TM-ENG-4001` | `InvalidConfig` |
 //! | `TM-ENG-4002` | `InvalidLogPolicy` (see `cause_code()`) |
+//! | `TM-ENG-4091` | `NoKeyring` (`rotate_key` on an engine opened without a keyring) |
+//! | `TM-ENG-4092` | `KeyRejected` (`rotate_key` with a key id the keyring holds; see `cause_code()`) |
 //! | `TM-ENG-4231` | `Locked` (another engine has the directory) |
 //! | `TM-ENG-5001` | `Io` |
 //! | `TM-ENG-5002` | `Wal` (see `cause_code()`) |
