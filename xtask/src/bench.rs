@@ -7,6 +7,10 @@
 //!   `report.json`, `latency.svg` and `writers.svg` into `target/tokm-bench/`. `--quick` runs
 //!   20,000 sessions in seconds; `cargo xtask ci` runs it so the harness cannot rot.
 //!   `--sessions N` fills N sessions instead (N >= 1,000; the cold start's log tail is N/10).
+//!   When `redis-server` is installed (and `TOKM_BENCH_REDIS` is not `off`) it first starts a
+//!   3-master + 3-replica Redis Cluster under `target/tokm-bench/redis-cluster/` (see
+//!   `cargo xtask cluster`), passes its addresses in `TOKM_BENCH_REDIS_CLUSTER` for the
+//!   `RedisClusterStore` rows, and stops it afterwards.
 //! - `cargo xtask bench --scale [--sessions N] [--quick]`: the scaling run instead of the
 //!   table: fill, snapshot and cold start at N, 2N and 4N sessions (1M, 2M and 4M by default,
 //!   which needs about 10 GB of memory; 20k, 40k and 80k with `--quick`), each count in a
@@ -55,9 +59,28 @@ fn acceptance(args: &[String]) -> Result<(), String> {
         "acceptance",
         "--",
     ]);
+    let scale = flags.iter().any(|flag| flag == "--scale");
     command.args(flags);
-    run_checked(&mut command)
+    // The table's RedisClusterStore rows need a cluster; the scaling run has none.
+    let redis_off = std::env::var_os("TOKM_BENCH_REDIS").is_some_and(|value| value == "off");
+    if scale || redis_off || !crate::cluster::redis_installed() {
+        return run_checked(&mut command);
+    }
+    let dir = crate::shell::workspace_root().join("target/tokm-bench/redis-cluster");
+    let cluster = crate::cluster::Cluster::start(&dir)?;
+    command
+        .env(CLUSTER_VAR, cluster.addresses())
+        .env(CLUSTER_DIR_VAR, cluster.dir());
+    let ran = run_checked(&mut command);
+    let stopped = cluster.stop();
+    ran?;
+    stopped
 }
+
+/// The cluster's addresses, for the acceptance program's RedisClusterStore rows.
+const CLUSTER_VAR: &str = "TOKM_BENCH_REDIS_CLUSTER";
+/// The cluster's directory (its nodes' configurations).
+const CLUSTER_DIR_VAR: &str = "TOKM_BENCH_REDIS_CLUSTER_DIR";
 
 /// Checks the acceptance flags before the release build, which takes minutes, so a typo fails
 /// at once; returns them as the acceptance program takes them.

@@ -12,9 +12,11 @@
 //! | `bench [--quick] [--sessions N] [--scale]` | the end-to-end acceptance run: engine at 1M (or N) sessions, the SPEC table; `--scale`: scaling at N, 2N, 4N |
 //! | `bench criterion [NAME] [--quick]` | criterion benchmarks (all, or one bench file by name) |
 //! | `soak wal\|engine --cycles N` | long crash-and-recover loops, outside CI |
+//! | `cluster up\|down\|test` | a local 3+3 Redis Cluster for `tokm-redis` (leave one running, stop it, or test against a fresh one) |
 
 mod bench;
 mod ci;
+mod cluster;
 mod codegen;
 mod shell;
 mod soak;
@@ -33,6 +35,9 @@ commands:
   bench criterion [NAME] [--quick]
                               criterion benches (NAME: cmap, memory_store, crypto, wal, snapshot)
   soak wal|engine --cycles N  SIGKILL crash-and-recover loop (WAL or whole engine), N cycles
+  cluster up|down|test        a 3-master + 3-replica Redis Cluster on 127.0.0.1 for tokm-redis:
+                              up leaves one running, down stops it, test runs tokm-redis's tests
+                              against a fresh one and stops it
   help                        this text
 ";
 
@@ -47,6 +52,7 @@ fn main() -> ExitCode {
         "ci" => ci::run(rest),
         "bench" => bench::run(rest),
         "soak" => soak::run(rest),
+        "cluster" => cluster::run(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())
