@@ -85,7 +85,15 @@ pub(crate) fn test() -> Result<String, String> {
         started.elapsed().as_secs_f64(),
         cluster.addresses()
     );
-    let mut command = cargo(&["test", "--package", "tokm-redis", "--locked"]);
+    // `--show-output` prints what the failover tests measured (lost writes, stalls).
+    let mut command = cargo(&[
+        "test",
+        "--package",
+        "tokm-redis",
+        "--locked",
+        "--",
+        "--show-output",
+    ]);
     command
         .env(ADDRESSES_VAR, cluster.addresses())
         .env(DIR_VAR, &cluster.dir)

@@ -101,10 +101,11 @@ pub fn raw(nodes: &[String]) -> ClusterConnection {
 }
 
 /// A connection to one node (no cluster routing).
-pub fn node(address: &str) -> redis::Connection {
-    redis::Client::open(format!("redis://{address}"))
-        .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(2)))
-        .expect("the node answers")
+pub fn node(address: &str) -> redis::RedisResult<redis::Connection> {
+    let connection = redis::Client::open(format!("redis://{address}"))?
+        .get_connection_with_timeout(Duration::from_secs(2))?;
+    connection.set_read_timeout(Some(Duration::from_secs(2)))?;
+    Ok(connection)
 }
 
 /// The `TM-REDIS-…` code inside a store error (panics if there is none).
@@ -126,13 +127,24 @@ pub struct NodeInfo {
     pub master_id: Option<String>,
     /// Holds at least one slot.
     pub has_slots: bool,
+    /// The slot ranges it serves, inclusive.
+    pub slots: Vec<(u16, u16)>,
+}
+
+impl NodeInfo {
+    /// Whether this node serves `slot`.
+    pub fn serves(&self, slot: u16) -> bool {
+        self.slots
+            .iter()
+            .any(|&(first, last)| (first..=last).contains(&slot))
+    }
 }
 
 /// The cluster as `address` sees it.
 pub fn topology(address: &str) -> redis::RedisResult<Vec<NodeInfo>> {
     let text: String = redis::cmd("CLUSTER")
         .arg("NODES")
-        .query(&mut node(address))?;
+        .query(&mut node(address)?)?;
     Ok(text
         .lines()
         .filter_map(|line| {
@@ -148,6 +160,14 @@ pub fn topology(address: &str) -> redis::RedisResult<Vec<NodeInfo>> {
                 failing: flags.contains("fail") || link != "connected",
                 master_id: (master_id != "-").then(|| master_id.to_owned()),
                 has_slots: parts.len() > 8,
+                slots: parts[8..]
+                    .iter()
+                    .filter(|range| !range.starts_with('['))
+                    .filter_map(|range| match range.split_once('-') {
+                        Some((first, last)) => Some((first.parse().ok()?, last.parse().ok()?)),
+                        None => range.parse().ok().map(|slot| (slot, slot)),
+                    })
+                    .collect(),
             })
         })
         .collect())
@@ -209,4 +229,217 @@ pub fn healthy(addresses: &[String]) -> bool {
         && live_masters.iter().all(|master| {
             info_field(&master.address, "replication", "connected_slaves").as_deref() == Some("1")
         })
+}
+
+/// The hash slot of `key`, as the cluster computes it.
+pub fn slot_of(connection: &mut ClusterConnection, key: &str) -> u16 {
+    redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(key)
+        .query(connection)
+        .expect("CLUSTER KEYSLOT")
+}
+
+/// The pid of the redis-server answering on `address`.
+pub fn pid_of(address: &str) -> u32 {
+    info_field(address, "server", "process_id")
+        .and_then(|pid| pid.parse().ok())
+        .expect("INFO server names the process id")
+}
+
+/// SIGKILL to `pid`, through the shell's `kill` builtin.
+pub fn sigkill(pid: u32) {
+    let status = std::process::Command::new("sh")
+        .args(["-c", "kill -s KILL \"$0\"", &pid.to_string()])
+        .status()
+        .expect("sh");
+    assert!(status.success(), "kill -s KILL {pid}");
+}
+
+/// Starts the node on `port` again from its configuration in the cluster directory (it
+/// daemonizes and rejoins the cluster as it left it).
+pub fn restart_node(dir: &std::path::Path, port: u16) {
+    let config = dir.join(format!("node-{port}")).join("redis.conf");
+    let status = std::process::Command::new("redis-server")
+        .arg(&config)
+        .status()
+        .expect("redis-server");
+    assert!(status.success(), "restarting {}", config.display());
+}
+
+/// A write load: `threads` writers creating (and, per `mix`, reading, touching, updating and
+/// deleting) sessions of their own users until told to stop.
+pub mod load {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    use tokm_domain::testkit::{SUITE_START, SessionFactory};
+    use tokm_domain::{SessionId, SessionRepository, TokenRepository, UserId};
+    use tokm_redis::RedisClusterStore;
+
+    /// What each writer does per session.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Mix {
+        /// Create only.
+        Creates,
+        /// Create, token lookup, touch, update; delete every third.
+        Everything,
+    }
+
+    /// An acknowledged create.
+    #[derive(Clone, Debug)]
+    pub struct Ack {
+        pub id: SessionId,
+        pub user: UserId,
+        pub at: Instant,
+    }
+
+    /// A call that returned an error.
+    #[derive(Clone, Debug)]
+    pub struct Failed {
+        pub code: &'static str,
+        pub message: String,
+        pub user: UserId,
+        pub at: Instant,
+    }
+
+    /// Everything the writers saw.
+    #[derive(Debug, Default)]
+    pub struct Outcome {
+        pub acks: Vec<Ack>,
+        pub deleted: Vec<SessionId>,
+        pub errors: Vec<Failed>,
+        pub calls: u64,
+        pub slowest: Duration,
+    }
+
+    /// Users of writer `thread`.
+    pub fn user(thread: usize, index: usize) -> UserId {
+        UserId::new(&format!("load-{thread}-{index}")).expect("valid")
+    }
+
+    /// Runs `threads` writers over `users_per_thread` users each while `control` runs;
+    /// `control` gets a receiver with one message per completed call, and stops the load by
+    /// returning.
+    pub fn run<R>(
+        store: &RedisClusterStore,
+        threads: usize,
+        users_per_thread: usize,
+        mix: Mix,
+        control: impl FnOnce(&mpsc::Receiver<()>) -> R,
+    ) -> (Outcome, R) {
+        let stop = AtomicBool::new(false);
+        let outcome = Mutex::new(Outcome::default());
+        let (done_tx, done_rx) = mpsc::channel();
+        let result = std::thread::scope(|scope| {
+            // Stops the writers however `control` ends, also by a failed assertion, so the
+            // scope can join them.
+            let _stop = StopOnDrop(&stop);
+            for thread in 0..threads {
+                let (stop, outcome, done_tx) = (&stop, &outcome, done_tx.clone());
+                scope.spawn(move || {
+                    writer(store, thread, users_per_thread, mix, stop, outcome, done_tx)
+                });
+            }
+            drop(done_tx);
+            control(&done_rx)
+        });
+        (outcome.into_inner().expect("no writer panicked"), result)
+    }
+
+    struct StopOnDrop<'a>(&'a AtomicBool);
+
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            // Relaxed: the flag publishes nothing; results come back through the mutex.
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Waits for `count` more completed calls (or until the writers are gone).
+    pub fn calls(done: &mpsc::Receiver<()>, count: usize) {
+        for _ in 0..count {
+            if done.recv().is_err() {
+                return;
+            }
+        }
+    }
+
+    fn writer(
+        store: &RedisClusterStore,
+        thread: usize,
+        users: usize,
+        mix: Mix,
+        stop: &AtomicBool,
+        outcome: &Mutex<Outcome>,
+        done: mpsc::Sender<()>,
+    ) {
+        let mut sessions = SessionFactory::new(0x10ad + thread as u64, SUITE_START);
+        let mut mine = Outcome::default();
+        let timed =
+            |mine: &mut Outcome,
+             user: &UserId,
+             call: &mut dyn FnMut() -> Result<(), tokm_domain::SessionError>| {
+                let started = Instant::now();
+                let result = call();
+                let elapsed = started.elapsed();
+                mine.calls += 1;
+                mine.slowest = mine.slowest.max(elapsed);
+                let _ = done.send(());
+                if let Err(err) = &result {
+                    mine.errors.push(Failed {
+                        code: tokm_redis::redis_code(err).unwrap_or_else(|| err.code()),
+                        message: err.to_string(),
+                        user: user.clone(),
+                        at: Instant::now(),
+                    });
+                }
+                result.is_ok()
+            };
+        let mut index = 0;
+        while !stop.load(Ordering::Relaxed) && index < 1_000_000 {
+            let user = user(thread, index % users);
+            index += 1;
+            let session = sessions.next_for(&user);
+            let id = session.id();
+            let token = session.fields().token_hash;
+            let mut created = None;
+            let ok = timed(&mut mine, &user, &mut || {
+                created = Some(store.create(session.clone())?.session);
+                Ok(())
+            });
+            if !ok {
+                continue;
+            }
+            mine.acks.push(Ack {
+                id,
+                user: user.clone(),
+                at: Instant::now(),
+            });
+            if mix == Mix::Creates {
+                continue;
+            }
+            let Some(created) = created else { continue };
+            timed(&mut mine, &user, &mut || {
+                store.get_by_token_hash(&token).map(drop)
+            });
+            timed(&mut mine, &user, &mut || {
+                store.touch(id, created.fields().created_at, None).map(drop)
+            });
+            timed(&mut mine, &user, &mut || {
+                store.update(created.to_new(), created.version()).map(drop)
+            });
+            if index % 3 == 0 && timed(&mut mine, &user, &mut || store.delete(id).map(drop)) {
+                mine.deleted.push(id);
+            }
+        }
+        let mut shared = outcome.lock().expect("not poisoned");
+        shared.acks.append(&mut mine.acks);
+        shared.deleted.append(&mut mine.deleted);
+        shared.errors.append(&mut mine.errors);
+        shared.calls += mine.calls;
+        shared.slowest = shared.slowest.max(mine.slowest);
+    }
 }
