@@ -4,6 +4,7 @@
 //! (`src/bin/acceptance.rs`, run by `cargo xtask bench`) draw their inputs from here, so every
 //! figure is measured on the same kind of session.
 
+pub mod cluster_store;
 pub mod mixes;
 pub mod redis_peer;
 pub mod report;

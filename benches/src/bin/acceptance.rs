@@ -7,7 +7,10 @@
 //! engine creates in `Batch` and `Sync` mode at 1 and 64 writers, and durable creates/s against
 //! the writer count. Peers are measured in the same run on the same disk: a raw write+fdatasync loop (the
 //! disk's limit), `dashmap` beside tokm-cmap, and Redis (`appendfsync always` for the durable
-//! rows, `everysec` for the batch rows) when `redis-server` is installed.
+//! rows, `everysec` for the batch rows) when `redis-server` is installed. With a Redis Cluster
+//! named in `TOKM_BENCH_REDIS_CLUSTER` (`cargo xtask bench` starts one when `redis-server` is
+//! installed), `RedisClusterStore` gets its own rows beside the embedded engine's: see
+//! `tokm_benches::cluster_store`.
 //!
 //! Prints one table and writes `target/tokm-bench/report.md`, `report.json`, `latency.svg` and
 //! `writers.svg`. Progress goes to stderr: a bar on a terminal, one line per step otherwise.
@@ -39,6 +42,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use tokm_benches::cluster_store;
 use tokm_benches::mixes;
 use tokm_benches::redis_peer::{AppendFsync, PeerRun, RedisServer};
 use tokm_benches::report::{
@@ -228,6 +232,7 @@ const TABLE_STEPS: [&str; 12] = [
     "durable creates against writer count (+ Redis always)",
     "expiry sweep beside a durable writer",
     "tokm-cmap vs dashmap mixes",
+    "RedisClusterStore on a 3+3 Redis Cluster (skipped without one)",
     "write the report",
 ];
 
@@ -311,6 +316,8 @@ struct Run {
     raw_fdatasync_per_sec: f64,
     /// Redis `everysec` creates at [`BATCH_WRITERS`] clients: the peer of the Batch rows.
     redis_everysec: Vec<PeerCell>,
+    /// The engine's RSS per session after the fill, beside RedisClusterStore's memory.
+    rss_per_session_bytes: f64,
 }
 
 /// Writer counts of the Batch-mode rows.
@@ -357,6 +364,7 @@ fn table_run(settings: Settings) {
         writer_sweep: Vec::new(),
         raw_fdatasync_per_sec: 0.0,
         redis_everysec: Vec::new(),
+        rss_per_session_bytes: 0.0,
     };
     run.progress.next();
     run.redis_everysec = redis_creates(&run, AppendFsync::EverySec, &BATCH_WRITERS);
@@ -381,6 +389,8 @@ fn table_run(settings: Settings) {
     expiry_sweep(&mut run);
     run.progress.next();
     cmap_mixes(&mut run);
+    run.progress.next();
+    cluster_store_rows(&mut run);
     run.progress.next();
     let _ = fs::remove_dir_all(&run.data);
 
@@ -693,6 +703,7 @@ fn fill(run: &mut Run, dir: &Path) -> Engine {
             sorted: peer_run.latencies.clone(),
         });
     }
+    run.rss_per_session_bytes = rss_per_session;
     let usage = engine.memory_store().memory_usage();
     let estimate = usage.total_bytes() as f64 / usage.session_count.max(1) as f64;
     let records = usage.record_bytes as f64 / usage.session_count.max(1) as f64;
@@ -1581,4 +1592,144 @@ fn writers_text(writers: usize) -> String {
     } else {
         format!("{writers} writers")
     }
+}
+
+/// `RedisClusterStore` beside the embedded engine: the same typical sessions through the same
+/// traits, on the 3-master + 3-replica cluster `cargo xtask bench` starts when `redis-server`
+/// is installed. Its figures include a loopback round trip per Redis command (2 per get, see
+/// the crate docs of `tokm-redis`), which the embedded engine does not pay.
+fn cluster_store_rows(run: &mut Run) {
+    let metric = "RedisClusterStore (3 masters + 3 replicas, 127.0.0.1)";
+    let Some(nodes) = cluster_store::cluster_from_env() else {
+        run.rows.push(Row::new(
+            metric,
+            "-",
+            "-",
+            "no cluster: `cargo xtask bench` starts one when redis-server is installed",
+        ));
+        return;
+    };
+    let plan = if run.settings.quick {
+        cluster_store::Plan {
+            sessions: 2_000,
+            samples: 500,
+            page_samples: 3,
+            throughput_run: Duration::from_millis(200),
+        }
+    } else {
+        cluster_store::Plan {
+            sessions: run.settings.sessions.min(100_000),
+            samples: 10_000,
+            page_samples: 10,
+            throughput_run: run.settings.throughput_run,
+        }
+    };
+    run.progress.detail(&format!(
+        "{} sessions through RedisClusterStore",
+        thousands(plan.sessions)
+    ));
+    let figures = match cluster_store::measure(&nodes, plan) {
+        Ok(figures) => figures,
+        Err(why) => {
+            run.rows
+                .push(Row::new(metric, "-", "-", format!("failed: {why}")));
+            return;
+        }
+    };
+    let engine_series = |label: &str| {
+        run.latencies
+            .iter()
+            .find(|series| series.label == label)
+            .map(|series| {
+                format!(
+                    "embedded engine: {}",
+                    latency_text(&series.sorted, &[50.0, 99.0])
+                )
+            })
+    };
+    let median = [50.0, 99.0];
+    let mut rows = Vec::new();
+    for (name, samples, engine_label) in [
+        ("create", &figures.create, Some("tokm create (Batch)")),
+        ("get", &figures.get, Some("tokm get")),
+        ("token lookup", &figures.token_lookup, None),
+        ("touch", &figures.touch, None),
+        (
+            "CAS update",
+            &figures.cas_update,
+            Some("tokm CAS update (Batch)"),
+        ),
+        ("list by user (20 sessions)", &figures.list_by_user, None),
+    ] {
+        rows.push(
+            Row::new(
+                format!("RedisClusterStore {name} latency"),
+                "-",
+                "-",
+                latency_text(samples, &median),
+            )
+            .with_peer(engine_label.and_then(engine_series), None),
+        );
+    }
+    rows.push(Row::new(
+        format!(
+            "RedisClusterStore list 100 of a created-at window, newest first (reads all {} sessions from {} masters)",
+            thousands(figures.sessions),
+            figures.masters
+        ),
+        "-",
+        "-",
+        latency_text(&figures.filtered_page, &median),
+    ));
+    rows.push(Row::new(
+        "RedisClusterStore creates, 1 and 64 clients",
+        "-",
+        "-",
+        format!(
+            "{} with 1 client, {} with 64",
+            per_sec(figures.creates_per_sec_1),
+            per_sec(figures.creates_per_sec_64)
+        ),
+    ));
+    rows.push(
+        Row::new(
+            "RedisClusterStore memory per session (sum of used_memory growth over the masters)",
+            "-",
+            "-",
+            format!(
+                "{:.0} B ({} sessions; replicas hold as much again)",
+                figures.used_memory_per_session,
+                thousands(figures.sessions)
+            ),
+        )
+        .with_peer(
+            Some(format!(
+                "embedded engine RSS {:.0} B",
+                run.rss_per_session_bytes
+            )),
+            None,
+        ),
+    );
+    let failover = &figures.failover;
+    rows.push(Row::new(
+        "RedisClusterStore during CLUSTER FAILOVER (4 callers: get, touch, create)",
+        "-",
+        "-",
+        format!(
+            "P99 {:.2} us, slowest {:.1} ms over {} calls; {} errors; promotion took {:.0} ms",
+            percentile_us(&failover.during, 99.0),
+            failover
+                .during
+                .last()
+                .map_or(0.0, |slowest| slowest.as_secs_f64() * 1e3),
+            thousands(failover.during.len() as u64),
+            failover.errors,
+            failover.promotion.as_secs_f64() * 1e3
+        ),
+    ));
+    run.rows.extend(rows);
+    run.latencies.push(LatencySeries {
+        label: "RedisClusterStore get".to_owned(),
+        sorted: figures.get,
+    });
 }
