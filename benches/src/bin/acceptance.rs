@@ -1640,14 +1640,8 @@ fn cluster_store_rows(run: &mut Run) {
         run.latencies
             .iter()
             .find(|series| series.label == label)
-            .map(|series| {
-                format!(
-                    "embedded engine: {}",
-                    latency_text(&series.sorted, &[50.0, 99.0])
-                )
-            })
+            .map(|series| format!("embedded engine: {}", median_and_p99(&series.sorted)))
     };
-    let median = [50.0, 99.0];
     let mut rows = Vec::new();
     for (name, samples, engine_label) in [
         ("create", &figures.create, Some("tokm create (Batch)")),
@@ -1666,7 +1660,7 @@ fn cluster_store_rows(run: &mut Run) {
                 format!("RedisClusterStore {name} latency"),
                 "-",
                 "-",
-                latency_text(samples, &median),
+                median_and_p99(samples),
             )
             .with_peer(engine_label.and_then(engine_series), None),
         );
@@ -1679,7 +1673,7 @@ fn cluster_store_rows(run: &mut Run) {
         ),
         "-",
         "-",
-        latency_text(&figures.filtered_page, &median),
+        median_and_p99(&figures.filtered_page),
     ));
     rows.push(Row::new(
         "RedisClusterStore creates, 1 and 64 clients",
@@ -1732,4 +1726,14 @@ fn cluster_store_rows(run: &mut Run) {
         label: "RedisClusterStore get".to_owned(),
         sorted: figures.get,
     });
+}
+
+/// "P50 a / P99 b us (n = c)" of sorted samples.
+fn median_and_p99(sorted: &[Duration]) -> String {
+    format!(
+        "P50 {:.2} / P99 {:.2} us (n = {})",
+        percentile_us(sorted, 50.0),
+        percentile_us(sorted, 99.0),
+        thousands(sorted.len() as u64)
+    )
 }

@@ -176,7 +176,7 @@
 pub use crate::error::{RedisStoreError, redis_code};
 pub use crate::keys::{KeyLayout, UserFingerprint, UserKeys};
 pub use crate::options::{
-    NAMESPACE_LEN_MAX, NODES_MAX, POOL_IDLE_MAX, RedisClusterOptions, TIMEOUT_MAX, WaitPolicy,
+    NAMESPACE_LEN_MAX, NODES_MAX, POOL_SIZE_MAX, RedisClusterOptions, TIMEOUT_MAX, WaitPolicy,
 };
 pub use crate::store::RedisClusterStore;
 

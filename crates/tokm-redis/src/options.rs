@@ -11,8 +11,8 @@ use crate::error::RedisStoreError;
 pub const NAMESPACE_LEN_MAX: usize = 64;
 /// Most seed nodes in [`RedisClusterOptions::nodes`].
 pub const NODES_MAX: usize = 1000;
-/// Most idle connections the store keeps ([`RedisClusterOptions::pool_idle_max`]).
-pub const POOL_IDLE_MAX: usize = 1024;
+/// Largest connection pool ([`RedisClusterOptions::pool_size_max`]).
+pub const POOL_SIZE_MAX: usize = 1024;
 /// Longest retry budget, `WAIT` timeout and I/O timeout: ten minutes.
 pub const TIMEOUT_MAX: Duration = Duration::from_secs(600);
 
@@ -69,9 +69,10 @@ pub struct RedisClusterOptions {
     /// nothing leaks if nobody calls `cleanup_expired`). Until then an expired session is
     /// reported as expired, as everywhere else. Default 1 day, at most `LIFETIME_MAX`.
     pub expired_grace: Duration,
-    /// Idle connections kept for reuse; more threads than this open extra connections and
-    /// close them after use. Default 16, 1 to [`POOL_IDLE_MAX`].
-    pub pool_idle_max: usize,
+    /// Cluster connections the store opens at most (each holds one TCP connection per node it
+    /// has talked to); a call that finds all in use waits for one. Default 32, 1 to
+    /// [`POOL_SIZE_MAX`].
+    pub pool_size_max: usize,
 }
 
 impl RedisClusterOptions {
@@ -89,7 +90,7 @@ impl RedisClusterOptions {
             io_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(1),
             expired_grace: Duration::from_secs(24 * 60 * 60),
-            pool_idle_max: 16,
+            pool_size_max: 32,
         }
     }
 
@@ -130,10 +131,10 @@ impl RedisClusterOptions {
                 self.expired_grace
             )));
         }
-        if self.pool_idle_max == 0 || self.pool_idle_max > POOL_IDLE_MAX {
+        if self.pool_size_max == 0 || self.pool_size_max > POOL_SIZE_MAX {
             return Err(invalid(format!(
-                "pool_idle_max is {}, allowed 1 to POOL_IDLE_MAX = {POOL_IDLE_MAX}",
-                self.pool_idle_max
+                "pool_size_max is {}, allowed 1 to POOL_SIZE_MAX = {POOL_SIZE_MAX}",
+                self.pool_size_max
             )));
         }
         self.nodes.iter().map(|node| parse_address(node)).collect()
@@ -252,7 +253,7 @@ mod tests {
                 "grace",
                 Box::new(|o| o.expired_grace = LIFETIME_MAX + Duration::from_secs(1)),
             ),
-            ("pool", Box::new(|o| o.pool_idle_max = 0)),
+            ("pool", Box::new(|o| o.pool_size_max = 0)),
         ];
         for (what, edit) in cases {
             let mut options = options();

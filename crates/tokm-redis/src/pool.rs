@@ -1,5 +1,5 @@
-//! Connections and retries: a small pool of synchronous `ClusterConnection`s, and the loop that
-//! carries an operation through a failover.
+//! Connections and retries: a bounded pool of synchronous `ClusterConnection`s, and the loop
+//! that carries an operation through a failover.
 //!
 //! The redis client follows `MOVED`/`ASK` redirections and retries `TRYAGAIN` and
 //! `CLUSTERDOWN` a few times, but it keeps routing to a master that died until a redirection
@@ -13,7 +13,7 @@
 
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use redis::cluster::{ClusterClient, ClusterConnection};
 use redis::{ErrorKind, RedisError, ServerErrorKind};
 use tokm_domain::SessionError;
@@ -21,9 +21,9 @@ use tokm_domain::SessionError;
 use crate::error::RedisStoreError;
 
 /// First pause before a retry.
-const BACKOFF_FIRST: Duration = Duration::from_millis(25);
+const BACKOFF_FIRST: Duration = Duration::from_millis(10);
 /// Longest pause between retries.
-const BACKOFF_MAX: Duration = Duration::from_millis(400);
+const BACKOFF_MAX: Duration = Duration::from_millis(250);
 /// Attempts of one operation at most, whatever the budget: a bound on the loop.
 const ATTEMPTS_MAX: u32 = 10_000;
 
@@ -84,6 +84,9 @@ pub(crate) fn is_transient(error: &RedisError) -> bool {
                 | ServerErrorKind::MasterDown
                 | ServerErrorKind::BusyLoading
                 | ServerErrorKind::ReadOnly
+                // A promoted replica lacks the scripts, and a stale slot map can load them on
+                // the old master: a new connection reads the map afresh.
+                | ServerErrorKind::NoScript
         ),
         ErrorKind::Io | ErrorKind::ClusterConnectionNotFound | ErrorKind::Parse => true,
         // The cluster client reports a slot map without a node for a slot, or a topology
@@ -93,20 +96,32 @@ pub(crate) fn is_transient(error: &RedisError) -> bool {
     }
 }
 
-/// Idle connections to one cluster, and the retry loop.
+/// Connections to one cluster, at most `size_max` of them, and the retry loop.
 pub(crate) struct Pool {
     client: ClusterClient,
-    /// Connections not in use. Locked only to push or pop one, never across I/O.
-    idle: Mutex<Vec<ClusterConnection>>,
-    idle_max: usize,
+    /// Idle connections and how many exist. Locked only to take or return one, never across
+    /// I/O.
+    state: Mutex<PoolState>,
+    /// Signalled when a connection is returned or dropped.
+    returned: Condvar,
+    size_max: usize,
     retry_budget: Duration,
+}
+
+#[derive(Default)]
+struct PoolState {
+    idle: Vec<ClusterConnection>,
+    /// Connections in existence: idle, in use, or being opened.
+    open: usize,
 }
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.state.lock();
         f.debug_struct("Pool")
-            .field("idle", &self.idle.lock().len())
-            .field("idle_max", &self.idle_max)
+            .field("idle", &state.idle.len())
+            .field("open", &state.open)
+            .field("size_max", &self.size_max)
             .field("retry_budget", &self.retry_budget)
             .finish_non_exhaustive()
     }
@@ -117,7 +132,7 @@ impl Pool {
     /// now ([`RedisStoreError::Unavailable`], operation `connect`) rather than at first use.
     pub(crate) fn connect(
         client: ClusterClient,
-        idle_max: usize,
+        size_max: usize,
         retry_budget: Duration,
     ) -> Result<Pool, RedisStoreError> {
         let started = Instant::now();
@@ -131,8 +146,12 @@ impl Pool {
                 })?;
         Ok(Pool {
             client,
-            idle: Mutex::new(vec![connection]),
-            idle_max,
+            state: Mutex::new(PoolState {
+                idle: vec![connection],
+                open: 1,
+            }),
+            returned: Condvar::new(),
+            size_max,
             retry_budget,
         })
     }
@@ -149,12 +168,14 @@ impl Pool {
         let mut backoff = BACKOFF_FIRST;
         let mut attempt = 0;
         loop {
-            let outcome = match self.checkout() {
+            let outcome = match self.checkout(started) {
                 Ok(mut connection) => {
                     let outcome = body(&mut connection, attempt);
                     // A connection that saw a transient error may point at a dead node or
                     // hold a stale slot map: drop it; any other outcome leaves it usable.
-                    if !matches!(outcome, Err(Failure::Transient(_))) {
+                    if matches!(outcome, Err(Failure::Transient(_))) {
+                        self.discard(connection);
+                    } else {
                         self.checkin(connection);
                     }
                     outcome
@@ -182,18 +203,45 @@ impl Pool {
         }
     }
 
-    fn checkout(&self) -> Result<ClusterConnection, RedisError> {
-        if let Some(connection) = self.idle.lock().pop() {
-            return Ok(connection);
+    /// An idle connection, a new one while fewer than `size_max` exist, or else the next one
+    /// returned (waiting at most until the retry budget of an operation started at `started`
+    /// is spent, then opening one anyway rather than failing a call for want of a slot).
+    fn checkout(&self, started: Instant) -> Result<ClusterConnection, RedisError> {
+        let mut state = self.state.lock();
+        loop {
+            if let Some(connection) = state.idle.pop() {
+                return Ok(connection);
+            }
+            let budget_left = self.retry_budget.saturating_sub(started.elapsed());
+            if state.open < self.size_max || budget_left.is_zero() {
+                break;
+            }
+            // Spurious or timed-out wake-ups go round the loop again.
+            let _timed_out = self.returned.wait_for(&mut state, budget_left);
         }
-        self.client.get_connection()
+        state.open += 1;
+        drop(state);
+        self.client.get_connection().inspect_err(|_| {
+            self.state.lock().open -= 1;
+            self.returned.notify_one();
+        })
     }
 
     fn checkin(&self, connection: ClusterConnection) {
-        let mut idle = self.idle.lock();
-        if idle.len() < self.idle_max {
-            idle.push(connection);
+        let mut state = self.state.lock();
+        if state.idle.len() < self.size_max {
+            state.idle.push(connection);
+        } else {
+            state.open -= 1;
         }
+        drop(state);
+        self.returned.notify_one();
+    }
+
+    fn discard(&self, connection: ClusterConnection) {
+        drop(connection);
+        self.state.lock().open -= 1;
+        self.returned.notify_one();
     }
 }
 

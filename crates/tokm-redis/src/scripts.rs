@@ -208,21 +208,34 @@ impl LuaScript {
         for arg in args {
             eval.arg(*arg);
         }
-        match eval.query::<Value>(connection) {
-            Err(err) if err.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                let slot = Slot::for_key(keys.first().copied().unwrap_or_default());
-                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
-                    Route::with_slot(slot, SlotAddr::Master),
-                ));
-                let mut load = redis::cmd("SCRIPT");
-                load.arg("LOAD").arg(self.source.as_bytes());
-                connection.route_command(&load, route)?;
-                eval.query::<Value>(connection)
+        // A failover can leave the slot map a step behind the cluster: the script may be
+        // loaded on the old master just before the call is redirected to the new one. A few
+        // rounds cover that; after them NOSCRIPT is reported, and the caller retries the whole
+        // operation on a new connection (see `pool::is_transient`).
+        let mut loads = 0;
+        loop {
+            match eval.query::<Value>(connection) {
+                Err(err)
+                    if err.kind() == ErrorKind::Server(ServerErrorKind::NoScript)
+                        && loads < LOADS_MAX =>
+                {
+                    loads += 1;
+                    let slot = Slot::for_key(keys.first().copied().unwrap_or_default());
+                    let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                        Route::with_slot(slot, SlotAddr::Master),
+                    ));
+                    let mut load = redis::cmd("SCRIPT");
+                    load.arg("LOAD").arg(self.source.as_bytes());
+                    connection.route_command(&load, route)?;
+                }
+                other => return other,
             }
-            other => other,
         }
     }
 }
+
+/// `SCRIPT LOAD`s one call of a script makes at most before it reports `NOSCRIPT`.
+const LOADS_MAX: u32 = 3;
 
 /// Every script of the store, hashed once.
 #[derive(Debug)]

@@ -96,7 +96,7 @@ impl RedisClusterStore {
                 waited: Duration::ZERO,
                 source,
             })?;
-        let pool = Pool::connect(client, options.pool_idle_max, options.retry_budget)?;
+        let pool = Pool::connect(client, options.pool_size_max, options.retry_budget)?;
         Ok(RedisClusterStore {
             pool,
             layout: KeyLayout::new(&options.namespace),
@@ -765,7 +765,16 @@ impl SessionRepository for RedisClusterStore {
                             reason: "cannot change in update".into(),
                         })
                     } else if attempt > 0 && is_this_update(&stored, &record) {
-                        // An earlier attempt stored this very body; its reply was lost.
+                        // An earlier attempt stored this very body and its reply was lost, maybe
+                        // before it moved the pointers' TTLs: set them again (the old token's
+                        // pointer, if the token changed, is left to readers and its TTL).
+                        self.expire_pointers(connection, &[&id_pointer, &token_pointer], ttl_ms)?;
+                        self.wait_for_replicas(
+                            connection,
+                            "update",
+                            WaitPolicy::AllWrites,
+                            &[&id_pointer, &token_pointer, &keys.records],
+                        )?;
                         return Ok(stored.to_session());
                     } else {
                         Some(SessionError::VersionConflict {
@@ -794,11 +803,7 @@ impl SessionRepository for RedisClusterStore {
                 self.delete_keys(connection, &[self.layout.token_pointer(&old.token_hash())])?;
             }
             if old.expires_at() != new.expires_at() {
-                let mut pipe = cluster_pipe();
-                for key in [&id_pointer, &token_pointer] {
-                    pipe.cmd("PEXPIRE").arg(key).arg(ttl_ms).ignore();
-                }
-                pipe.exec(connection).map_err(command_failure("update"))?;
+                self.expire_pointers(connection, &[&id_pointer, &token_pointer], ttl_ms)?;
             }
             self.wait_for_replicas(
                 connection,
@@ -1028,6 +1033,20 @@ impl SessionRepository for RedisClusterStore {
 }
 
 impl RedisClusterStore {
+    /// Sets the backstop TTL of a session's pointers (after its `expires_at` changed).
+    fn expire_pointers(
+        &self,
+        connection: &mut ClusterConnection,
+        pointers: &[&str],
+        ttl_ms: u64,
+    ) -> Result<(), Failure> {
+        let mut pipe = cluster_pipe();
+        for key in pointers {
+            pipe.cmd("PEXPIRE").arg(*key).arg(ttl_ms).ignore();
+        }
+        pipe.exec(connection).map_err(command_failure("update"))
+    }
+
     /// Whether session `id` is stored under another owner than `fingerprint` (an update that
     /// tries to change `user_id`).
     fn owner_elsewhere(

@@ -163,3 +163,34 @@ fn a_script_error_is_a_typed_error_and_leaves_no_claim() {
     // The expiry index is intact, so counting still works: only the hash has the wrong type.
     assert_eq!(store.count_by_user(&user).expect("count"), 0);
 }
+
+#[test]
+fn scripts_flushed_from_every_node_are_loaded_again() {
+    let Some(nodes) = common::cluster("script flush") else {
+        return;
+    };
+    let clock = common::clock();
+    let store = common::store(&nodes, "flush", clock.clone());
+    let mut sessions = SessionFactory::new(4, tokm_domain::testkit::SUITE_START);
+    let user = SessionFactory::user(1);
+    let first = store
+        .create(sessions.next_for(&user))
+        .expect("create")
+        .session;
+    // As after a restart, or on a replica promoted since the scripts were loaded.
+    for address in &nodes {
+        redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .exec(&mut common::node(address).expect("node"))
+            .expect("SCRIPT FLUSH");
+    }
+    let second = store
+        .create(sessions.next_for(&user))
+        .expect("create after flush");
+    let touched = store
+        .touch(first.id(), second.session.fields().created_at, None)
+        .expect("touch after flush");
+    assert_eq!(touched.version(), first.version());
+    assert!(store.delete(first.id()).expect("delete after flush"));
+    assert_eq!(store.count_by_user(&user).expect("count"), 1);
+}

@@ -389,9 +389,16 @@ pub mod load {
                 mine.slowest = mine.slowest.max(elapsed);
                 let _ = done.send(());
                 if let Err(err) = &result {
+                    // The whole chain: the store's message, then Redis's own.
+                    let mut message = err.to_string();
+                    let mut source = std::error::Error::source(err);
+                    while let Some(cause) = source {
+                        message.push_str(&format!(": {cause}"));
+                        source = cause.source();
+                    }
                     mine.errors.push(Failed {
                         code: tokm_redis::redis_code(err).unwrap_or_else(|| err.code()),
-                        message: err.to_string(),
+                        message,
                         user: user.clone(),
                         at: Instant::now(),
                     });
