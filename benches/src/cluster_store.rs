@@ -102,7 +102,7 @@ pub struct Figures {
 #[derive(Debug, Clone, Default)]
 pub struct Failover {
     /// Latencies of calls that started between `CLUSTER FAILOVER` and
-    /// [`FAILOVER_TAIL`] after the promotion, sorted.
+    /// half a second after the promotion, sorted.
     pub during: Vec<Duration>,
     /// Calls that returned an error, over the whole failover run.
     pub errors: u64,
