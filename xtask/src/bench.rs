@@ -67,7 +67,7 @@ fn acceptance(args: &[String]) -> Result<(), String> {
         return run_checked(&mut command);
     }
     let dir = crate::shell::workspace_root().join("target/tokm-bench/redis-cluster");
-    let cluster = crate::cluster::Cluster::start(&dir)?;
+    let cluster = crate::cluster::Cluster::start_fresh(&dir)?;
     command
         .env(CLUSTER_VAR, cluster.addresses())
         .env(CLUSTER_DIR_VAR, cluster.dir());

@@ -79,7 +79,7 @@ pub(crate) fn redis_installed() -> bool {
 pub(crate) fn test() -> Result<String, String> {
     let dir = workspace_root().join("target/tokm-redis-cluster-test");
     let started = Instant::now();
-    let cluster = Cluster::start(&dir)?;
+    let cluster = Cluster::start_fresh(&dir)?;
     println!(
         "cluster: ready in {:.1} s at {}",
         started.elapsed().as_secs_f64(),
@@ -150,6 +150,13 @@ impl Cluster {
                 Err(error)
             }
         }
+    }
+
+    /// [`Cluster::start`] in a directory only automation uses, first stopping whatever a run
+    /// that was killed left running there.
+    pub(crate) fn start_fresh(dir: &Path) -> Result<Cluster, String> {
+        stop_dir(dir)?;
+        Cluster::start(dir)
     }
 
     /// `127.0.0.1:<port>` of every node, comma-separated.

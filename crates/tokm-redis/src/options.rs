@@ -116,13 +116,10 @@ impl RedisClusterOptions {
             ("io_timeout", self.io_timeout),
             ("connect_timeout", self.connect_timeout),
         ] {
-            if value.is_zero() || value > TIMEOUT_MAX {
+            if value < Duration::from_millis(1) || value > TIMEOUT_MAX {
                 return Err(invalid(format!(
                     "{name} is {value:?}, allowed 1 ms to TIMEOUT_MAX = 600 s"
                 )));
-            }
-            if value < Duration::from_millis(1) {
-                return Err(invalid(format!("{name} is under 1 ms")));
             }
         }
         if self.expired_grace > LIFETIME_MAX {

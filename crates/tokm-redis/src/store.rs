@@ -686,10 +686,9 @@ impl SessionRepository for RedisClusterStore {
         let next_version =
             expected_version
                 .checked_add(1)
-                .ok_or_else(|| SessionError::VersionConflict {
-                    id,
-                    expected: expected_version,
-                    actual: expected_version,
+                .ok_or_else(|| SessionError::InvalidField {
+                    field: "version",
+                    reason: format!("expected version {expected_version} has no successor"),
                 })?;
         let record = SessionRecord::new(&session, next_version)?;
         let fingerprint = UserFingerprint::of(&fields.user_id).to_hex();
