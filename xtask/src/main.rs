@@ -8,7 +8,7 @@
 //! | command | what it does |
 //! |---|---|
 //! | `codegen [--check]` | compile `proto/v1/*.proto` into committed Rust; `--check` fails if stale |
-//! | `ci` | every check CI runs: fmt, clippy, codegen freshness, tests, docs, benches compile |
+//! | `ci` | every check CI runs: fmt, clippy, codegen freshness, tests, the Redis Cluster tests, docs, the bench smoke run |
 //! | `bench [--quick] [--sessions N] [--scale]` | the end-to-end acceptance run: engine at 1M (or N) sessions, the SPEC table; `--scale`: scaling at N, 2N, 4N |
 //! | `bench criterion [NAME] [--quick]` | criterion benchmarks (all, or one bench file by name) |
 //! | `soak wal\|engine --cycles N` | long crash-and-recover loops, outside CI |

@@ -220,7 +220,7 @@ fn parse_child_role(role_args: &[String]) -> Result<Invocation, String> {
 }
 
 /// The steps of a table run, in order; the progress display counts them.
-const TABLE_STEPS: [&str; 12] = [
+const TABLE_STEPS: [&str; 13] = [
     "Redis peer, appendfsync everysec (skipped when not installed)",
     "fill the engine (Batch mode)",
     "reads: get, list by user, filtered list, count of a range",

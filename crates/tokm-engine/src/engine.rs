@@ -21,8 +21,8 @@ use tokm_wal::{Lsn, Wal, WalError};
 
 use crate::config::EngineConfig;
 use crate::error::EngineError;
-use crate::metrics::{EngineMetrics, Operation};
 use crate::keys::KeyUsage;
+use crate::metrics::{EngineMetrics, Operation};
 
 /// A durable session store: [`MemoryStore`] for reads, a write-ahead log for every change,
 /// snapshots for fast restarts. Implements [`SessionRepository`] and [`TokenRepository`].

@@ -6,8 +6,8 @@
 
 use std::path::PathBuf;
 
-use tokm_domain::SessionError;
 use tokm_crypto_adaptive::CryptoError;
+use tokm_domain::SessionError;
 use tokm_proto::ProtoError;
 use tokm_snapshot::SnapshotError;
 use tokm_wal::{LogLoss, WalError};

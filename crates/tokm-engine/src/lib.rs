@@ -201,7 +201,7 @@ mod config;
 mod decide;
 mod engine;
 mod error;
-pub mod metrics;
 mod keys;
+pub mod metrics;
 mod open;
 mod recovery;

@@ -35,8 +35,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{self, Receiver, Sender};
 use parking_lot::{Condvar, Mutex, MutexGuard};
-use tokm_domain::Timestamp;
 use tokm_crypto_adaptive::KeyId;
+use tokm_domain::Timestamp;
 
 use crate::error::WalError;
 use crate::format::{
