@@ -77,8 +77,8 @@ pub(crate) struct CommonArgs {
     /// Id of the key in --key-file or TOKM_KEY_HEX.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub(crate) key_id: u32,
-    /// Keyring file holding several keys (mode 0600): "<key id> <64 hex digits>" per line,
-    /// # comments allowed; the last key listed is active. For files sealed under several keys.
+    /// Keyring file holding several keys (mode 0600): one per line, its id then 64 hex digits,
+    /// `#` comments allowed; the last key listed is active. For files sealed under several keys.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["key_file", "key_id"])]
     pub(crate) keyring: Option<PathBuf>,
 }

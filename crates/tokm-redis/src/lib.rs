@@ -120,9 +120,10 @@
 //!   Until then they hold their id and token hash: another session claiming that very id or
 //!   token (both random) gets `TM-SESS-4092`/`4093`.
 //! - **Ambiguous retries.** A call that hits a connection failure, `CLUSTERDOWN`, `TRYAGAIN`,
-//!   `READONLY` or a redirection is run again from its start on a new connection, with backoff,
-//!   for up to [`RedisClusterOptions::retry_budget`] (20 s), so a failover reaches no caller
-//!   (tested under `CLUSTER FAILOVER` and SIGKILL of a master). If the first attempt was applied
+//!   `READONLY`, `UNBLOCKED` (a `WAIT` cut short by its master's demotion) or a redirection is
+//!   run again from its start on a new connection, with backoff, for up to
+//!   [`RedisClusterOptions::retry_budget`] (20 s), so a failover reaches no caller (tested
+//!   under `CLUSTER FAILOVER` and SIGKILL of a master). If the first attempt was applied
 //!   and its reply lost: a create or update recognises its own result and succeeds, a touch is
 //!   idempotent, but a delete reports `Ok(false)` and an eviction is not reported again. A call
 //!   that spends the budget returns `TM-REDIS-5031` with an unknown outcome.

@@ -74,6 +74,12 @@ pub(crate) fn command_failure(operation: &'static str) -> impl FnOnce(RedisError
 
 /// Whether another attempt, on a new connection with a fresh slot map, may succeed.
 pub(crate) fn is_transient(error: &RedisError) -> bool {
+    // A master demoted by a failover ends the commands blocked on it (`WAIT` after a write)
+    // with `UNBLOCKED`; the promoted replica takes the retry. The write itself may have run:
+    // an ambiguous retry (crate docs, "Guarantees and relaxations").
+    if error.code() == Some("UNBLOCKED") {
+        return true;
+    }
     match error.kind() {
         ErrorKind::Server(kind) => matches!(
             kind,
@@ -260,5 +266,11 @@ mod tests {
         assert!(!is_transient(&refused));
         let config = RedisError::from((ErrorKind::InvalidClientConfig, "bad"));
         assert!(!is_transient(&config));
+        // What a `WAIT` blocked on a master gets when a failover demotes it.
+        let unblocked = redis::make_extension_error(
+            "UNBLOCKED".to_owned(),
+            Some("force unblock from blocking operation, instance state changed".to_owned()),
+        );
+        assert!(is_transient(&unblocked));
     }
 }
