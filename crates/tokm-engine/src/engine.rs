@@ -19,7 +19,7 @@ use tokm_memory_store::{Capture, CommitHook, MemoryStore};
 use tokm_snapshot::{RecordSource, SnapshotMeta, SnapshotStore};
 use tokm_wal::{Lsn, Wal, WalError};
 
-use crate::config::EngineConfig;
+use crate::config::{Durability, EngineConfig};
 use crate::error::EngineError;
 use crate::keys::KeyUsage;
 use crate::metrics::{EngineMetrics, Operation};
@@ -286,17 +286,28 @@ impl Shared {
         &self,
         operation: impl FnOnce(&MemoryStore, &mut CommitHook<'_>) -> Result<T, SessionError>,
     ) -> Result<T, SessionError> {
+        self.write_as(self.config.durability, operation)
+    }
+
+    /// [`Shared::write`], with the log append waiting as `durability` says instead of as
+    /// configured. Log order is still apply order: a later `Sync` write's fsync covers this
+    /// one's records too.
+    pub(crate) fn write_as<T>(
+        &self,
+        durability: Durability,
+        operation: impl FnOnce(&MemoryStore, &mut CommitHook<'_>) -> Result<T, SessionError>,
+    ) -> Result<T, SessionError> {
         if self.read_only.load(Ordering::Acquire) {
             return Err(SessionError::ReadOnly);
         }
         let _gate = self.write_gate.read();
         operation(&self.store, &mut |mutations: &[Mutation]| {
-            self.log(mutations)
+            self.log(mutations, durability)
         })
     }
 
     /// The commit hook: encodes `mutations` and appends them to the log as one batch.
-    fn log(&self, mutations: &[Mutation]) -> Result<(), SessionError> {
+    fn log(&self, mutations: &[Mutation], durability: Durability) -> Result<(), SessionError> {
         let now = self.config.clock.now();
         if let [Mutation::Touch { id, .. }] = mutations
             && !self.touch_is_due(*id, now)
@@ -335,11 +346,10 @@ impl Shared {
                         &[]
                     }
                 });
-                self.wal
-                    .append_batch(&slices[..ends.len()], self.config.durability)
+                self.wal.append_batch(&slices[..ends.len()], durability)
             } else {
                 let slices: Vec<&[u8]> = (0..ends.len()).map(slice).collect();
-                self.wal.append_batch(&slices, self.config.durability)
+                self.wal.append_batch(&slices, durability)
             };
             let bytes = encoded.len();
             if encoded.capacity() > KEPT_BUFFER_BYTES_MAX {
@@ -466,8 +476,14 @@ impl Shared {
                 backlog = true;
                 break;
             }
+            // Appended without waiting for their fsync, even in `Sync` mode: the sweep never
+            // waits on the disk, and a writer beside it waits for no sweep batch. What a
+            // crash loses of them, the next open drops again: those sessions are expired by
+            // the same clock.
             let swept = self
-                .write(|store, hook| store.sweep_expired_with(limit, hook))
+                .write_as(Durability::Batch, |store, hook| {
+                    store.sweep_expired_with(limit, hook)
+                })
                 .map_err(|source| (EngineError::Sweep { source }, removed))?;
             removed += swept.removed;
             batches += u64::from(swept.removed > 0);

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokm_domain::testkit::SessionFactory;
 use tokm_domain::{Clock, ManualClock, SessionId, SessionRepository};
 use tokm_engine::{Engine, EngineConfig, SweepPolicy};
+use tokm_wal::testkit::{CrashCut, SimStorage};
 
 const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -149,6 +150,37 @@ fn the_sweeps_deletes_are_logged_so_a_restart_without_a_snapshot_lacks_them() {
     let (engine, report) = Engine::open(config).expect("reopen");
     assert_eq!(report.expired_dropped, 0);
     assert_eq!(stored_ids(&engine), long);
+}
+
+#[test]
+fn a_power_cut_that_loses_the_sweeps_unsynced_deletes_loses_nothing_live() {
+    // The sweep appends without waiting for an fsync, even in `Sync` mode: cut the power
+    // before anything syncs it, and the restart must drop those sessions again by the clock.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = common::clock();
+    let sim = SimStorage::new();
+    let mut config = sweeping_config(dir.path(), &clock);
+    config.storage = Arc::new(sim.clone());
+    // The flusher's timer must not come due while the clock moves past the expiries.
+    config.log.sync_interval = Duration::from_secs(86_400);
+    let (engine, _) = Engine::open(config.clone()).expect("open");
+    let (_, long) = fill(&engine, &clock, 50, 20);
+    clock.advance(Duration::from_secs(120));
+    let tick = engine.run_maintenance().expect("maintenance").sweep;
+    assert_eq!(tick.map(|tick| tick.removed), Some(50));
+    sim.crash(CrashCut::DropUnsynced);
+    drop(engine);
+
+    let (engine, report) = Engine::open(config).expect("reopen");
+    assert_eq!(
+        stored_ids(&engine),
+        long,
+        "every live session, no expired one"
+    );
+    assert_eq!(
+        report.expired_dropped, 50,
+        "the lost deletes were made again at open"
+    );
 }
 
 #[test]
