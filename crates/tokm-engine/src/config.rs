@@ -138,8 +138,8 @@ impl Default for LogPolicy {
 /// them out of later snapshots. It deletes through the log like any write, in batches of at
 /// most `batch_max` sessions: one log append each, holding the stripes of the users in the
 /// batch (a writer of one of them waits for at most that append). A tick removes at most
-/// `per_tick_max`; when more remain, the next check continues at once instead of waiting
-/// for `interval`.
+/// `per_tick_max`, at most `sessions_per_second_max`; when more remain, the next check
+/// continues at once instead of waiting for `interval`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SweepPolicy {
     /// Sweep when this long (by the engine's clock) has passed since the last sweep
@@ -147,18 +147,24 @@ pub struct SweepPolicy {
     /// [`SessionRepository::cleanup_expired`](tokm_domain::SessionRepository::cleanup_expired)
     /// yourself).
     pub interval: Option<Duration>,
-    /// Sessions deleted per logged batch (default 256, at least 1).
+    /// Sessions deleted per logged batch (default 64, at least 1): a batch holds its users'
+    /// stripes while it is logged and applied.
     pub batch_max: usize,
     /// Sessions deleted per maintenance tick (default 10,000, at least `batch_max`).
     pub per_tick_max: usize,
+    /// The sweep deletes at most this many sessions per second (default 20,000), pausing
+    /// between batches: every delete is log data that the fsyncs of writers beside the sweep
+    /// carry, so a backlog drains at a pace they do not feel. `None` sweeps at full speed.
+    pub sessions_per_second_max: Option<u64>,
 }
 
 impl Default for SweepPolicy {
     fn default() -> SweepPolicy {
         SweepPolicy {
             interval: Some(Duration::from_secs(10)),
-            batch_max: 256,
+            batch_max: 64,
             per_tick_max: 10_000,
+            sessions_per_second_max: Some(20_000),
         }
     }
 }

@@ -491,6 +491,7 @@ impl Shared {
             if !swept.limit_reached {
                 break;
             }
+            pace(started, removed, policy.sessions_per_second_max);
         }
         let took = started.elapsed();
         self.metrics.swept(removed, took);
@@ -625,6 +626,18 @@ impl Shared {
             "snapshot written"
         );
         Ok(meta)
+    }
+}
+
+/// Sleeps until `removed` sessions since `started` are within `rate_max` per second, so the
+/// sweep's deletes reach the log (and the fsyncs of writers beside it) at a bounded rate.
+fn pace(started: Instant, removed: u64, rate_max: Option<u64>) {
+    let Some(rate_max) = rate_max.filter(|rate| *rate > 0) else {
+        return;
+    };
+    let due = Duration::from_secs_f64(removed as f64 / rate_max as f64);
+    if let Some(early) = due.checked_sub(started.elapsed()) {
+        std::thread::sleep(early);
     }
 }
 

@@ -79,11 +79,13 @@
 //! Expired sessions are invisible to reads at once; the maintenance thread removes them so
 //! memory and snapshots do not grow with dead sessions. Every [`SweepPolicy::interval`]
 //! (default 10 s, by [`EngineConfig::clock`]) it deletes them through the log like any write,
-//! in batches of at most [`SweepPolicy::batch_max`] (256) sessions, one log append each; a
+//! in batches of at most [`SweepPolicy::batch_max`] (64) sessions, one log append each; a
 //! batch holds only the stripes of its users, so a writer of one of them waits for at most
 //! that append. The appends do not wait for their fsync, even in `Sync` mode (the next group
 //! commit or the flusher's timer syncs them): a crash may lose some, and the next open drops
-//! those sessions again, since they are expired by the same clock. A tick stops after [`SweepPolicy::per_tick_max`] (10,000) and the next check
+//! those sessions again, since they are expired by the same clock. It deletes at most [`SweepPolicy::sessions_per_second_max`] (20,000) per second, pausing
+//! between batches, so writers' fsyncs are not flooded with its deletes. A tick stops after
+//! [`SweepPolicy::per_tick_max`] (10,000) and the next check
 //! continues at once. [`EngineStatus::sweep`] shows the last tick; [`Engine::run_maintenance`]
 //! runs one check now (tests drive it with a manual clock). `interval: None` turns it off.
 //!

@@ -176,6 +176,9 @@ fn validate(config: &EngineConfig) -> Result<(), EngineError> {
     if config.sweep.batch_max == 0 || config.sweep.per_tick_max < config.sweep.batch_max {
         return invalid("sweep.batch_max must be at least 1 and at most sweep.per_tick_max");
     }
+    if config.sweep.sessions_per_second_max == Some(0) {
+        return invalid("sweep.sessions_per_second_max must be above zero (None: no limit)");
+    }
     if config
         .sweep
         .interval

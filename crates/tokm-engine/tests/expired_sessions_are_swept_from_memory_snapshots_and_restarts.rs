@@ -21,6 +21,7 @@ fn sweeping_config(dir: &std::path::Path, clock: &Arc<ManualClock>) -> EngineCon
         interval: Some(SWEEP_INTERVAL),
         batch_max: 64,
         per_tick_max: 256,
+        ..SweepPolicy::default()
     };
     config
 }
@@ -217,6 +218,10 @@ fn a_sweep_policy_that_cannot_work_is_refused_at_open() {
         },
         SweepPolicy {
             interval: Some(Duration::ZERO),
+            ..SweepPolicy::default()
+        },
+        SweepPolicy {
+            sessions_per_second_max: Some(0),
             ..SweepPolicy::default()
         },
     ] {
