@@ -21,6 +21,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     report.step("fmt", || {
         run_checked(&mut cargo(&["fmt", "--all", "--check"]))
     });
+    report.step("tidy", crate::tidy::check);
     report.step("architecture doc holds every FORMAT.md", formats_documented);
     report.step("codegen --check", || {
         crate::codegen::run(&["--check".to_owned()])

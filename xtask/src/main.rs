@@ -8,7 +8,8 @@
 //! | command | what it does |
 //! |---|---|
 //! | `codegen [--check]` | compile `proto/v1/*.proto` into committed Rust; `--check` fails if stale |
-//! | `ci` | every check CI runs: fmt, clippy, codegen freshness, tests, the Redis Cluster tests, docs, the bench smoke run |
+//! | `ci` | every check CI runs: fmt, tidy, clippy, codegen freshness, tests, the Redis Cluster tests, docs, the bench smoke run |
+//! | `tidy` | the repository's own rules (no sleeps in tests, byte order only in `format.rs`, used dependencies, error-code tables, doc paths); see `tidy.rs` |
 //! | `bench [--quick] [--sessions N] [--scale]` | the end-to-end acceptance run: engine at 1M (or N) sessions, the SPEC table; `--scale`: scaling at N, 2N, 4N |
 //! | `bench criterion [NAME] [--quick]` | criterion benchmarks (all, or one bench file by name) |
 //! | `soak wal\|engine --cycles N` | long crash-and-recover loops, outside CI |
@@ -20,6 +21,7 @@ mod cluster;
 mod codegen;
 mod shell;
 mod soak;
+mod tidy;
 
 use std::process::ExitCode;
 
@@ -29,6 +31,9 @@ usage: cargo xtask <command>
 commands:
   codegen [--check]           regenerate Rust from proto/v1 (--check: fail if the committed code is stale)
   ci                          run every check and test, as CI does
+  tidy                        the repository's own rules: no sleep in tests, byte-order
+                              conversions only in format.rs, no unused dependency, error-code
+                              tables match code(), every path a doc names exists
   bench [--quick] [--sessions N] [--scale]
                               end-to-end acceptance run (engine at 1M sessions; --quick: 20k;
                               --sessions N: N >= 1,000; --scale: scaling at N, 2N and 4N)
@@ -53,6 +58,7 @@ fn main() -> ExitCode {
         "bench" => bench::run(rest),
         "soak" => soak::run(rest),
         "cluster" => cluster::run(rest),
+        "tidy" => tidy::run(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

@@ -51,6 +51,19 @@
 //! - [`Versioned`] values, starting at [`INITIAL_VERSION`], with compare-and-swap operations.
 //! - Errors: [`CmapError`] (building a map) and [`CasError`] (versioned operations), each with a
 //!   stable `code()`.
+//!
+//! # Error codes
+//!
+//! | code | error | when |
+//! |---|---|---|
+//! | `TM-CMAP-4001` | `CmapError::ShardCountZero` | a map was asked for zero shards |
+//! | `TM-CMAP-4002` | `CmapError::ShardCountNotPowerOfTwo` | the shard count is not a power of two |
+//! | `TM-CMAP-4003` | `CmapError::ShardCountTooLarge` | the shard count is above [`SHARD_COUNT_MAX`] |
+//! | `TM-CMAP-5071` | `CmapError::CapacityUnavailable` | the allocator refused the reserved capacity |
+//! | `TM-CMAP-4041` | `CasError::NotFound` | no value under the key |
+//! | `TM-CMAP-4091` | `CasError::VersionMismatch` | the value's version is not the expected one |
+//! | `TM-CMAP-4092` | `CasError::AlreadyExists` | an insert found a value under the key |
+//! | `TM-CMAP-4093` | `CasError::VersionOverflow` | the version cannot be incremented further |
 #![forbid(unsafe_code)]
 
 pub use crate::error::{CasError, CmapError};

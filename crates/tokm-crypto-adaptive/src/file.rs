@@ -5,8 +5,9 @@ use std::fmt;
 use zeroize::Zeroizing;
 
 use crate::algorithm::Algorithm;
-use crate::cipher::{AeadCipher, NONCE_LEN};
+use crate::cipher::AeadCipher;
 use crate::error::Result;
+use crate::format::record_nonce;
 use crate::key::{KEY_LEN, Key, KeyId};
 use crate::random::fill_random;
 
@@ -155,13 +156,6 @@ fn derive_file_subkey(key: &Key, salt: &FileSalt) -> [u8; KEY_LEN] {
     hasher.update(key.as_bytes());
     hasher.update(salt.as_bytes());
     *hasher.finalize().as_bytes()
-}
-
-/// Nonce of record `counter`: the counter (u64 LE), then four zero bytes.
-fn record_nonce(counter: u64) -> [u8; NONCE_LEN] {
-    let mut nonce = [0_u8; NONCE_LEN];
-    nonce[..8].copy_from_slice(&counter.to_le_bytes());
-    nonce
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use crate::algorithm::Algorithm;
-use crate::blob::{BLOB_HEADER_LEN, BlobHeader, blob_aad};
+use crate::format::{BLOB_HEADER_LEN, BlobHeader, blob_aad};
 use crate::cipher::{AeadCipher, NONCE_LEN, TAG_LEN};
 use crate::error::{CryptoError, Result};
 use crate::file::{FileCipher, FileSalt};

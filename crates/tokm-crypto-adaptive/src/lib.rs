@@ -126,7 +126,23 @@
 //! - [`Keyring`]: `new`, `from_file`, `insert`, `set_active`, `rotate` (through `&self`, for
 //!   a shared keyring), `key_ids`, `seal`, `open`, `new_file_cipher`, `file_cipher`.
 //! - [`FileSalt`], [`FileCipher`]: `seal_into`, `open_into`; [`TAG_LEN`].
-//! - [`CryptoError`] with stable codes `TM-CRYP-NNNN`.
+//! - [`CryptoError`] with stable codes `TM-CRYP-NNNN`:
+//!
+//! | code | variant | when |
+//! |---|---|---|
+//! | `TM-CRYP-4001` | `BadKeyLength` | a key is not 32 bytes |
+//! | `TM-CRYP-4002` | `KeyFileFormat` | a key file holds neither 32 raw bytes nor 64 hex digits |
+//! | `TM-CRYP-4003` | `UnsupportedVersion` | a sealed blob's format version is unknown |
+//! | `TM-CRYP-4004` | `UnsupportedAlgorithm` | an algorithm id names no known algorithm |
+//! | `TM-CRYP-4005` | `KeyringFileFormat` | a keyring file line is malformed, repeats an id, or the file is empty or too large |
+//! | `TM-CRYP-4031` | `KeyFilePermissions` | a key or keyring file is readable by group or others |
+//! | `TM-CRYP-4041` | `UnknownKeyId` | no key with this id is in the keyring |
+//! | `TM-CRYP-4091` | `DuplicateKeyId` | the keyring already holds a key with this id |
+//! | `TM-CRYP-4131` | `MessageTooLong` | a plaintext is too long to seal under one nonce |
+//! | `TM-CRYP-5001` | `KeyFileIo` | reading a key file failed |
+//! | `TM-CRYP-5002` | `RandomSource` | the operating system's random source failed |
+//! | `TM-CRYP-5201` | `AuthenticationFailed` | a tag did not verify: wrong key, wrong associated data or damage |
+//! | `TM-CRYP-5202` | `TooShort` | a sealed blob or record is shorter than its fixed parts |
 #![forbid(unsafe_code)]
 
 pub use crate::algorithm::Algorithm;
@@ -137,10 +153,10 @@ pub use crate::key::{Key, KeyId};
 pub use crate::keyring::Keyring;
 
 mod algorithm;
-mod blob;
 mod cipher;
 mod error;
 mod file;
+mod format;
 mod key;
 mod keyring;
 mod keyring_file;

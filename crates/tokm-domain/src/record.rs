@@ -6,36 +6,10 @@
 //! immutable, reference-counted byte string, read through accessors that borrow from it. Stores
 //! keep records; snapshots write their bytes as they are and read them back with one copy.
 //!
-//! # Layout (format version 1 of the record)
-//!
-//! All integers little-endian. The fixed part is 95 bytes:
-//!
-//! | offset | size | field |
-//! |---|---|---|
-//! | 0 | 8 | version |
-//! | 8 | 16 | id, big-endian ULID bytes |
-//! | 24 | 32 | token hash |
-//! | 56 | 8 | `created_at`, ms since the epoch |
-//! | 64 | 8 | `last_active`, ms |
-//! | 72 | 8 | `expires_at`, ms |
-//! | 80 | 8 | `idle_timeout` in ms, 0 when none |
-//! | 88 | 1 | address flags: bits 0-1 `ip_address`, bits 2-3 `last_access_ip` (0 none, 1 IPv4, 2 IPv6) |
-//! | 89 | 1 | `user_id` length, 1-128 |
-//! | 90 | 1 | `device_id` length, 0 when none |
-//! | 91 | 1 | `created_by` length, 0 when none |
-//! | 92 | 2 | `user_agent` length, 0 when none |
-//! | 94 | 1 | metadata entry count |
-//!
-//! Then, in this order and without padding: `user_id`, `device_id`, `created_by`, the two
-//! addresses (4 or 16 bytes each, when present), `user_agent`, and each metadata entry as key
-//! length (1 byte), value length (2 bytes), key, value, in ascending key order. The record ends
-//! exactly after the last entry.
-//!
-//! Absent optional text is stored as length 0, which is unambiguous because every present
-//! optional text is non-empty (the field types refuse empty values).
+//! The byte layout is in [`format`], the only code that reads or writes its offsets.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,33 +23,23 @@ use crate::session::{
 use crate::time::Timestamp;
 use crate::token::TokenHash;
 
-/// Bytes before the variable-length part of a record.
-pub(crate) const FIXED_LEN: usize = 95;
+mod format;
+
+pub(crate) use self::format::FIXED_LEN;
+use self::format::{
+    CREATED_AT, ENTRY_HEADER_LEN, EXPIRES_AT, ID, IDLE_TIMEOUT, LAST_ACTIVE, Layout, TOKEN,
+    VERSION, address, metadata_entry,
+};
+
 /// Longest possible record: every text and metadata entry at its limit, two IPv6 addresses.
 pub const RECORD_LEN_MAX: usize = FIXED_LEN
     + 3 * ID_LEN_MAX
     + 2 * 16
     + USER_AGENT_LEN_MAX
     + METADATA_ENTRIES_MAX
-        * (3 + crate::session::METADATA_KEY_LEN_MAX + crate::session::METADATA_VALUE_LEN_MAX);
-
-const VERSION: Range<usize> = 0..8;
-const ID: Range<usize> = 8..24;
-const TOKEN: Range<usize> = 24..56;
-const CREATED_AT: Range<usize> = 56..64;
-const LAST_ACTIVE: Range<usize> = 64..72;
-const EXPIRES_AT: Range<usize> = 72..80;
-const IDLE_TIMEOUT: Range<usize> = 80..88;
-const ADDRESS_FLAGS: usize = 88;
-const USER_ID_LEN: usize = 89;
-const DEVICE_ID_LEN: usize = 90;
-const CREATED_BY_LEN: usize = 91;
-const USER_AGENT_LEN: Range<usize> = 92..94;
-const METADATA_COUNT: usize = 94;
-
-const ADDRESS_NONE: u8 = 0;
-const ADDRESS_V4: u8 = 1;
-const ADDRESS_V6: u8 = 2;
+        * (ENTRY_HEADER_LEN
+            + crate::session::METADATA_KEY_LEN_MAX
+            + crate::session::METADATA_VALUE_LEN_MAX);
 
 /// A validated session and its version in one immutable allocation (see the module docs for the
 /// layout). Cloning shares the bytes.
@@ -99,12 +63,12 @@ impl SessionRecord {
                 "is 0, versions start at 1",
             ));
         }
-        Ok(SessionRecord::encode(body.fields(), version))
+        Ok(SessionRecord::encode_fields(body.fields(), version))
     }
 
     /// The record of a stored session.
     pub fn from_session(session: &Session) -> SessionRecord {
-        SessionRecord::encode(session.fields(), session.version())
+        SessionRecord::encode_fields(session.fields(), session.version())
     }
 
     /// Checks `bytes` as a record and copies them into one allocation.
@@ -150,7 +114,7 @@ impl SessionRecord {
 
     /// The version.
     pub fn version(&self) -> u64 {
-        u64::from_le_bytes(self.array(VERSION))
+        format::read_u64(&self.0, VERSION)
     }
 
     /// Hash of the bearer token.
@@ -190,22 +154,22 @@ impl SessionRecord {
 
     /// Creation time.
     pub fn created_at(&self) -> Timestamp {
-        Timestamp::from_millis(u64::from_le_bytes(self.array(CREATED_AT)))
+        Timestamp::from_millis(format::read_u64(&self.0, CREATED_AT))
     }
 
     /// Last use.
     pub fn last_active(&self) -> Timestamp {
-        Timestamp::from_millis(u64::from_le_bytes(self.array(LAST_ACTIVE)))
+        Timestamp::from_millis(format::read_u64(&self.0, LAST_ACTIVE))
     }
 
     /// Absolute expiry.
     pub fn expires_at(&self) -> Timestamp {
-        Timestamp::from_millis(u64::from_le_bytes(self.array(EXPIRES_AT)))
+        Timestamp::from_millis(format::read_u64(&self.0, EXPIRES_AT))
     }
 
     /// Idle timeout.
     pub fn idle_timeout(&self) -> Option<Duration> {
-        match u64::from_le_bytes(self.array(IDLE_TIMEOUT)) {
+        match format::read_u64(&self.0, IDLE_TIMEOUT) {
             0 => None,
             ms => Some(Duration::from_millis(ms)),
         }
@@ -216,7 +180,7 @@ impl SessionRecord {
         MetadataEntries {
             bytes: &self.0,
             at: self.layout().metadata_start,
-            left: self.0[METADATA_COUNT],
+            left: format::metadata_count(&self.0),
         }
     }
 
@@ -238,13 +202,18 @@ impl SessionRecord {
         let address_unchanged = last_access_ip.is_none_or(|ip| self.last_access_ip() == Some(ip));
         if address_unchanged {
             let mut bytes = self.0.to_vec();
-            bytes[LAST_ACTIVE].copy_from_slice(&raised.as_millis().to_le_bytes());
+            format::write_u64(&mut bytes, LAST_ACTIVE, raised.as_millis());
             return SessionRecord(Arc::from(bytes));
         }
         let mut fields = self.to_session().fields().clone();
         fields.last_active = raised;
         fields.last_access_ip = last_access_ip;
-        SessionRecord::encode(&fields, self.version())
+        SessionRecord::encode_fields(&fields, self.version())
+    }
+
+    /// Lays out validated `fields` (the caller guarantees the session rules hold).
+    fn encode_fields(fields: &SessionFields, version: u64) -> SessionRecord {
+        SessionRecord(Arc::from(format::encode(fields, version)))
     }
 
     fn array<const N: usize>(&self, range: Range<usize>) -> [u8; N] {
@@ -265,68 +234,6 @@ impl SessionRecord {
 
     fn optional_text(&self, range: Range<usize>) -> Option<&str> {
         (!range.is_empty()).then(|| self.text(range))
-    }
-
-    /// Lays out validated `fields` (the caller guarantees the session rules hold).
-    fn encode(fields: &SessionFields, version: u64) -> SessionRecord {
-        let text_len = |text: Option<&str>| text.map_or(0, str::len);
-        let device_id = fields.device_id.as_ref().map(DeviceId::as_str);
-        let created_by = fields.created_by.as_ref().map(ApiKeyId::as_str);
-        let user_agent = fields.user_agent.as_ref().map(UserAgent::as_str);
-        let metadata_len: usize = fields
-            .metadata
-            .iter()
-            .map(|(key, value)| 3 + key.len() + value.len())
-            .sum();
-        let len = FIXED_LEN
-            + fields.user_id.as_str().len()
-            + text_len(device_id)
-            + text_len(created_by)
-            + address_len(fields.ip_address)
-            + address_len(fields.last_access_ip)
-            + text_len(user_agent)
-            + metadata_len;
-        let mut bytes = Vec::with_capacity(len);
-        bytes.extend_from_slice(&version.to_le_bytes());
-        bytes.extend_from_slice(&fields.id.to_bytes());
-        bytes.extend_from_slice(fields.token_hash.as_bytes());
-        for at in [fields.created_at, fields.last_active, fields.expires_at] {
-            bytes.extend_from_slice(&at.as_millis().to_le_bytes());
-        }
-        let idle_ms = fields.idle_timeout.map_or(0, |idle| idle.as_millis());
-        bytes.extend_from_slice(&(idle_ms as u64).to_le_bytes());
-        bytes.push(address_kind(fields.ip_address) | address_kind(fields.last_access_ip) << 2);
-        // Each length fits its byte: the field types enforce ID_LEN_MAX (128),
-        // USER_AGENT_LEN_MAX (512) and METADATA_ENTRIES_MAX (16).
-        bytes.push(fields.user_id.as_str().len() as u8);
-        bytes.push(text_len(device_id) as u8);
-        bytes.push(text_len(created_by) as u8);
-        bytes.extend_from_slice(&(text_len(user_agent) as u16).to_le_bytes());
-        bytes.push(fields.metadata.len() as u8);
-        bytes.extend_from_slice(fields.user_id.as_str().as_bytes());
-        for text in [device_id, created_by].into_iter().flatten() {
-            bytes.extend_from_slice(text.as_bytes());
-        }
-        for ip in [fields.ip_address, fields.last_access_ip]
-            .into_iter()
-            .flatten()
-        {
-            match ip {
-                IpAddr::V4(v4) => bytes.extend_from_slice(&v4.octets()),
-                IpAddr::V6(v6) => bytes.extend_from_slice(&v6.octets()),
-            }
-        }
-        if let Some(user_agent) = user_agent {
-            bytes.extend_from_slice(user_agent.as_bytes());
-        }
-        for (key, value) in fields.metadata.iter() {
-            bytes.push(key.len() as u8);
-            bytes.extend_from_slice(&(value.len() as u16).to_le_bytes());
-            bytes.extend_from_slice(key.as_bytes());
-            bytes.extend_from_slice(value.as_bytes());
-        }
-        debug_assert_eq!(bytes.len(), len);
-        SessionRecord(Arc::from(bytes))
     }
 }
 
@@ -350,7 +257,7 @@ impl fmt::Debug for SessionRecord {
 pub struct MetadataEntries<'a> {
     bytes: &'a [u8],
     at: usize,
-    left: u8,
+    left: usize,
 }
 
 impl<'a> Iterator for MetadataEntries<'a> {
@@ -371,110 +278,11 @@ impl<'a> Iterator for MetadataEntries<'a> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (usize::from(self.left), Some(usize::from(self.left)))
+        (self.left, Some(self.left))
     }
 }
 
 impl ExactSizeIterator for MetadataEntries<'_> {}
-
-/// Where each variable-length field of a record lies.
-struct Layout {
-    user_id: Range<usize>,
-    device_id: Range<usize>,
-    created_by: Range<usize>,
-    ip_address: Range<usize>,
-    last_access_ip: Range<usize>,
-    user_agent: Range<usize>,
-    metadata_start: usize,
-}
-
-impl Layout {
-    /// The field ranges read from the fixed part; `None` when they run past the end of `bytes`
-    /// or an address kind is unknown.
-    fn of(bytes: &[u8]) -> Option<Layout> {
-        if bytes.len() < FIXED_LEN {
-            return None;
-        }
-        let flags = bytes[ADDRESS_FLAGS];
-        let ip_len = address_kind_len(flags & 0b11)?;
-        let last_ip_len = address_kind_len(flags >> 2 & 0b11)?;
-        if flags >> 4 != 0 {
-            return None;
-        }
-        let user_agent_len = usize::from(u16::from_le_bytes([
-            bytes[USER_AGENT_LEN.start],
-            bytes[USER_AGENT_LEN.start + 1],
-        ]));
-        let mut at = FIXED_LEN;
-        let mut take = |len: usize| {
-            let range = at..at + len;
-            at += len;
-            range
-        };
-        let layout = Layout {
-            user_id: take(usize::from(bytes[USER_ID_LEN])),
-            device_id: take(usize::from(bytes[DEVICE_ID_LEN])),
-            created_by: take(usize::from(bytes[CREATED_BY_LEN])),
-            ip_address: take(ip_len),
-            last_access_ip: take(last_ip_len),
-            user_agent: take(user_agent_len),
-            metadata_start: at,
-        };
-        (layout.metadata_start <= bytes.len()).then_some(layout)
-    }
-}
-
-/// One metadata entry's key and value ranges.
-struct EntryRanges {
-    key: Range<usize>,
-    value: Range<usize>,
-}
-
-/// The entry starting at `at` and where the next begins; `None` if it runs past the end.
-fn metadata_entry(bytes: &[u8], at: usize) -> Option<(EntryRanges, usize)> {
-    let header = bytes.get(at..at + 3)?;
-    let key_len = usize::from(header[0]);
-    let value_len = usize::from(u16::from_le_bytes([header[1], header[2]]));
-    let key = at + 3..at + 3 + key_len;
-    let value = key.end..key.end + value_len;
-    let next = value.end;
-    (next <= bytes.len()).then_some((EntryRanges { key, value }, next))
-}
-
-fn address_kind(ip: Option<IpAddr>) -> u8 {
-    match ip {
-        None => ADDRESS_NONE,
-        Some(IpAddr::V4(_)) => ADDRESS_V4,
-        Some(IpAddr::V6(_)) => ADDRESS_V6,
-    }
-}
-
-fn address_len(ip: Option<IpAddr>) -> usize {
-    match ip {
-        None => 0,
-        Some(IpAddr::V4(_)) => 4,
-        Some(IpAddr::V6(_)) => 16,
-    }
-}
-
-fn address_kind_len(kind: u8) -> Option<usize> {
-    match kind {
-        ADDRESS_NONE => Some(0),
-        ADDRESS_V4 => Some(4),
-        ADDRESS_V6 => Some(16),
-        _ => None,
-    }
-}
-
-fn address(bytes: &[u8], range: Range<usize>) -> Option<IpAddr> {
-    let octets = &bytes[range];
-    if let Ok(v4) = <[u8; 4]>::try_from(octets) {
-        return Some(IpAddr::V4(Ipv4Addr::from(v4)));
-    }
-    <[u8; 16]>::try_from(octets)
-        .ok()
-        .map(|v6| IpAddr::V6(Ipv6Addr::from(v6)))
-}
 
 /// Every rule a record's bytes must meet: a consistent layout, and the session rules of
 /// [`Session::from_fields`] on the values, checked in place without allocating.
@@ -487,11 +295,7 @@ fn check_record(bytes: &[u8]) -> Result<(), SessionError> {
         ));
     }
     let layout = Layout::of(bytes).ok_or_else(malformed)?;
-    let read_u64 = |range: Range<usize>| {
-        let mut out = [0; 8];
-        out.copy_from_slice(&bytes[range]);
-        u64::from_le_bytes(out)
-    };
+    let read_u64 = |range: Range<usize>| format::read_u64(bytes, range);
     if read_u64(VERSION) < Session::VERSION_FIRST {
         return Err(SessionError::invalid(
             "version",
@@ -521,7 +325,7 @@ fn check_record(bytes: &[u8]) -> Result<(), SessionError> {
     if !layout.user_agent.is_empty() {
         UserAgent::check(text("user_agent", layout.user_agent)?)?;
     }
-    let count = usize::from(bytes[METADATA_COUNT]);
+    let count = format::metadata_count(bytes);
     if count > METADATA_ENTRIES_MAX {
         return Err(Metadata::too_many(count));
     }
@@ -556,6 +360,7 @@ fn check_record(bytes: &[u8]) -> Result<(), SessionError> {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     use proptest::prelude::*;
 
@@ -641,7 +446,7 @@ mod tests {
         assert!(err.to_string().contains("expires_at"), "{err}");
 
         let mut unknown_address = bytes.to_vec();
-        unknown_address[ADDRESS_FLAGS] = 0b11;
+        unknown_address[format::ADDRESS_FLAGS.start] = 0b11;
         assert!(SessionRecord::from_bytes(&unknown_address).is_err());
     }
 

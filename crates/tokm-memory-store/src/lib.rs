@@ -197,9 +197,15 @@
 //!   [`MemoryStore::bulk_load`], [`MemoryStore::capture`] (a [`Capture`]),
 //!   [`MemoryStore::for_each`], [`MemoryStore::records`].
 //! - Metrics: [`MemoryStore::memory_usage`] (a [`MemoryUsage`]).
-//! - [`MemoryStoreError`], with stable codes `TM-MEMS-4001` (invalid options),
-//!   `TM-MEMS-5071` (capacity unavailable), `TM-MEMS-5201` and `TM-MEMS-5202` (a bulk load's
-//!   records repeat an id or a token hash). Operations return `tokm_domain::SessionError`.
+//! - [`MemoryStoreError`], with the stable codes below. Operations return
+//!   `tokm_domain::SessionError`.
+//!
+//! | code | variant | when |
+//! |---|---|---|
+//! | `TM-MEMS-4001` | `InvalidOptions` | a [`StoreOptions`] field breaks a rule |
+//! | `TM-MEMS-5071` | `CapacityUnavailable` | the allocator refused the reserved capacity |
+//! | `TM-MEMS-5201` | `DuplicateSessionId` | a bulk load's records repeat a session id |
+//! | `TM-MEMS-5202` | `DuplicateTokenHash` | a bulk load's records repeat a token hash |
 #![forbid(unsafe_code)]
 
 pub use crate::capture::Capture;

@@ -182,6 +182,7 @@ pub use crate::options::{
 pub use crate::store::RedisClusterStore;
 
 mod error;
+mod format;
 mod keys;
 mod options;
 mod pool;

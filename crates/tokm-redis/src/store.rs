@@ -16,6 +16,7 @@ use tokm_domain::{
 };
 
 use crate::error::RedisStoreError;
+use crate::format::record_u64;
 use crate::keys::{
     KeyLayout, UserFingerprint, UserKeys, is_fingerprint, parse_token_pointer, token_pointer_value,
 };
@@ -699,7 +700,7 @@ impl SessionRepository for RedisClusterStore {
         let token_value = token_pointer_value(&fingerprint, id);
         let ttl_ms = self.backstop_ttl_ms(fields.expires_at, now);
         let ttl = ttl_ms.to_string();
-        let expected = expected_version.to_le_bytes();
+        let expected = record_u64(expected_version);
         self.pool.run("update", |connection, attempt| {
             let held = self
                 .claim(
@@ -1117,7 +1118,7 @@ impl TokenRepository for RedisClusterStore {
         last_access_ip: Option<IpAddr>,
     ) -> Result<Session, SessionError> {
         let store_now = self.clock.now().as_millis().to_string();
-        let used_at = now.as_millis().to_le_bytes();
+        let used_at = record_u64(now.as_millis());
         let (kind, address) = address_arg(last_access_ip);
         let id_text = id.to_string();
         self.pool.run("touch", |connection, _| {

@@ -207,6 +207,7 @@ pub fn poll_until(timeout: Duration, mut ready: impl FnMut() -> bool) -> bool {
         if started.elapsed() > timeout {
             return false;
         }
+        // tidy: allow(no-sleep-in-tests) another process's state, which only polling can see
         std::thread::sleep(Duration::from_millis(50));
     }
 }

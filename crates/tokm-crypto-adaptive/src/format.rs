@@ -1,4 +1,7 @@
-//! Byte layout of a sealed blob; the only code that touches blob offsets.
+//! Byte layouts of the crate: a sealed blob, and the nonce of a file record. The only code
+//! that touches their offsets.
+//!
+//! # Sealed blob
 //!
 //! | offset | size | field          | encoding                                  |
 //! |--------|------|----------------|-------------------------------------------|
@@ -10,6 +13,12 @@
 //! | 18 + n | 16   | tag            | over AAD = bytes 0..18 ‖ caller's AAD     |
 //!
 //! Version history: 1 (first release).
+//!
+//! # Nonce of a file record
+//!
+//! A [`FileCipher`](crate::FileCipher) seals record `n` of a file under the 12-byte nonce
+//! `n` (u64 LE) ‖ four zero bytes; the file's subkey is unique per file, so the pair repeats
+//! only if a counter does.
 
 use crate::algorithm::Algorithm;
 use crate::cipher::{NONCE_LEN, TAG_LEN};
@@ -97,6 +106,13 @@ pub(crate) fn blob_aad(header: &[u8; BLOB_HEADER_LEN], aad: &[u8]) -> Vec<u8> {
     full.extend_from_slice(header);
     full.extend_from_slice(aad);
     full
+}
+
+/// Nonce of file record `counter`: the counter (u64 LE), then four zero bytes.
+pub(crate) fn record_nonce(counter: u64) -> [u8; NONCE_LEN] {
+    let mut nonce = [0_u8; NONCE_LEN];
+    nonce[..8].copy_from_slice(&counter.to_le_bytes());
+    nonce
 }
 
 #[cfg(test)]
