@@ -139,8 +139,9 @@
 //! any other lock. A [`PreparedWrite`] holds its step-1 and step-2 stripes and no step-3 lock
 //! until it is applied or dropped; while it is alive its thread may read the store but must not
 //! start another write (one needing the same stripe would wait for itself), and
-//! [`ExpiredCleanup::next_batch`] lends one batch at a time for the same reason. [`MemoryStore::for_each`] calls its closure under a primary shard's read lock;
-//! the closure must not call the store either.
+//! [`ExpiredCleanup::next_batch`] lends one batch at a time for the same reason.
+//! [`MemoryStore::for_each`] calls its closure under a primary shard's read lock; the closure
+//! must not call the store.
 //!
 //! # Memory
 //!
