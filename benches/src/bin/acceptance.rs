@@ -704,7 +704,7 @@ fn fill(run: &mut Run, dir: &Path) -> Engine {
         });
     }
     run.rss_per_session_bytes = rss_per_session;
-    let usage = engine.memory_store().memory_usage();
+    let usage = engine.memory_usage();
     let estimate = usage.total_bytes() as f64 / usage.session_count.max(1) as f64;
     let records = usage.record_bytes as f64 / usage.session_count.max(1) as f64;
     run.rows.push(

@@ -1,4 +1,4 @@
-//! [`Engine`]: the write path (validate, log, apply), reads, snapshots and shutdown.
+//! [`Engine`]: the write path (prepare in the store, log, apply), reads, snapshots and shutdown.
 
 use std::fs::File;
 use std::net::IpAddr;
@@ -15,7 +15,7 @@ use tokm_domain::{
     SessionError, SessionFilter, SessionId, SessionRecord, SessionRepository, Sort, Timestamp,
     TokenHash, TokenRepository, UserId,
 };
-use tokm_memory_store::{Capture, CommitHook, MemoryStore};
+use tokm_memory_store::{Capture, MemoryStore, MemoryUsage, PreparedWrite};
 use tokm_snapshot::{RecordSource, SnapshotMeta, SnapshotStore};
 use tokm_wal::{Lsn, Wal, WalError};
 
@@ -242,10 +242,10 @@ impl Engine {
         self.shared.store.for_each(visit);
     }
 
-    /// The in-memory store behind the engine, for reads that need its extra API. Writing
-    /// through it bypasses the log: don't.
-    pub fn memory_store(&self) -> &MemoryStore {
-        &self.shared.store
+    /// Estimated heap bytes of the sessions held in memory, per structure (records, primary
+    /// map, each index): cheap, read shard by shard, no session is read.
+    pub fn memory_usage(&self) -> MemoryUsage {
+        self.shared.store.memory_usage()
     }
 
     /// Stops the background thread, then flushes and syncs the log.
@@ -280,34 +280,61 @@ impl Drop for Engine {
 }
 
 impl Shared {
-    /// The write path: validate (in the store), log (in the hook), apply (in the store), all
-    /// under the store's per-user and per-session stripes and the shared write gate.
-    pub(crate) fn write<T>(
-        &self,
-        operation: impl FnOnce(&MemoryStore, &mut CommitHook<'_>) -> Result<T, SessionError>,
+    /// The write path, under the shared write gate: `prepare` validates in the store and
+    /// returns the write holding its stripes; its mutations are appended to the log; then it
+    /// is applied. A failed append drops the write, which changes nothing.
+    pub(crate) fn write<'s, T>(
+        &'s self,
+        prepare: impl FnOnce(&'s MemoryStore) -> Result<PreparedWrite<'s, T>, SessionError>,
     ) -> Result<T, SessionError> {
-        self.write_as(self.config.durability, operation)
+        self.write_as(self.config.durability, prepare)
     }
 
     /// [`Shared::write`], with the log append waiting as `durability` says instead of as
     /// configured. Log order is still apply order: a later `Sync` write's fsync covers this
     /// one's records too.
-    pub(crate) fn write_as<T>(
-        &self,
+    pub(crate) fn write_as<'s, T>(
+        &'s self,
         durability: Durability,
-        operation: impl FnOnce(&MemoryStore, &mut CommitHook<'_>) -> Result<T, SessionError>,
+        prepare: impl FnOnce(&'s MemoryStore) -> Result<PreparedWrite<'s, T>, SessionError>,
     ) -> Result<T, SessionError> {
+        self.check_writable()?;
+        let _gate = self.write_gate.read();
+        let write = prepare(&self.store)?;
+        self.log(write.mutations(), durability)?;
+        Ok(write.apply())
+    }
+
+    /// `cleanup_expired` through the write path: one write per user with expired sessions,
+    /// each logged and then applied. A failed append stops it: the users before it stay
+    /// cleaned up (they were logged), the rest are not attempted.
+    pub(crate) fn cleanup_expired(&self) -> Result<u64, SessionError> {
+        self.check_writable()?;
+        let _gate = self.write_gate.read();
+        let mut cleanup = self.store.prepare_cleanup_expired();
+        let mut removed = 0;
+        while let Some(write) = cleanup.next_batch() {
+            self.log(write.mutations(), self.config.durability)?;
+            removed += write.apply();
+        }
+        Ok(removed)
+    }
+
+    /// `ReadOnly` after a log failure.
+    fn check_writable(&self) -> Result<(), SessionError> {
         if self.read_only.load(Ordering::Acquire) {
             return Err(SessionError::ReadOnly);
         }
-        let _gate = self.write_gate.read();
-        operation(&self.store, &mut |mutations: &[Mutation]| {
-            self.log(mutations, durability)
-        })
+        Ok(())
     }
 
-    /// The commit hook: encodes `mutations` and appends them to the log as one batch.
+    /// Encodes a prepared write's `mutations` and appends them to the log as one batch; the
+    /// caller holds the write (and so its stripes) across the call. Nothing to append for a
+    /// write with no mutations, or a touch inside its session's `touch_log_window`.
     fn log(&self, mutations: &[Mutation], durability: Durability) -> Result<(), SessionError> {
+        if mutations.is_empty() {
+            return Ok(());
+        }
         let now = self.config.clock.now();
         if let [Mutation::Touch { id, .. }] = mutations
             && !self.touch_is_due(*id, now)
@@ -481,8 +508,8 @@ impl Shared {
             // crash loses of them, the next open drops again: those sessions are expired by
             // the same clock.
             let swept = self
-                .write_as(Durability::Batch, |store, hook| {
-                    store.sweep_expired_with(limit, hook)
+                .write_as(Durability::Batch, |store| {
+                    Ok(store.prepare_sweep_expired(limit))
                 })
                 .map_err(|source| (EngineError::Sweep { source }, removed))?;
             removed += swept.removed;
@@ -697,7 +724,7 @@ impl Engine {
 impl SessionRepository for Engine {
     fn create(&self, session: NewSession) -> Result<CreateOutcome, SessionError> {
         self.observe(Operation::Create, |shared| {
-            shared.write(|store, hook| store.create_with(session, hook))
+            shared.write(|store| store.prepare_create(session))
         })
     }
 
@@ -707,13 +734,13 @@ impl SessionRepository for Engine {
 
     fn update(&self, session: NewSession, expected_version: u64) -> Result<Session, SessionError> {
         self.observe(Operation::Update, |shared| {
-            shared.write(|store, hook| store.update_with(session, expected_version, hook))
+            shared.write(|store| store.prepare_update(session, expected_version))
         })
     }
 
     fn delete(&self, id: SessionId) -> Result<bool, SessionError> {
         self.observe(Operation::Delete, |shared| {
-            shared.write(|store, hook| store.delete_with(id, hook))
+            shared.write(|store| Ok(store.prepare_delete(id)))
         })
     }
 
@@ -754,14 +781,12 @@ impl SessionRepository for Engine {
 
     fn delete_by_user(&self, user_id: &UserId) -> Result<u64, SessionError> {
         self.observe(Operation::DeleteByUser, |shared| {
-            shared.write(|store, hook| store.delete_by_user_with(user_id, hook))
+            shared.write(|store| Ok(store.prepare_delete_by_user(user_id)))
         })
     }
 
     fn cleanup_expired(&self) -> Result<u64, SessionError> {
-        self.observe(Operation::CleanupExpired, |shared| {
-            shared.write(|store, hook| store.cleanup_expired_with(hook))
-        })
+        self.observe(Operation::CleanupExpired, Shared::cleanup_expired)
     }
 }
 
@@ -779,7 +804,7 @@ impl TokenRepository for Engine {
         last_access_ip: Option<IpAddr>,
     ) -> Result<Session, SessionError> {
         self.observe(Operation::Touch, |shared| {
-            shared.write(|store, hook| store.touch_with(id, now, last_access_ip, hook))
+            shared.write(|store| store.prepare_touch(id, now, last_access_ip))
         })
     }
 }

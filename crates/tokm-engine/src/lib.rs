@@ -43,13 +43,17 @@
 //! ```
 //!
 //! # Write path
-//! Every write runs `validate → log → apply` inside the memory store's per-user and
-//! per-session stripes ([`tokm_memory_store::MemoryStore::create_with`] and friends call the
-//! engine's commit hook between validating and applying), so the log order is the apply order
-//! for every session and user. In `Sync` mode the hook returns after the record's group-commit
-//! fsync; in `Batch` mode after buffering. If the log fails, the write returns
-//! `TM-SESS-5001` (carrying the log's code), memory is unchanged, and the engine turns
-//! read-only (`TM-SESS-5031`) until reopened; reads keep working.
+//! Every write is `prepare → log → apply`, in a straight line: the memory store prepares it
+//! ([`tokm_memory_store::MemoryStore::prepare_create`] and friends validate under the
+//! session's and user's stripes and return a [`tokm_memory_store::PreparedWrite`] that keeps
+//! them), the engine appends the write's mutations to the log as one batch, then applies the
+//! write. The stripes are held from validation to apply, so the log order is the apply order
+//! for every session and user. In `Sync` mode the append returns after the records'
+//! group-commit fsync; in `Batch` mode after buffering. If the log fails, the prepared write is
+//! dropped, so memory is unchanged; the write returns `TM-SESS-5001` (carrying the log's code)
+//! and the engine turns read-only (`TM-SESS-5031`) until reopened; reads keep working.
+//! [`Engine::for_each_session`] and [`Engine::memory_usage`] read the store; nothing writes to
+//! it except through this path.
 //!
 //! Touches are coalesced: at most one `touch` per session is logged per
 //! [`EngineConfig::touch_log_window`] (default 1 s); others change memory only.
@@ -197,6 +201,7 @@ pub use crate::engine::{Engine, EngineStatus, Maintenance, StatusError, SweepRep
 pub use crate::error::EngineError;
 pub use crate::keys::KeyUsage;
 pub use crate::recovery::RecoveryReport;
+pub use tokm_memory_store::MemoryUsage;
 
 #[cfg(doc)]
 use tokm_domain::{SessionRepository, TokenRepository};

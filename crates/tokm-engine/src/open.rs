@@ -87,7 +87,7 @@ impl Engine {
         // Sessions that expired while the engine was down go through the ordinary write path,
         // so their deletes are logged and a later start does not see them again.
         report.expired_dropped = shared
-            .write(|store, hook| store.cleanup_expired_with(hook))
+            .cleanup_expired()
             .map_err(|source| EngineError::Sweep { source })?;
         report.sessions = shared.store.len();
         report.snapshot_after_recovery = snapshot_after_recovery(&shared, &report)?;

@@ -31,7 +31,7 @@ fn snapshot_plus_log_restart_rebuilds_the_same_state() {
     let (engine, _) = Engine::open(common::config(dir.path(), &clock)).expect("open");
     common::mixed_workload(&engine, &clock, 2, 40, 5);
     let meta = engine.snapshot_now().expect("snapshot");
-    assert_eq!(meta.session_count, engine.memory_store().len() as u64);
+    assert_eq!(meta.session_count, engine.status().sessions as u64);
     let status = engine.status();
     assert_eq!(status.last_snapshot, Some(meta.clone()));
     assert!(

@@ -4,9 +4,10 @@
 //! [`TokenRepository`](tokm_domain::TokenRepository) on sharded `hashbrown` tables of compact
 //! records and index entries.
 //!
-//! Is: a thread-safe, linearizable-per-session store for microsecond reads, with a commit hook,
-//! an idempotent replay entry point, a parallel bulk load and a point-in-time capture, so that a
-//! durable engine can put a write-ahead log and snapshots in front of it.
+//! Is: a thread-safe, linearizable-per-session store for microsecond reads, whose writes can be
+//! prepared (validated, locked, not yet visible) and then applied, with an idempotent replay
+//! entry point, a parallel bulk load and a point-in-time capture, so that a durable engine can
+//! put a write-ahead log and snapshots in front of it.
 //! Is not: durable. It does no I/O, keeps nothing across restarts, and reads time only from the
 //! injected [`Clock`](tokm_domain::Clock).
 //!
@@ -35,13 +36,12 @@
 //!     now.checked_add(Duration::from_secs(3600)).expect("small"),
 //! );
 //!
-//! // The engine's path: the hook sees the mutations before they are applied.
-//! let mut logged = Vec::new();
-//! let outcome = store.create_with(NewSession::new(fields)?, &mut |mutations: &[Mutation]| {
-//!     logged.extend_from_slice(mutations);
-//!     Ok(())
-//! })?;
-//! assert!(matches!(logged.as_slice(), [Mutation::Create(_)]));
+//! // The engine's path: prepare (validated, stripes held, nothing visible yet), log the
+//! // write's mutations, then apply. Dropping the write instead changes nothing.
+//! let write = store.prepare_create(NewSession::new(fields)?)?;
+//! assert!(matches!(write.mutations(), [Mutation::Create(_)]));
+//! let logged = write.mutations().to_vec();
+//! let outcome = write.apply();
 //!
 //! // Reads decode the stored record into a `Session`.
 //! let found = store.get_by_token_hash(&token_hash)?;
@@ -52,7 +52,7 @@
 //! assert_eq!(store.get(found.id()).unwrap_err().code(), "TM-SESS-4101");
 //! assert_eq!(store.cleanup_expired()?, 1);
 //!
-//! // Recovery replays the log without quota checks or hooks.
+//! // Recovery replays the log without quota or version checks.
 //! let replica = MemoryStore::new(clock, StoreOptions::default())?;
 //! for mutation in &logged {
 //!     replica.apply_replayed(mutation)?;
@@ -106,16 +106,23 @@
 //! them. So the capture holds exactly the records committed before the instant, a write never
 //! waits longer than one shard's copy, and dropping the [`Capture`] ends the copy-on-write.
 //!
-//! **Serialization and the commit hook.** Each mutation takes striped mutexes: the stripe of
-//! the session id (operations on one id), then the stripes of the user and of any token it
-//! claims. All mutations of one user are therefore serialized, which makes the quota check and
-//! the insert one atomic step; two claims of one token, or two creates of one id, are
-//! serialized too. Under those stripes the store validates, builds the
-//! [`Mutation`](tokm_domain::Mutation)s, calls the hook, and applies: so the order in which the
-//! hook sees conflicting mutations is the order in which they are applied (log order is apply
-//! order).
-//! The hook runs with **only** stripes held, never a map or index lock: readers are not
-//! blocked by it, and writers wait only if they share a stripe.
+//! **Serialization and prepared writes.** Each write takes striped mutexes: the stripe of the
+//! session id (operations on one id), then the stripes of the user and of any token it claims.
+//! All writes of one user are therefore serialized, which makes the quota check and the insert
+//! one atomic step; two claims of one token, or two creates of one id, are serialized too. A
+//! `prepare_*` method takes those stripes, validates, builds the
+//! [`Mutation`](tokm_domain::Mutation)s the write will log and the records it will store, and
+//! returns them as a [`PreparedWrite`] that keeps the stripes. The caller (the engine) appends
+//! [`PreparedWrite::mutations`] to its log, then calls [`PreparedWrite::apply`], which changes
+//! the maps and indexes and releases the stripes; or drops the write (a failed append), which
+//! changes nothing. Since the stripes are held from validation to apply, the log order of two
+//! conflicting writes is their apply order. One write's mutations are everything that must
+//! travel together: a quota eviction's `Delete` with its `Create`, all of a user's `Delete`s
+//! for `delete_by_user`, one user's expired sessions per [`ExpiredCleanup`] batch, a sweep
+//! step's sessions across users. Between prepare and apply **only** stripes are held, never a
+//! map or index lock: readers are not blocked and see the state before the write, and writers
+//! wait only if they share a stripe. The plain repository methods are prepare and apply with
+//! no log in between.
 //!
 //! # Lock order
 //!
@@ -129,9 +136,12 @@
 //!    shard waits for another lock).
 //!
 //! The capture flag (`capture` waits while another [`Capture`] is alive) is never held with
-//! any other lock. The commit hook runs after step 2 with no step-3 lock held; it must not call
-//! the store. [`MemoryStore::for_each`] calls its closure under a primary shard's read lock;
-//! the closure must not call the store either.
+//! any other lock. A [`PreparedWrite`] holds its step-1 and step-2 stripes and no step-3 lock
+//! until it is applied or dropped; while it is alive its thread may read the store but must not
+//! start another write (one needing the same stripe would wait for itself), and
+//! [`ExpiredCleanup::next_batch`] lends one batch at a time for the same reason.
+//! [`MemoryStore::for_each`] calls its closure under a primary shard's read lock; the closure
+//! must not call the store.
 //!
 //! # Memory
 //!
@@ -187,12 +197,13 @@
 //!
 //! - [`MemoryStore`], built by [`MemoryStore::new`] from [`StoreOptions`] (quota, capacity), or
 //!   by [`MemoryStore::bulk_load`] from a snapshot's records.
-//! - The repository traits; the same operations with a [`CommitHook`]:
-//!   [`MemoryStore::create_with`], [`MemoryStore::update_with`], [`MemoryStore::delete_with`],
-//!   [`MemoryStore::touch_with`], [`MemoryStore::delete_by_user_with`],
-//!   [`MemoryStore::cleanup_expired_with`]; [`MemoryStore::sweep_expired_with`] removes at most
-//!   a given number of expired sessions in one hook call (the engine's bounded expiry sweep,
-//!   reporting [`Swept`]).
+//! - The repository traits; the same writes prepared, to be logged before they are applied
+//!   (each a [`PreparedWrite`]): [`MemoryStore::prepare_create`],
+//!   [`MemoryStore::prepare_update`], [`MemoryStore::prepare_delete`],
+//!   [`MemoryStore::prepare_touch`], [`MemoryStore::prepare_delete_by_user`];
+//!   [`MemoryStore::prepare_cleanup_expired`] (an [`ExpiredCleanup`], one write per user);
+//!   [`MemoryStore::prepare_sweep_expired`] removes at most a given number of expired sessions
+//!   in one write (the engine's bounded expiry sweep, reporting [`Swept`]).
 //! - Recovery and snapshots: [`MemoryStore::apply_replayed`] (returns [`Replayed`]),
 //!   [`MemoryStore::bulk_load`], [`MemoryStore::capture`] (a [`Capture`]),
 //!   [`MemoryStore::for_each`], [`MemoryStore::records`].
@@ -210,8 +221,9 @@
 
 pub use crate::capture::Capture;
 pub use crate::error::MemoryStoreError;
-pub use crate::store::{CommitHook, MemoryStore, Replayed, StoreOptions, Swept};
+pub use crate::store::{MemoryStore, Replayed, StoreOptions, Swept};
 pub use crate::usage::MemoryUsage;
+pub use crate::write::{ExpiredCleanup, PreparedWrite};
 
 mod bulk;
 mod capture;
@@ -223,3 +235,4 @@ mod shards;
 mod store;
 mod stripes;
 mod usage;
+mod write;

@@ -1,4 +1,5 @@
-//! [`MemoryStore`]: the records, the write path with its commit hook, replay, and point reads.
+//! [`MemoryStore`]: the records, the write path (prepare, then the caller applies), replay, and
+//! point reads.
 
 use std::hash::BuildHasher;
 use std::net::IpAddr;
@@ -23,14 +24,7 @@ use crate::primary::Primary;
 use crate::shards::TableLayout;
 use crate::stripes::{StripeGuard, StripeIndex, Stripes};
 use crate::usage::MemoryUsage;
-
-/// What the store calls with the mutations of one operation, after validating it and before
-/// applying it, while holding the stripe locks that serialize it (see [`MemoryStore`]).
-///
-/// Returning `Err` cancels the operation: nothing changes and the error is returned to the
-/// caller. The hook must not call this store (its stripes are held, so a write could wait for
-/// itself).
-pub type CommitHook<'a> = dyn FnMut(&[Mutation]) -> Result<(), SessionError> + 'a;
+use crate::write::{ExpiredCleanup, Held, Mutations, Plan, PreparedWrite};
 
 /// Shards of each time-ordered index. An early-stopping cursor walk reads up to `limit + 1`
 /// entries from every shard, so more shards cost list latency; 16 keeps a 100-item slice under
@@ -58,7 +52,7 @@ pub enum Replayed {
     Skipped,
 }
 
-/// What one [`MemoryStore::sweep_expired_with`] step did.
+/// What one expiry sweep step ([`MemoryStore::prepare_sweep_expired`]) did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Swept {
     /// Expired sessions removed.
@@ -119,17 +113,6 @@ pub(crate) struct Keys {
     pub(crate) created: IndexKey,
     pub(crate) active: IndexKey,
     pub(crate) expiry: IndexKey,
-}
-
-/// The stripes held by an operation on one session.
-struct Held<'a> {
-    _id: StripeGuard<'a>,
-    _keys: Option<StripeGuard<'a>>,
-}
-
-/// The hook of the plain trait methods: nothing to log.
-fn no_hook(_: &[Mutation]) -> Result<(), SessionError> {
-    Ok(())
 }
 
 impl MemoryStore {
@@ -268,24 +251,25 @@ impl MemoryStore {
         }
     }
 
-    /// [`SessionRepository::create`] that calls `hook` with `[Create]`, or
-    /// `[Delete { evicted }, Create]` when [`QuotaPolicy::EvictOldest`] makes room, after the id,
-    /// token and quota checks and before storing anything. Runs the hook holding the stripes of
-    /// the id, the user and the token.
+    // ----- the write path: prepare (validate under stripes), then the caller logs and applies
+
+    /// Prepares [`SessionRepository::create`]: takes the stripes of the id, the user and the
+    /// token, checks the id, the token and the quota, and returns the write. Its mutations
+    /// are `[Create]`, or `[Delete { evicted }, Create]` when [`QuotaPolicy::EvictOldest`]
+    /// makes room: the eviction travels with the create, logged and applied together.
     ///
     /// # Errors
-    /// As [`SessionRepository::create`], plus whatever `hook` returns.
-    pub fn create_with(
+    /// As [`SessionRepository::create`]; nothing is held or changed.
+    pub fn prepare_create(
         &self,
         session: NewSession,
-        hook: &mut CommitHook<'_>,
-    ) -> Result<CreateOutcome, SessionError> {
+    ) -> Result<PreparedWrite<'_, CreateOutcome>, SessionError> {
         let id = PackedId::of(session.id());
         let fields = session.fields();
-        let _id_stripe = self
+        let id_stripe = self
             .id_stripes
             .lock(&mut vec![self.id_stripes.index_of(&id)]);
-        let _key_stripes = self.key_stripes.lock(&mut vec![
+        let key_stripes = self.key_stripes.lock(&mut vec![
             self.user_stripe(fields.user_id.as_str()),
             self.token_stripe(&fields.token_hash),
         ]);
@@ -298,41 +282,47 @@ impl MemoryStore {
         let evicted = self.make_room(&fields.user_id)?;
         let created = Arc::new(Session::new(session, Session::VERSION_FIRST)?);
         let record = SessionRecord::from_session(&created);
-        let mut plan = Vec::with_capacity(2);
-        if let Some(victim) = &evicted {
-            plan.push(Mutation::Delete {
-                id: victim.id(),
-                version: victim.version(),
-            });
-        }
-        plan.push(Mutation::Create(Arc::clone(&created)));
-        hook(&plan)?;
-        if let Some(victim) = &evicted {
-            self.apply_remove(victim);
-        }
-        self.apply_insert(record);
-        Ok(CreateOutcome {
+        let outcome = CreateOutcome {
             session: Session::clone(&created),
-            evicted: evicted.map(|victim| victim.to_session()),
-        })
+            evicted: evicted.as_ref().map(SessionRecord::to_session),
+        };
+        let mutations = match &evicted {
+            Some(victim) => Mutations::Two([
+                Mutation::Delete {
+                    id: victim.id(),
+                    version: victim.version(),
+                },
+                Mutation::Create(created),
+            ]),
+            None => Mutations::One([Mutation::Create(created)]),
+        };
+        Ok(PreparedWrite::new(
+            self,
+            Held {
+                _id: Some(id_stripe),
+                _keys: Some(key_stripes),
+            },
+            mutations,
+            Plan::Insert { evicted, record },
+            outcome,
+        ))
     }
 
-    /// [`SessionRepository::update`] that calls `hook` with `[Update(new body)]` after the
-    /// version, owner and token checks; the body carries the new version and the later
-    /// `last_active`. Runs the hook holding the stripes of the id, the user and the new token.
+    /// Prepares [`SessionRepository::update`]: takes the stripes of the id, the user and the
+    /// new token, checks the version, owner and token, and returns the write of
+    /// `[Update(new body)]`; the body carries the new version and the later `last_active`.
     ///
     /// # Errors
-    /// As [`SessionRepository::update`], plus whatever `hook` returns.
-    pub fn update_with(
+    /// As [`SessionRepository::update`]; nothing is held or changed.
+    pub fn prepare_update(
         &self,
         session: NewSession,
         expected_version: u64,
-        hook: &mut CommitHook<'_>,
-    ) -> Result<Session, SessionError> {
+    ) -> Result<PreparedWrite<'_, Session>, SessionError> {
         let id = session.id();
         let packed = PackedId::of(id);
         let token_stripe = self.token_stripe(&session.fields().token_hash);
-        let (_held, stored) = self.lock_session(packed, &mut vec![token_stripe]);
+        let (held, stored) = self.lock_session(packed, &mut vec![token_stripe]);
         let stored = stored.ok_or(SessionError::NotFound { id })?;
         if stored.version() != expected_version {
             return Err(SessionError::VersionConflict {
@@ -371,131 +361,148 @@ impl MemoryStore {
         fields.last_active = fields.last_active.max(stored.last_active());
         let updated = Arc::new(Session::from_fields(fields, version)?);
         let record = SessionRecord::from_session(&updated);
-        hook(&[Mutation::Update(Arc::clone(&updated))])?;
-        self.apply_replace(&stored, record);
-        Ok(Session::clone(&updated))
+        let outcome = Session::clone(&updated);
+        Ok(PreparedWrite::new(
+            self,
+            held,
+            Mutations::One([Mutation::Update(updated)]),
+            Plan::Replace { stored, record },
+            outcome,
+        ))
     }
 
-    /// [`SessionRepository::delete`] that calls `hook` with `[Delete]` when the session exists
-    /// (and not at all otherwise). Runs the hook holding the stripes of the id and the user.
-    ///
-    /// # Errors
-    /// Whatever `hook` returns.
-    pub fn delete_with(
-        &self,
-        id: SessionId,
-        hook: &mut CommitHook<'_>,
-    ) -> Result<bool, SessionError> {
-        let (_held, stored) = self.lock_session(PackedId::of(id), &mut Vec::new());
-        let Some(stored) = stored else {
-            return Ok(false);
-        };
-        hook(&[Mutation::Delete {
-            id,
-            version: stored.version(),
-        }])?;
-        self.apply_remove(&stored);
-        Ok(true)
+    /// Prepares [`SessionRepository::delete`]: takes the stripes of the id and the user and
+    /// returns the write of `[Delete]` when the session exists, or a write with no mutations
+    /// (nothing to log, applying it returns `false`) when it does not.
+    pub fn prepare_delete(&self, id: SessionId) -> PreparedWrite<'_, bool> {
+        let (held, stored) = self.lock_session(PackedId::of(id), &mut Vec::new());
+        match stored {
+            None => PreparedWrite::new(self, held, Mutations::NONE, Plan::Nothing, false),
+            Some(stored) => PreparedWrite::new(
+                self,
+                held,
+                Mutations::One([Mutation::Delete {
+                    id,
+                    version: stored.version(),
+                }]),
+                Plan::Remove(stored),
+                true,
+            ),
+        }
     }
 
-    /// [`TokenRepository::touch`] that calls `hook` with `[Touch]` after the expiry check. Runs
-    /// the hook holding the stripes of the id and the user.
+    /// Prepares [`TokenRepository::touch`]: takes the stripes of the id and the user, checks
+    /// that the session is live, and returns the write of `[Touch]`.
     ///
     /// # Errors
-    /// As [`TokenRepository::touch`], plus whatever `hook` returns.
-    pub fn touch_with(
+    /// As [`TokenRepository::touch`]; nothing is held or changed.
+    pub fn prepare_touch(
         &self,
         id: SessionId,
         now: Timestamp,
         last_access_ip: Option<IpAddr>,
-        hook: &mut CommitHook<'_>,
-    ) -> Result<Session, SessionError> {
-        let (_held, stored) = self.lock_session(PackedId::of(id), &mut Vec::new());
+    ) -> Result<PreparedWrite<'_, Session>, SessionError> {
+        let (held, stored) = self.lock_session(PackedId::of(id), &mut Vec::new());
         let stored = stored.ok_or(SessionError::NotFound { id })?;
         check_live(&stored, self.clock.now())?;
         // Always valid: a touch only raises `last_active` and sets an address.
-        let touched = stored.touched(now, last_access_ip);
-        hook(&[Mutation::Touch {
-            id,
-            last_active: now,
-            last_access_ip,
-        }])?;
-        let session = touched.to_session();
-        self.apply_replace(&stored, touched);
-        Ok(session)
+        let record = stored.touched(now, last_access_ip);
+        let outcome = record.to_session();
+        Ok(PreparedWrite::new(
+            self,
+            held,
+            Mutations::One([Mutation::Touch {
+                id,
+                last_active: now,
+                last_access_ip,
+            }]),
+            Plan::Replace { stored, record },
+            outcome,
+        ))
     }
 
-    /// [`SessionRepository::delete_by_user`] that calls `hook` once with one `Delete` per
-    /// session of the user (live or expired), in id order, if there is any. Runs the hook
-    /// holding the user's stripe.
-    ///
-    /// # Errors
-    /// Whatever `hook` returns.
-    pub fn delete_by_user_with(
-        &self,
-        user_id: &UserId,
-        hook: &mut CommitHook<'_>,
-    ) -> Result<u64, SessionError> {
-        let _user_stripe = self
+    /// Prepares [`SessionRepository::delete_by_user`]: takes the user's stripe and returns one
+    /// write of one `Delete` per session of the user (live or expired), in id order; applying
+    /// it returns how many it removed.
+    pub fn prepare_delete_by_user(&self, user_id: &UserId) -> PreparedWrite<'_, u64> {
+        let user_stripe = self
             .key_stripes
             .lock(&mut vec![self.user_stripe(user_id.as_str())]);
         let mut doomed = self.sessions_of_user(user_id.as_str());
         doomed.sort_unstable_by_key(SessionRecord::id);
-        self.remove_all(&doomed, hook)
+        self.prepare_removal(Some(user_stripe), doomed, |removed| removed)
     }
 
-    /// [`SessionRepository::cleanup_expired`] that calls `hook` once per user that has expired
-    /// sessions, with one `Delete` each, holding that user's stripe.
-    ///
-    /// Candidates come from the expiry index, so the cost follows the number removed, not the
-    /// number stored. Each user's batch (its `Delete`s in id order) is all or nothing; if `hook`
-    /// fails for one, the batches of users before it stay applied (they were logged), the rest
-    /// are not attempted, and the error is returned.
-    ///
-    /// # Errors
-    /// Whatever `hook` returns.
-    pub fn cleanup_expired_with(&self, hook: &mut CommitHook<'_>) -> Result<u64, SessionError> {
+    /// Prepares [`SessionRepository::cleanup_expired`] as one write per user that has expired
+    /// sessions (see [`ExpiredCleanup`]), judged by the store's clock now.
+    pub fn prepare_cleanup_expired(&self) -> ExpiredCleanup<'_> {
         let now = self.clock.now();
         let (candidates, _) = self.expired_candidates(now, usize::MAX);
-        let mut removed = 0;
-        for batch in candidates.chunk_by(|a, b| a.0 == b.0) {
-            let user_id = batch[0].0.as_str();
-            let _user_stripe = self.key_stripes.lock(&mut vec![self.user_stripe(user_id)]);
-            removed += self.remove_all(&self.still_expired(batch, now), hook)?;
-        }
-        Ok(removed)
+        ExpiredCleanup::new(self, now, candidates)
     }
 
-    /// Removes up to `limit` expired sessions of any users, calling `hook` once with one
+    /// Prepares the removal of up to `limit` expired sessions of any users as one write of one
     /// `Delete` each: the bounded step of an expiry sweep, one log append however many users
-    /// it spans.
+    /// it spans. Applying it returns a [`Swept`].
     ///
-    /// Holds the stripes of every user in the batch (taken together, in the usual order) while
-    /// `hook` runs, so a writer of one of those users waits for at most one append. Sessions
-    /// a touch or an update extended since they were found are left alone. All or nothing: if
-    /// `hook` fails, nothing is removed.
-    ///
-    /// # Errors
-    /// Whatever `hook` returns.
-    pub fn sweep_expired_with(
-        &self,
-        limit: usize,
-        hook: &mut CommitHook<'_>,
-    ) -> Result<Swept, SessionError> {
+    /// Holds the stripes of every user in the batch (taken together, in the usual order), so
+    /// a writer of one of those users waits for at most one append. Sessions a touch or an
+    /// update extended since the expiry index was read are left alone. A write with no
+    /// mutations means nothing was expired (nothing to log).
+    pub fn prepare_sweep_expired(&self, limit: usize) -> PreparedWrite<'_, Swept> {
         let now = self.clock.now();
         let (candidates, limit_reached) = self.expired_candidates(now, limit);
         let mut stripes: Vec<StripeIndex> = candidates
             .chunk_by(|a, b| a.0 == b.0)
             .map(|batch| self.user_stripe(&batch[0].0))
             .collect();
-        let _user_stripes = self.key_stripes.lock(&mut stripes);
-        let removed = self.remove_all(&self.still_expired(&candidates, now), hook)?;
-        Ok(Swept {
+        let user_stripes = self.key_stripes.lock(&mut stripes);
+        let doomed = self.still_expired(&candidates, now);
+        self.prepare_removal(Some(user_stripes), doomed, |removed| Swept {
             removed,
             limit_reached,
         })
     }
 
+    /// One user's batch of an [`ExpiredCleanup`]: `batch` holds that user's candidates.
+    pub(crate) fn prepare_expired_of_user(
+        &self,
+        batch: &[(String, PackedId)],
+        now: Timestamp,
+    ) -> PreparedWrite<'_, u64> {
+        let user_stripe = batch
+            .first()
+            .map(|(user_id, _)| self.key_stripes.lock(&mut vec![self.user_stripe(user_id)]));
+        let doomed = self.still_expired(batch, now);
+        self.prepare_removal(user_stripe, doomed, |removed| removed)
+    }
+
+    /// The write that removes `doomed`, one `Delete` each in that order, holding `stripes`.
+    fn prepare_removal<'a, T>(
+        &'a self,
+        stripes: Option<StripeGuard<'a>>,
+        doomed: Vec<SessionRecord>,
+        outcome: impl FnOnce(u64) -> T,
+    ) -> PreparedWrite<'a, T> {
+        let mutations = doomed
+            .iter()
+            .map(|record| Mutation::Delete {
+                id: record.id(),
+                version: record.version(),
+            })
+            .collect();
+        let outcome = outcome(doomed.len() as u64);
+        PreparedWrite::new(
+            self,
+            Held {
+                _id: None,
+                _keys: stripes,
+            },
+            Mutations::Many(mutations),
+            Plan::RemoveAll(doomed),
+            outcome,
+        )
+    }
     /// Up to `limit` sessions the expiry index says expired by `now`, as `(user, id)` sorted by
     /// user then id, and whether the limit cut the walk short. Grouped by owner because
     /// removing them needs the owner's stripe, which serializes it with the user's other
@@ -548,7 +555,7 @@ impl MemoryStore {
     }
 
     /// Applies one mutation read back from a log during recovery: no quota, conflict or version
-    /// checks (the log already decided) and no hook.
+    /// checks (the log already decided) and nothing to log.
     ///
     /// Idempotent with respect to versions, so replaying from before a snapshot's true position
     /// converges on the logged state: a `Create` or `Update` whose version the store already has
@@ -642,7 +649,7 @@ impl MemoryStore {
             let keys = (!extra.is_empty()).then(|| self.key_stripes.lock(extra));
             return (
                 Held {
-                    _id: id_stripe,
+                    _id: Some(id_stripe),
                     _keys: keys,
                 },
                 None,
@@ -659,7 +666,7 @@ impl MemoryStore {
         );
         (
             Held {
-                _id: id_stripe,
+                _id: Some(id_stripe),
                 _keys: Some(keys),
             },
             current,
@@ -719,29 +726,6 @@ impl MemoryStore {
         }
     }
 
-    /// Logs and removes `doomed` as one batch.
-    fn remove_all(
-        &self,
-        doomed: &[SessionRecord],
-        hook: &mut CommitHook<'_>,
-    ) -> Result<u64, SessionError> {
-        if doomed.is_empty() {
-            return Ok(0);
-        }
-        let plan: Vec<Mutation> = doomed
-            .iter()
-            .map(|record| Mutation::Delete {
-                id: record.id(),
-                version: record.version(),
-            })
-            .collect();
-        hook(&plan)?;
-        for record in doomed {
-            self.apply_remove(record);
-        }
-        Ok(doomed.len() as u64)
-    }
-
     // ----- applying (callers hold the stripes of everything touched) -----
 
     pub(crate) fn fingerprint(&self, text: &str) -> Fingerprint {
@@ -788,7 +772,7 @@ impl MemoryStore {
     }
 
     /// Stores a new session: indexes first, then the primary record (the commit point).
-    fn apply_insert(&self, record: SessionRecord) {
+    pub(crate) fn apply_insert(&self, record: SessionRecord) {
         let id = PackedId::of(record.id());
         let keys = self.keys_of(&record);
         self.claim_token(&record.token_hash(), keys.token, id);
@@ -804,7 +788,7 @@ impl MemoryStore {
 
     /// Removes a stored session: the primary record first (the commit point), then its index
     /// entries.
-    fn apply_remove(&self, stored: &SessionRecord) {
+    pub(crate) fn apply_remove(&self, stored: &SessionRecord) {
         let id = PackedId::of(stored.id());
         let keys = self.keys_of(stored);
         self.records.remove(id);
@@ -823,7 +807,7 @@ impl MemoryStore {
     ///
     /// The token entry is keyed by fingerprint, so a new token whose fingerprint equals the
     /// old one's keeps the entry as it is (lookups confirm the token against the record).
-    fn apply_replace(&self, old: &SessionRecord, new: SessionRecord) {
+    pub(crate) fn apply_replace(&self, old: &SessionRecord, new: SessionRecord) {
         let id = PackedId::of(new.id());
         let (before, after) = (self.keys_of(old), self.keys_of(&new));
         if before.token != after.token {
@@ -888,7 +872,7 @@ fn check_live(record: &SessionRecord, now: Timestamp) -> Result<(), SessionError
 
 impl SessionRepository for MemoryStore {
     fn create(&self, session: NewSession) -> Result<CreateOutcome, SessionError> {
-        self.create_with(session, &mut no_hook)
+        self.prepare_create(session).map(PreparedWrite::apply)
     }
 
     fn get(&self, id: SessionId) -> Result<Session, SessionError> {
@@ -901,11 +885,12 @@ impl SessionRepository for MemoryStore {
     }
 
     fn update(&self, session: NewSession, expected_version: u64) -> Result<Session, SessionError> {
-        self.update_with(session, expected_version, &mut no_hook)
+        self.prepare_update(session, expected_version)
+            .map(PreparedWrite::apply)
     }
 
     fn delete(&self, id: SessionId) -> Result<bool, SessionError> {
-        self.delete_with(id, &mut no_hook)
+        Ok(self.prepare_delete(id).apply())
     }
 
     fn list(
@@ -943,11 +928,16 @@ impl SessionRepository for MemoryStore {
     }
 
     fn delete_by_user(&self, user_id: &UserId) -> Result<u64, SessionError> {
-        self.delete_by_user_with(user_id, &mut no_hook)
+        Ok(self.prepare_delete_by_user(user_id).apply())
     }
 
     fn cleanup_expired(&self) -> Result<u64, SessionError> {
-        self.cleanup_expired_with(&mut no_hook)
+        let mut cleanup = self.prepare_cleanup_expired();
+        let mut removed = 0;
+        while let Some(batch) = cleanup.next_batch() {
+            removed += batch.apply();
+        }
+        Ok(removed)
     }
 }
 
@@ -968,7 +958,8 @@ impl TokenRepository for MemoryStore {
         now: Timestamp,
         last_access_ip: Option<IpAddr>,
     ) -> Result<Session, SessionError> {
-        self.touch_with(id, now, last_access_ip, &mut no_hook)
+        self.prepare_touch(id, now, last_access_ip)
+            .map(PreparedWrite::apply)
     }
 }
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 use tokm_domain::testkit::{SUITE_START, SessionFactory};
 use tokm_domain::{
     Clock, CreateOutcome, Cursor, CursorPage, ListResult, ManualClock, NewSession, Page, PageSize,
-    Session, SessionError, SessionFilter, SessionId, SessionRecord, SessionRepository, Sort,
-    Timestamp, TokenHash, TokenRepository, UserId,
+    Session, SessionError, SessionFilter, SessionId, SessionRepository, Sort, Timestamp, TokenHash,
+    TokenRepository, UserId,
 };
 use tokm_engine::{Engine, EngineConfig, SnapshotPolicy, SweepPolicy};
 
@@ -38,12 +38,8 @@ pub fn clock() -> Arc<ManualClock> {
 
 /// Every stored session, sorted by id: the state to compare across restarts.
 pub fn state(engine: &Engine) -> Vec<Session> {
-    let mut sessions: Vec<Session> = engine
-        .memory_store()
-        .records()
-        .iter()
-        .map(SessionRecord::to_session)
-        .collect();
+    let mut sessions = Vec::new();
+    engine.for_each_session(|record| sessions.push(record.to_session()));
     sessions.sort_by_key(Session::id);
     sessions
 }

@@ -1,5 +1,6 @@
-//! Under `EvictOldest`, the Delete of the evicted session and the Create reach the hook in one
-//! call, eviction first; below the quota the hook sees the Create alone.
+//! Under `EvictOldest`, a create at the quota is one prepared write whose mutations are the
+//! evicted session's Delete and then the Create, applied together; below the quota the write
+//! carries the Create alone.
 
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use tokm_domain::{ManualClock, Mutation, Quota, QuotaPolicy, SessionRepository};
 use tokm_memory_store::{MemoryStore, StoreOptions};
 
 #[test]
-fn eviction_and_create_are_one_hook_call() {
+fn eviction_and_create_are_one_write() {
     let clock = Arc::new(ManualClock::new(SUITE_START));
     let options = StoreOptions {
         quota: Quota {
@@ -20,25 +21,19 @@ fn eviction_and_create_are_one_hook_call() {
     let store = MemoryStore::new(clock, options).unwrap();
     let mut sessions = SessionFactory::new(5, SUITE_START);
     let user = SessionFactory::user(1);
-    let mut calls: Vec<Vec<Mutation>> = Vec::new();
-    let mut record = |mutations: &[Mutation]| {
-        calls.push(mutations.to_vec());
-        Ok(())
+    let mut writes: Vec<Vec<Mutation>> = Vec::new();
+    let mut create = |store: &MemoryStore| {
+        let write = store.prepare_create(sessions.next_for(&user)).unwrap();
+        writes.push(write.mutations().to_vec());
+        write.apply()
     };
-    let oldest = store
-        .create_with(sessions.next_for(&user), &mut record)
-        .unwrap()
-        .session;
-    store
-        .create_with(sessions.next_for(&user), &mut record)
-        .unwrap();
-    let third = store
-        .create_with(sessions.next_for(&user), &mut record)
-        .unwrap();
+    let oldest = create(&store).session;
+    create(&store);
+    let third = create(&store);
     assert_eq!(third.evicted.as_ref(), Some(&oldest));
-    assert_eq!(calls.len(), 3, "one hook call per create");
-    assert!(matches!(calls[0].as_slice(), [Mutation::Create(_)]));
-    match calls[2].as_slice() {
+    assert_eq!(writes.len(), 3, "one write per create");
+    assert!(matches!(writes[0].as_slice(), [Mutation::Create(_)]));
+    match writes[2].as_slice() {
         [Mutation::Delete { id, version }, Mutation::Create(created)] => {
             assert_eq!((*id, *version), (oldest.id(), oldest.version()));
             assert_eq!(**created, third.session);
@@ -46,4 +41,5 @@ fn eviction_and_create_are_one_hook_call() {
         other => panic!("expected [Delete, Create], got {other:?}"),
     }
     assert_eq!(store.count_by_user(&user).unwrap(), 2);
+    assert_eq!(store.get(oldest.id()).unwrap_err().code(), "TM-SESS-4041");
 }

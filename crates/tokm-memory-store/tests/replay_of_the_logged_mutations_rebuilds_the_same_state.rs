@@ -1,5 +1,6 @@
-//! Replaying what the hook saw, in order, into an empty store rebuilds exactly the state the
-//! writers left, and replaying it again (or from any earlier point) changes nothing.
+//! Replaying the mutations of every prepared write, logged in the order the writes were applied,
+//! into an empty store rebuilds exactly the state the writers left, and replaying it again (or
+//! from any earlier point) changes nothing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,12 +11,18 @@ use tokm_domain::{
     Clock, ManualClock, Mutation, NewSession, Quota, QuotaPolicy, Session, SessionRepository,
     TokenHash, TokenRepository,
 };
-use tokm_memory_store::{MemoryStore, Replayed, StoreOptions};
+use tokm_memory_store::{MemoryStore, PreparedWrite, Replayed, StoreOptions};
 
 fn state(store: &MemoryStore) -> Vec<Session> {
     let mut all: Vec<Session> = store.records().iter().map(|r| r.to_session()).collect();
     all.sort_by_key(Session::id);
     all
+}
+
+/// The engine's order: append the write's mutations to `log`, then apply it.
+fn commit<T>(log: &Mutex<Vec<Mutation>>, write: PreparedWrite<'_, T>) -> T {
+    log.lock().extend_from_slice(write.mutations());
+    write.apply()
 }
 
 #[test]
@@ -30,10 +37,6 @@ fn replayed_log_equals_the_live_store_and_replay_is_idempotent() {
     };
     let store = MemoryStore::new(clock.clone(), options.clone()).unwrap();
     let log = Mutex::new(Vec::<Mutation>::new());
-    let mut append = |mutations: &[Mutation]| {
-        log.lock().extend_from_slice(mutations);
-        Ok(())
-    };
     let mut sessions = SessionFactory::new(11, SUITE_START);
     let mut live = Vec::new();
     for round in 0..40_u32 {
@@ -43,45 +46,42 @@ fn replayed_log_equals_the_live_store_and_replay_is_idempotent() {
         } else {
             sessions.set_lifetime(Duration::from_secs(3600));
         }
-        let created = store
-            .create_with(sessions.next_for(&user), &mut append)
-            .unwrap()
-            .session;
+        let created = commit(
+            &log,
+            store.prepare_create(sessions.next_for(&user)).unwrap(),
+        )
+        .session;
         live.push(created.clone());
         clock.advance(Duration::from_secs(5));
         if round % 3 == 0 && round % 7 != 3 {
-            let touched = store
-                .touch_with(
-                    created.id(),
-                    clock.now(),
-                    Some("10.9.9.9".parse().unwrap()),
-                    &mut append,
-                )
-                .unwrap();
+            let touched = commit(
+                &log,
+                store
+                    .prepare_touch(created.id(), clock.now(), Some("10.9.9.9".parse().unwrap()))
+                    .unwrap(),
+            );
             let mut fields = touched.fields().clone();
             fields.token_hash = TokenHash::of_token(&format!("rotated-{round}")).unwrap();
             fields.metadata.insert("round", &round.to_string()).unwrap();
-            store
-                .update_with(
-                    NewSession::new(fields).unwrap(),
-                    touched.version(),
-                    &mut append,
-                )
-                .unwrap();
+            commit(
+                &log,
+                store
+                    .prepare_update(NewSession::new(fields).unwrap(), touched.version())
+                    .unwrap(),
+            );
         }
         if round % 5 == 4 {
-            store
-                .delete_with(live[live.len() / 2].id(), &mut append)
-                .unwrap();
+            commit(&log, store.prepare_delete(live[live.len() / 2].id()));
         }
         if round == 20 {
-            store
-                .delete_by_user_with(&SessionFactory::user(2), &mut append)
-                .unwrap();
+            commit(&log, store.prepare_delete_by_user(&SessionFactory::user(2)));
         }
         if round % 10 == 9 {
             clock.advance(Duration::from_secs(60));
-            store.cleanup_expired_with(&mut append).unwrap();
+            let mut cleanup = store.prepare_cleanup_expired();
+            while let Some(write) = cleanup.next_batch() {
+                commit(&log, write);
+            }
         }
     }
     let log = log.into_inner();

@@ -1,13 +1,13 @@
-//! `sweep_expired_with` removes at most its limit of expired sessions, across users, in one
-//! hook call; repeated, it removes exactly what `cleanup_expired` would; a failing hook
-//! removes nothing.
+//! `prepare_sweep_expired` removes at most its limit of expired sessions, across users, in one
+//! write; repeated, it removes exactly what `cleanup_expired` would; a dropped sweep removes
+//! nothing.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokm_domain::testkit::{SUITE_START, SessionFactory};
-use tokm_domain::{ManualClock, Mutation, SessionError, SessionId, SessionRepository};
+use tokm_domain::{ManualClock, Mutation, SessionId, SessionRepository};
 use tokm_memory_store::{MemoryStore, StoreOptions, Swept};
 
 /// A store holding `short` sessions that expire after a minute and `long` ones that live two
@@ -48,12 +48,9 @@ fn sweeps_remove_every_expired_session_in_batches_of_at_most_the_limit() {
     let mut batches: Vec<Vec<Mutation>> = Vec::new();
     let mut steps = Vec::new();
     loop {
-        let swept = store
-            .sweep_expired_with(16, &mut |mutations: &[Mutation]| {
-                batches.push(mutations.to_vec());
-                Ok(())
-            })
-            .unwrap();
+        let write = store.prepare_sweep_expired(16);
+        batches.push(write.mutations().to_vec());
+        let swept = write.apply();
         steps.push(swept);
         if !swept.limit_reached {
             break;
@@ -64,7 +61,7 @@ fn sweeps_remove_every_expired_session_in_batches_of_at_most_the_limit() {
         [16, 16, 8],
         "full batches while expired sessions remain, then the rest"
     );
-    assert_eq!(batches.len(), 3, "one hook call per step, across users");
+    assert_eq!(batches.len(), 3, "one write per step, across users");
     let seen: BTreeSet<SessionId> = batches.iter().flat_map(|b| deleted_ids(b)).collect();
     assert_eq!(seen, short_lived, "exactly the expired sessions");
     assert_eq!(store.len(), 9);
@@ -72,26 +69,23 @@ fn sweeps_remove_every_expired_session_in_batches_of_at_most_the_limit() {
 }
 
 #[test]
-fn a_sweep_with_nothing_expired_calls_no_hook() {
+fn a_sweep_with_nothing_expired_has_nothing_to_log() {
     let (_clock, store, _) = store_with(5, 5);
-    let swept = store
-        .sweep_expired_with(100, &mut |_: &[Mutation]| panic!("nothing to log"))
-        .unwrap();
-    assert_eq!(swept, Swept::default());
+    let write = store.prepare_sweep_expired(100);
+    assert!(write.mutations().is_empty(), "nothing to log");
+    assert_eq!(write.apply(), Swept::default());
+    assert_eq!(store.len(), 10);
 }
 
 #[test]
-fn a_failed_sweep_removes_nothing() {
+fn a_dropped_sweep_removes_nothing() {
     let (clock, store, short_lived) = store_with(10, 3);
     clock.advance(Duration::from_secs(3_600));
-    let error = store
-        .sweep_expired_with(100, &mut |_: &[Mutation]| Err(SessionError::ReadOnly))
-        .unwrap_err();
-    assert_eq!(error.code(), SessionError::ReadOnly.code());
-    assert_eq!(store.len(), 13, "the failed batch changed nothing");
-    let swept = store
-        .sweep_expired_with(100, &mut |_: &[Mutation]| Ok(()))
-        .unwrap();
+    let write = store.prepare_sweep_expired(100);
+    assert_eq!(write.mutations().len(), short_lived.len());
+    drop(write); // as when its log append fails
+    assert_eq!(store.len(), 13, "the dropped sweep changed nothing");
+    let swept = store.prepare_sweep_expired(100).apply();
     assert_eq!(swept.removed as usize, short_lived.len());
 }
 
@@ -99,9 +93,7 @@ fn a_failed_sweep_removes_nothing() {
 fn a_sweep_says_when_it_stopped_at_its_limit() {
     let (clock, store, _) = store_with(3, 0);
     clock.advance(Duration::from_secs(61));
-    let swept = store
-        .sweep_expired_with(2, &mut |_: &[Mutation]| Ok(()))
-        .unwrap();
+    let swept = store.prepare_sweep_expired(2).apply();
     assert_eq!(
         swept,
         Swept {
@@ -109,9 +101,7 @@ fn a_sweep_says_when_it_stopped_at_its_limit() {
             limit_reached: true
         }
     );
-    let swept = store
-        .sweep_expired_with(2, &mut |_: &[Mutation]| Ok(()))
-        .unwrap();
+    let swept = store.prepare_sweep_expired(2).apply();
     assert_eq!(
         swept,
         Swept {

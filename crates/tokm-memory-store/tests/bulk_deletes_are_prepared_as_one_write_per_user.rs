@@ -1,5 +1,5 @@
-//! `delete_by_user` reaches the hook as one batch of Deletes; `cleanup_expired` as one batch per
-//! user with expired sessions, each in id order, and only the sessions it removes.
+//! `delete_by_user` is prepared as one write of Deletes; `cleanup_expired` as one write per user
+//! with expired sessions, each in id order, holding only the sessions it removes.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -36,26 +36,23 @@ fn bulk_deletes_are_batched_per_user_in_id_order() {
             short_lived.insert(created.id());
         }
     }
-    let mut batches: Vec<Vec<Mutation>> = Vec::new();
-    let deleted = store
-        .delete_by_user_with(&SessionFactory::user(2), &mut |mutations: &[Mutation]| {
-            batches.push(mutations.to_vec());
-            Ok(())
-        })
-        .unwrap();
-    assert_eq!(deleted, 4);
-    assert_eq!(batches.len(), 1, "one batch for the user");
-    let ids = deleted_ids(&batches[0]);
-    assert!(ids.is_sorted() && ids.len() == 4);
+    let write = store.prepare_delete_by_user(&SessionFactory::user(2));
+    let ids = deleted_ids(write.mutations());
+    assert!(
+        ids.is_sorted() && ids.len() == 4,
+        "the user's sessions in id order"
+    );
+    assert_eq!(write.apply(), 4);
+    assert_eq!(store.count_by_user(&SessionFactory::user(2)).unwrap(), 0);
 
-    batches.clear();
     clock.advance(Duration::from_secs(3_600));
-    let removed = store
-        .cleanup_expired_with(&mut |mutations: &[Mutation]| {
-            batches.push(mutations.to_vec());
-            Ok(())
-        })
-        .unwrap();
+    let mut batches: Vec<Vec<Mutation>> = Vec::new();
+    let mut removed = 0;
+    let mut cleanup = store.prepare_cleanup_expired();
+    while let Some(write) = cleanup.next_batch() {
+        batches.push(write.mutations().to_vec());
+        removed += write.apply();
+    }
     assert_eq!(removed as usize, short_lived.len());
     assert_eq!(batches.len(), 2, "users 0 and 1 each had expired sessions");
     let mut seen = BTreeSet::new();
