@@ -7,10 +7,10 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use crate::algorithm::Algorithm;
-use crate::format::{BLOB_HEADER_LEN, BlobHeader, blob_aad};
 use crate::cipher::{AeadCipher, NONCE_LEN, TAG_LEN};
 use crate::error::{CryptoError, Result};
 use crate::file::{FileCipher, FileSalt};
+use crate::format::{BLOB_HEADER_LEN, BlobHeader, blob_aad};
 use crate::key::{Key, KeyId};
 use crate::random::fill_random;
 
