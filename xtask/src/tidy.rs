@@ -158,7 +158,7 @@ impl Repo {
     }
 
     /// Whether `path`, named in the file at `from`, exists: from the repository root, or from
-    /// the package `from` belongs to (a crate's README says `examples/x.rs` of its own).
+    /// the package `from` belongs to (a crate README names `examples/<name>.rs` of its own crate).
     fn resolves(&self, from: &str, path: &str) -> bool {
         let mut dir = from;
         loop {

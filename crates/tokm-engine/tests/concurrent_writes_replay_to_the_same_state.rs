@@ -1,8 +1,8 @@
-//! DESIGN-NOTES §1, log order is apply order: writers race on the same users and sessions (creates
-//! against the quota, versioned updates, touches, deletes, bulk deletes, cleanup), then the power
-//! is cut and the engine recovers from its log alone. Replaying the log must rebuild exactly the
-//! state the writers left in memory: if two conflicting writes were logged in one order and
-//! applied in the other, replay would diverge.
+//! Invariant 1 of `docs/ARCHITECTURE.md`, log order is apply order: writers race on the same
+//! users and sessions (creates against the quota, versioned updates, touches, deletes, bulk
+//! deletes, cleanup), then the power is cut and the engine recovers from its log alone.
+//! Replaying the log must rebuild exactly the state the writers left in memory: if two
+//! conflicting writes were logged in one order and applied in the other, replay would diverge.
 
 mod common;
 
