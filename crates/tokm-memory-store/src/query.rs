@@ -353,6 +353,44 @@ impl MemoryStore {
         now: Timestamp,
         after: Option<IndexKey>,
     ) -> Plan<'_> {
+        if let Some(smallest) = self.smallest_equality(filter) {
+            let mut ids = Vec::new();
+            self.equality_ids(smallest, &mut ids);
+            return Plan::Ids(ids);
+        }
+        let created = created_range(filter);
+        let active = filter.active_after.map(|at| KeyRange {
+            lower: Bound::Excluded(IndexKey::last_at(at)),
+            upper: Bound::Unbounded,
+        });
+        let (sort_index, sort_range) = match sort.by {
+            SortBy::CreatedAt => (&self.by_created, created),
+            SortBy::LastActive => (&self.by_active, active),
+        };
+        if sort_range.is_none() {
+            // The sort's index does not bound the filter: walk one that does, in any order.
+            let bounding = match (created, active) {
+                (Some(created), _) => Some((&self.by_created, created)),
+                (None, Some(active)) => Some((&self.by_active, active)),
+                (None, None) => self.expired_range(filter, now),
+            };
+            if let Some((index, range)) = bounding {
+                return Plan::Walk {
+                    index,
+                    range,
+                    direction: Direction::Ascending,
+                    in_sort_order: false,
+                    total: TotalSource::Confirmed,
+                };
+            }
+        }
+        let range = sort_range.unwrap_or(KeyRange::ALL);
+        sorted_walk(sort_index, range, filter, sort, after)
+    }
+
+    /// The smallest set among the filter's indexed equalities (user, device, creator,
+    /// address), if it has any.
+    fn smallest_equality(&self, filter: &SessionFilter) -> Option<Equality> {
         let equalities = [
             filter
                 .user_id
@@ -370,79 +408,23 @@ impl MemoryStore {
                 .ip_address
                 .map(|ip| Equality::Ip(self.ip_fingerprint(ip))),
         ];
-        if let Some(smallest) = equalities
+        equalities
             .into_iter()
             .flatten()
             .min_by_key(|equality| self.equality_count(*equality))
-        {
-            let mut ids = Vec::new();
-            self.equality_ids(smallest, &mut ids);
-            return Plan::Ids(ids);
-        }
+    }
 
-        let created =
-            (filter.created_after.is_some() || filter.created_before.is_some()).then(|| KeyRange {
-                lower: filter.created_after.map_or(Bound::Unbounded, |at| {
-                    Bound::Excluded(IndexKey::last_at(at))
-                }),
-                upper: filter.created_before.map_or(Bound::Unbounded, |at| {
-                    Bound::Excluded(IndexKey::first_at(at))
-                }),
-            });
-        let active = filter.active_after.map(|at| KeyRange {
-            lower: Bound::Excluded(IndexKey::last_at(at)),
-            upper: Bound::Unbounded,
-        });
-        let (sort_index, sort_range) = match sort.by {
-            SortBy::CreatedAt => (&self.by_created, created),
-            SortBy::LastActive => (&self.by_active, active),
+    /// For a filter on expired sessions: the expiry index up to `now`.
+    fn expired_range(
+        &self,
+        filter: &SessionFilter,
+        now: Timestamp,
+    ) -> Option<(&OrderedIndex, KeyRange)> {
+        let expired = KeyRange {
+            lower: Bound::Unbounded,
+            upper: Bound::Included(IndexKey::last_at(now)),
         };
-        let unordered = |index, range| Plan::Walk {
-            index,
-            range,
-            direction: Direction::Ascending,
-            in_sort_order: false,
-            total: TotalSource::Confirmed,
-        };
-        if sort_range.is_none() {
-            if let Some(range) = created {
-                return unordered(&self.by_created, range);
-            }
-            if let Some(range) = active {
-                return unordered(&self.by_active, range);
-            }
-            if filter.status == Some(SessionStatus::Expired) {
-                let expired = KeyRange {
-                    lower: Bound::Unbounded,
-                    upper: Bound::Included(IndexKey::last_at(now)),
-                };
-                return unordered(&self.by_expiry, expired);
-            }
-        }
-        let mut range = sort_range.unwrap_or(KeyRange::ALL);
-        let direction = match sort.order {
-            SortOrder::Asc => Direction::Ascending,
-            SortOrder::Desc => Direction::Descending,
-        };
-        // Start the walk at the cursor instead of skipping up to it.
-        if let Some(position) = after {
-            match direction {
-                Direction::Ascending => range.raise_lower(Bound::Excluded(position)),
-                Direction::Descending => range.lower_upper(Bound::Excluded(position)),
-            }
-        }
-        let total = if is_only_the_range_of(filter, sort.by) {
-            TotalSource::IndexCount
-        } else {
-            TotalSource::Confirmed
-        };
-        Plan::Walk {
-            index: sort_index,
-            range,
-            direction,
-            in_sort_order: true,
-            total,
-        }
+        (filter.status == Some(SessionStatus::Expired)).then_some((&self.by_expiry, expired))
     }
 
     fn equality_count(&self, equality: Equality) -> usize {
@@ -517,6 +499,51 @@ fn cursor_position(cursor: &Cursor) -> Option<CursorPosition> {
         session_id: id,
         index_key: IndexKey::new(at, id),
     })
+}
+
+/// The `created_at` bounds of `filter` as a range of the creation index, if it has any.
+fn created_range(filter: &SessionFilter) -> Option<KeyRange> {
+    (filter.created_after.is_some() || filter.created_before.is_some()).then(|| KeyRange {
+        lower: filter.created_after.map_or(Bound::Unbounded, |at| {
+            Bound::Excluded(IndexKey::last_at(at))
+        }),
+        upper: filter.created_before.map_or(Bound::Unbounded, |at| {
+            Bound::Excluded(IndexKey::first_at(at))
+        }),
+    })
+}
+
+/// A walk of the sort's own `index` over `range`, in the sort's order, starting after the
+/// cursor's `after` rather than skipping up to it.
+fn sorted_walk<'a>(
+    index: &'a OrderedIndex,
+    mut range: KeyRange,
+    filter: &SessionFilter,
+    sort: Sort,
+    after: Option<IndexKey>,
+) -> Plan<'a> {
+    let direction = match sort.order {
+        SortOrder::Asc => Direction::Ascending,
+        SortOrder::Desc => Direction::Descending,
+    };
+    if let Some(position) = after {
+        match direction {
+            Direction::Ascending => range.raise_lower(Bound::Excluded(position)),
+            Direction::Descending => range.lower_upper(Bound::Excluded(position)),
+        }
+    }
+    let total = if is_only_the_range_of(filter, sort.by) {
+        TotalSource::IndexCount
+    } else {
+        TotalSource::Confirmed
+    };
+    Plan::Walk {
+        index,
+        range,
+        direction,
+        in_sort_order: true,
+        total,
+    }
 }
 
 #[cfg(test)]

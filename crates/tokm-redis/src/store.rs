@@ -506,6 +506,250 @@ impl RedisClusterStore {
     }
 }
 
+/// What one create or update writes, computed once and used by every attempt.
+struct WritePlan {
+    id: SessionId,
+    id_text: String,
+    user_id: UserId,
+    /// The user's fingerprint in hex: the hash tag of their keys and the id pointer's value.
+    fingerprint: String,
+    keys: UserKeys,
+    id_pointer: String,
+    token_pointer: String,
+    /// The token pointer's value: the fingerprint and the session id.
+    token_value: String,
+    /// The backstop TTL of the session's keys.
+    ttl_ms: u64,
+    record: SessionRecord,
+}
+
+impl WritePlan {
+    /// The session's two pointers.
+    fn pointers(&self) -> [&str; 2] {
+        [&self.id_pointer, &self.token_pointer]
+    }
+
+    /// The keys a write changes, which `WAIT` must see replicated.
+    fn written(&self) -> [&str; 3] {
+        [&self.id_pointer, &self.token_pointer, &self.keys.records]
+    }
+}
+
+/// How the update script answered, judged against what the caller sent.
+enum UpdateReply {
+    /// Stored: the record before and after.
+    Stored {
+        old: SessionRecord,
+        new: SessionRecord,
+    },
+    /// Not stored: the stored record's version is not the expected one.
+    Found(SessionRecord),
+    /// Not stored, for a reason that needs no stored record.
+    Refused(SessionError),
+}
+
+impl RedisClusterStore {
+    fn write_plan(
+        &self,
+        session: &NewSession,
+        version: u64,
+        now: Timestamp,
+    ) -> Result<WritePlan, SessionError> {
+        let fields = session.fields();
+        let fingerprint = UserFingerprint::of(&fields.user_id).to_hex();
+        Ok(WritePlan {
+            id: fields.id,
+            id_text: fields.id.to_string(),
+            user_id: fields.user_id.clone(),
+            keys: self.layout.user_by_fingerprint(&fingerprint),
+            id_pointer: self.layout.session_pointer(fields.id),
+            token_pointer: self.layout.token_pointer(&fields.token_hash),
+            token_value: token_pointer_value(&fingerprint, fields.id),
+            ttl_ms: self.backstop_ttl_ms(fields.expires_at, now),
+            record: SessionRecord::new(session, version)?,
+            fingerprint,
+        })
+    }
+
+    /// Claims a new session's id and token pointers; returns the ones this call made. The id
+    /// is someone else's if its pointer names another user, the token if its pointer names
+    /// another session; a pointer naming this very session is ours, from an earlier attempt
+    /// whose reply was lost. On a conflict, the pointers made are released.
+    fn claim_pointers_of_new(
+        &self,
+        connection: &mut ClusterConnection,
+        plan: &WritePlan,
+    ) -> Result<Vec<String>, Failure> {
+        let claims = self.claim(
+            connection,
+            &[
+                (&plan.id_pointer, plan.fingerprint.as_bytes()),
+                (&plan.token_pointer, plan.token_value.as_bytes()),
+            ],
+            plan.ttl_ms,
+        )?;
+        let made: Vec<String> = plan
+            .pointers()
+            .into_iter()
+            .zip(&claims)
+            .filter(|(_, held)| held.is_none())
+            .map(|(key, _)| key.to_owned())
+            .collect();
+        let id_taken = claims[0]
+            .as_deref()
+            .is_some_and(|held| held != plan.fingerprint.as_bytes());
+        let token_taken = claims[1]
+            .as_deref()
+            .is_some_and(|held| !names_session(held, &plan.id_text));
+        let conflict = if id_taken {
+            SessionError::IdConflict { id: plan.id }
+        } else if token_taken {
+            SessionError::TokenConflict { id: plan.id }
+        } else {
+            return Ok(made);
+        };
+        self.release(connection, &made);
+        Err(conflict.into())
+    }
+
+    /// Runs the create script, under the quota; returns the session it evicted, if any. A
+    /// refusal releases the pointers `made`, and so does a script that failed for good (after
+    /// a transient failure the script may have run: the retry keeps the claims).
+    fn store_new(
+        &self,
+        connection: &mut ClusterConnection,
+        plan: &WritePlan,
+        made: &[String],
+        now: Timestamp,
+    ) -> Result<Option<SessionRecord>, Failure> {
+        let quota = self.options.quota;
+        let evict: &[u8] = match quota.policy {
+            QuotaPolicy::Reject => b"0",
+            QuotaPolicy::EvictOldest => b"1",
+        };
+        let reply = self.run_script(
+            connection,
+            &self.scripts.create,
+            &[&plan.keys.records, &plan.keys.created, &plan.keys.expiry],
+            &[
+                plan.id_text.as_bytes(),
+                plan.record.as_bytes(),
+                now.as_millis().to_string().as_bytes(),
+                quota.sessions_per_user_max.to_string().as_bytes(),
+                evict,
+                plan.ttl_ms.to_string().as_bytes(),
+            ],
+        );
+        if matches!(reply, Err(Failure::Store(_))) {
+            self.release(connection, made);
+        }
+        let (status, mut records) = reply?;
+        let refused = match (status, records.pop()) {
+            (0 | 1, None) => return Ok(None),
+            (4, Some(bytes)) => return decode(&plan.keys.records, b"evicted", &bytes).map(Some),
+            (2, None) => SessionError::IdConflict { id: plan.id },
+            (3, None) => SessionError::QuotaExceeded {
+                user_id: plan.user_id.clone(),
+                limit: quota.sessions_per_user_max,
+            },
+            _ => {
+                return Err(RedisStoreError::UnexpectedReply {
+                    operation: "create",
+                    detail: "status 0 to 4",
+                }
+                .into());
+            }
+        };
+        self.release(connection, made);
+        Err(refused.into())
+    }
+
+    /// Claims an updated session's token pointer; returns it if this call made it. A pointer
+    /// naming this session id (under any owner) is the session's own.
+    fn claim_token_pointer(
+        &self,
+        connection: &mut ClusterConnection,
+        plan: &WritePlan,
+    ) -> Result<Vec<String>, Failure> {
+        let claim = [(plan.token_pointer.as_str(), plan.token_value.as_bytes())];
+        let held = self.claim(connection, &claim, plan.ttl_ms)?.pop().flatten();
+        match held {
+            None => Ok(vec![plan.token_pointer.clone()]),
+            Some(held) if names_session(&held, &plan.id_text) => Ok(Vec::new()),
+            Some(_) => Err(SessionError::TokenConflict { id: plan.id }.into()),
+        }
+    }
+
+    /// What the update script's `status` and `records` mean for this update.
+    fn judge_update(
+        &self,
+        connection: &mut ClusterConnection,
+        plan: &WritePlan,
+        status: i64,
+        mut records: Vec<Vec<u8>>,
+    ) -> Result<UpdateReply, Failure> {
+        let unexpected = |detail| RedisStoreError::UnexpectedReply {
+            operation: "update",
+            detail,
+        };
+        let cannot_change = |field| SessionError::InvalidField {
+            field,
+            reason: "cannot change in update".into(),
+        };
+        match status {
+            0 if self.owner_elsewhere(connection, plan.id, &plan.fingerprint)? => {
+                Ok(UpdateReply::Refused(cannot_change("user_id")))
+            }
+            0 => Ok(UpdateReply::Refused(SessionError::NotFound { id: plan.id })),
+            1 | 2 => {
+                let stored = records.pop().ok_or(unexpected("the stored record"))?;
+                let stored = decode_reply(&plan.keys.records, plan.id, &stored)?;
+                if status == 1 {
+                    return Ok(UpdateReply::Found(stored));
+                }
+                let created_at_changed = stored.created_at() != plan.record.created_at();
+                let field = if created_at_changed {
+                    "created_at"
+                } else {
+                    "user_id"
+                };
+                Ok(UpdateReply::Refused(cannot_change(field)))
+            }
+            _ => {
+                let (Some(old), Some(new)) = (records.pop(), records.pop()) else {
+                    return Err(unexpected("the new and the old record").into());
+                };
+                Ok(UpdateReply::Stored {
+                    old: decode_reply(&plan.keys.records, plan.id, &old)?,
+                    new: decode_reply(&plan.keys.records, plan.id, &new)?,
+                })
+            }
+        }
+    }
+
+    /// After a stored update: drops the old token's pointer if the token changed, moves the
+    /// pointers' TTLs if the expiry did, and waits for replicas as configured.
+    fn finish_update(
+        &self,
+        connection: &mut ClusterConnection,
+        plan: &WritePlan,
+        old: &SessionRecord,
+    ) -> Result<(), Failure> {
+        if old.token_hash() != plan.record.token_hash() {
+            self.delete_keys(connection, &[self.layout.token_pointer(&old.token_hash())])?;
+        }
+        if old.expires_at() != plan.record.expires_at() {
+            self.expire_pointers(connection, &plan.pointers(), plan.ttl_ms)?;
+        }
+        self.wait_for_replicas(connection, "update", WaitPolicy::AllWrites, &plan.written())
+    }
+}
+
+/// Whether a token pointer's value `held` names the session `id_text` (under any owner).
+fn names_session(held: &[u8], id_text: &str) -> bool {
+    parse_token_pointer(held).is_some_and(|(_, held_id)| held_id == id_text)
+}
+
 /// Checks `bytes` as a session record stored in `key` under `field`.
 fn decode(key: &str, field: &[u8], bytes: &[u8]) -> Result<SessionRecord, Failure> {
     SessionRecord::from_bytes(bytes).map_err(|source| {
@@ -541,127 +785,27 @@ fn expired(record: &SessionRecord) -> SessionError {
 impl SessionRepository for RedisClusterStore {
     fn create(&self, session: NewSession) -> Result<CreateOutcome, SessionError> {
         let now = self.clock.now();
-        let fields = session.fields();
-        let id = fields.id;
-        let user_id = fields.user_id.clone();
-        let fingerprint = UserFingerprint::of(&user_id).to_hex();
-        let keys = self.layout.user_by_fingerprint(&fingerprint);
-        let record = SessionRecord::new(&session, Session::VERSION_FIRST)?;
-        let id_text = id.to_string();
-        let id_pointer = self.layout.session_pointer(id);
-        let token_pointer = self.layout.token_pointer(&fields.token_hash);
-        let token_value = token_pointer_value(&fingerprint, id);
-        let ttl = self.backstop_ttl_ms(fields.expires_at, now).to_string();
-        let quota = self.options.quota;
-        let evict: &[u8] = match quota.policy {
-            QuotaPolicy::Reject => b"0",
-            QuotaPolicy::EvictOldest => b"1",
-        };
-        let limit = quota.sessions_per_user_max.to_string();
-        let now_text = now.as_millis().to_string();
+        let plan = self.write_plan(&session, Session::VERSION_FIRST, now)?;
         // Kept across attempts: an eviction whose pointers are not yet removed, so that a
         // retry still removes them and still reports the evicted session.
         let mut evicted: Option<SessionRecord> = None;
         let mut pending_pointers: Vec<String> = Vec::new();
         self.pool.run("create", |connection, _attempt| {
             if evicted.is_none() {
-                let claims = self.claim(
-                    connection,
-                    &[
-                        (&id_pointer, fingerprint.as_bytes()),
-                        (&token_pointer, token_value.as_bytes()),
-                    ],
-                    self.backstop_ttl_ms(fields.expires_at, now),
-                )?;
-                let made: Vec<String> = [&id_pointer, &token_pointer]
-                    .into_iter()
-                    .zip(&claims)
-                    .filter(|(_, held)| held.is_none())
-                    .map(|(key, _)| key.clone())
-                    .collect();
-                // The id is someone else's if its pointer names another user; the token if its
-                // pointer names another session. A pointer naming this very session is ours,
-                // from an earlier attempt whose reply was lost.
-                let conflict = if claims[0]
-                    .as_deref()
-                    .is_some_and(|held| held != fingerprint.as_bytes())
-                {
-                    Some(SessionError::IdConflict { id })
-                } else if claims[1].as_deref().is_some_and(|held| {
-                    parse_token_pointer(held).is_none_or(|(_, held_id)| held_id != id_text)
-                }) {
-                    Some(SessionError::TokenConflict { id })
-                } else {
-                    None
-                };
-                if let Some(conflict) = conflict {
-                    self.release(connection, &made);
-                    return Err(conflict.into());
-                }
-                let reply = self.run_script(
-                    connection,
-                    &self.scripts.create,
-                    &[&keys.records, &keys.created, &keys.expiry],
-                    &[
-                        id_text.as_bytes(),
-                        record.as_bytes(),
-                        now_text.as_bytes(),
-                        limit.as_bytes(),
-                        evict,
-                        ttl.as_bytes(),
-                    ],
-                );
-                // A script that failed for good stored nothing: its claims go. (After a
-                // transient failure the script may have run; the retry keeps the claims.)
-                if matches!(reply, Err(Failure::Store(_))) {
-                    self.release(connection, &made);
-                }
-                let (status, mut records) = reply?;
-                match (status, records.pop()) {
-                    (0 | 1, None) => {}
-                    (2, None) => {
-                        self.release(connection, &made);
-                        return Err(SessionError::IdConflict { id }.into());
-                    }
-                    (3, None) => {
-                        self.release(connection, &made);
-                        return Err(SessionError::QuotaExceeded {
-                            user_id: user_id.clone(),
-                            limit: quota.sessions_per_user_max,
-                        }
-                        .into());
-                    }
-                    (4, Some(bytes)) => {
-                        let old = decode(&keys.records, b"evicted", &bytes)?;
-                        pending_pointers.extend(self.pointers_of(&old));
-                        evicted = Some(old);
-                    }
-                    _ => {
-                        return Err(RedisStoreError::UnexpectedReply {
-                            operation: "create",
-                            detail: "status 0 to 4",
-                        }
-                        .into());
-                    }
+                let made = self.claim_pointers_of_new(connection, &plan)?;
+                if let Some(old) = self.store_new(connection, &plan, &made, now)? {
+                    pending_pointers.extend(self.pointers_of(&old));
+                    evicted = Some(old);
                 }
             }
             if evicted.is_some() {
-                self.finish_removal(
-                    connection,
-                    "create",
-                    &mut pending_pointers,
-                    &[&keys.records],
-                )?;
+                let records = [plan.keys.records.as_str()];
+                self.finish_removal(connection, "create", &mut pending_pointers, &records)?;
             }
-            self.wait_for_replicas(
-                connection,
-                "create",
-                WaitPolicy::AllWrites,
-                &[&id_pointer, &token_pointer, &keys.records],
-            )
+            self.wait_for_replicas(connection, "create", WaitPolicy::AllWrites, &plan.written())
         })?;
         Ok(CreateOutcome {
-            session: record.to_session(),
+            session: plan.record.to_session(),
             evicted: evicted.as_ref().map(SessionRecord::to_session),
         })
     }
@@ -682,8 +826,6 @@ impl SessionRepository for RedisClusterStore {
 
     fn update(&self, session: NewSession, expected_version: u64) -> Result<Session, SessionError> {
         let now = self.clock.now();
-        let fields = session.fields();
-        let id = fields.id;
         let next_version =
             expected_version
                 .checked_add(1)
@@ -691,127 +833,54 @@ impl SessionRepository for RedisClusterStore {
                     field: "version",
                     reason: format!("expected version {expected_version} has no successor"),
                 })?;
-        let record = SessionRecord::new(&session, next_version)?;
-        let fingerprint = UserFingerprint::of(&fields.user_id).to_hex();
-        let keys = self.layout.user_by_fingerprint(&fingerprint);
-        let id_text = id.to_string();
-        let id_pointer = self.layout.session_pointer(id);
-        let token_pointer = self.layout.token_pointer(&fields.token_hash);
-        let token_value = token_pointer_value(&fingerprint, id);
-        let ttl_ms = self.backstop_ttl_ms(fields.expires_at, now);
-        let ttl = ttl_ms.to_string();
-        let expected = record_u64(expected_version);
+        let plan = self.write_plan(&session, next_version, now)?;
         self.pool.run("update", |connection, attempt| {
-            let held = self
-                .claim(
-                    connection,
-                    &[(&token_pointer, token_value.as_bytes())],
-                    ttl_ms,
-                )?
-                .pop()
-                .flatten();
-            let made: Vec<String> = if held.is_none() {
-                vec![token_pointer.clone()]
-            } else {
-                Vec::new()
-            };
-            // A token pointer naming this session id (under any owner) is this session's own.
-            if held.as_deref().is_some_and(|held| {
-                parse_token_pointer(held).is_none_or(|(_, held_id)| held_id != id_text)
-            }) {
-                return Err(SessionError::TokenConflict { id }.into());
-            }
+            let made = self.claim_token_pointer(connection, &plan)?;
             let reply = self.run_script(
                 connection,
                 &self.scripts.update,
-                &[&keys.records, &keys.created, &keys.expiry],
+                &[&plan.keys.records, &plan.keys.created, &plan.keys.expiry],
                 &[
-                    id_text.as_bytes(),
-                    record.as_bytes(),
-                    &expected,
-                    ttl.as_bytes(),
+                    plan.id_text.as_bytes(),
+                    plan.record.as_bytes(),
+                    &record_u64(expected_version),
+                    plan.ttl_ms.to_string().as_bytes(),
                 ],
             );
             if matches!(reply, Err(Failure::Store(_))) {
                 self.release(connection, &made);
             }
-            let (status, mut records) = reply?;
-            let refused = match status {
-                0 => {
-                    let owner = self.owner_elsewhere(connection, id, &fingerprint)?;
-                    Some(if owner {
-                        SessionError::InvalidField {
-                            field: "user_id",
-                            reason: "cannot change in update".into(),
-                        }
-                    } else {
-                        SessionError::NotFound { id }
-                    })
+            let (status, records) = reply?;
+            match self.judge_update(connection, &plan, status, records)? {
+                UpdateReply::Stored { old, new } => {
+                    self.finish_update(connection, &plan, &old)?;
+                    Ok(new.to_session())
                 }
-                1 | 2 => {
-                    let stored = records.pop().ok_or(RedisStoreError::UnexpectedReply {
-                        operation: "update",
-                        detail: "the stored record",
-                    })?;
-                    let stored = decode_reply(&keys.records, id, &stored)?;
-                    if status == 2 {
-                        let field = if stored.created_at() != fields.created_at {
-                            "created_at"
-                        } else {
-                            "user_id"
-                        };
-                        Some(SessionError::InvalidField {
-                            field,
-                            reason: "cannot change in update".into(),
-                        })
-                    } else if attempt > 0 && is_this_update(&stored, &record) {
-                        // An earlier attempt stored this very body and its reply was lost, maybe
-                        // before it moved the pointers' TTLs: set them again (the old token's
-                        // pointer, if the token changed, is left to readers and its TTL).
-                        self.expire_pointers(connection, &[&id_pointer, &token_pointer], ttl_ms)?;
-                        self.wait_for_replicas(
-                            connection,
-                            "update",
-                            WaitPolicy::AllWrites,
-                            &[&id_pointer, &token_pointer, &keys.records],
-                        )?;
-                        return Ok(stored.to_session());
-                    } else {
-                        Some(SessionError::VersionConflict {
-                            id,
-                            expected: expected_version,
-                            actual: stored.version(),
-                        })
+                // An earlier attempt stored this very body and its reply was lost, maybe before
+                // it moved the pointers' TTLs: set them again (the old token's pointer, if the
+                // token changed, is left to readers and its TTL).
+                UpdateReply::Found(stored)
+                    if attempt > 0 && is_this_update(&stored, &plan.record) =>
+                {
+                    self.expire_pointers(connection, &plan.pointers(), plan.ttl_ms)?;
+                    let written = plan.written();
+                    self.wait_for_replicas(connection, "update", WaitPolicy::AllWrites, &written)?;
+                    Ok(stored.to_session())
+                }
+                UpdateReply::Found(stored) => {
+                    self.release(connection, &made);
+                    Err(SessionError::VersionConflict {
+                        id: plan.id,
+                        expected: expected_version,
+                        actual: stored.version(),
                     }
+                    .into())
                 }
-                _ => None,
-            };
-            if let Some(refused) = refused {
-                self.release(connection, &made);
-                return Err(refused.into());
-            }
-            let (Some(old), Some(new)) = (records.pop(), records.pop()) else {
-                return Err(RedisStoreError::UnexpectedReply {
-                    operation: "update",
-                    detail: "the new and the old record",
+                UpdateReply::Refused(refused) => {
+                    self.release(connection, &made);
+                    Err(refused.into())
                 }
-                .into());
-            };
-            let new = decode_reply(&keys.records, id, &new)?;
-            let old = decode_reply(&keys.records, id, &old)?;
-            if old.token_hash() != new.token_hash() {
-                self.delete_keys(connection, &[self.layout.token_pointer(&old.token_hash())])?;
             }
-            if old.expires_at() != new.expires_at() {
-                self.expire_pointers(connection, &[&id_pointer, &token_pointer], ttl_ms)?;
-            }
-            self.wait_for_replicas(
-                connection,
-                "update",
-                WaitPolicy::AllWrites,
-                &[&id_pointer, &token_pointer, &keys.records],
-            )?;
-            Ok(new.to_session())
         })
     }
 
