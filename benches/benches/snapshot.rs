@@ -88,7 +88,7 @@ fn bench_write(c: &mut Criterion) {
             b.iter(|| {
                 clock.advance(Duration::from_millis(1));
                 let meta = store
-                    .write(1, sessions.iter().map(Arc::as_ref))
+                    .write(1.into(), sessions.iter().map(Arc::as_ref))
                     .expect("write");
                 // Keep one snapshot so the directory does not fill the disk.
                 store.apply_retention().expect("retention");
@@ -106,7 +106,7 @@ fn bench_load(c: &mut Criterion) {
     for (name, ring) in [("plain", None), ("encrypted", Some(keyring()))] {
         let (_temp, store, _clock) = store(ring);
         store
-            .write(1, sessions.iter().map(Arc::as_ref))
+            .write(1.into(), sessions.iter().map(Arc::as_ref))
             .expect("write");
         group.bench_function(name, |b| {
             b.iter(|| {

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use serde_json::json;
 use tokm_domain::SessionId;
 use tokm_snapshot::SnapshotReader;
-use tokm_wal::{FsStorage, Lsn, RecoveryMode, WalReader};
+use tokm_storage::{FsStorage, Lsn};
+use tokm_wal::{RecoveryMode, WalReader};
 
 use crate::cli::DumpArgs;
 use crate::error::CliError;
@@ -129,7 +130,7 @@ pub(crate) fn run_snapshot(args: &DumpArgs, out: &mut dyn Write) -> Result<(), C
             let body = &record.to_session();
             let line = json!({
                 "snapshot": snapshot.meta.file_name,
-                "covered_lsn": snapshot.meta.covered_lsn,
+                "covered_lsn": snapshot.meta.covered_lsn.get(),
                 "session": render::session(body),
             });
             writeln!(out, "{line}").map_err(CliError::io("write", Path::new("<stdout>")))?;

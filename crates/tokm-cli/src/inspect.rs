@@ -10,7 +10,8 @@ use tokm_crypto_adaptive::Keyring;
 use tokm_domain::{Clock, SystemClock};
 use tokm_engine::{Engine, EngineConfig, EngineError};
 use tokm_snapshot::SnapshotReader;
-use tokm_wal::{FsStorage, LogSurvey, RecoveryMode, RecoveryReport, SegmentInfo, WalOptions};
+use tokm_storage::FsStorage;
+use tokm_wal::{LogSurvey, RecoveryMode, RecoveryReport, SegmentInfo, WalOptions};
 
 use crate::cli::CommonArgs;
 use crate::error::CliError;
@@ -96,7 +97,7 @@ fn list_snapshots(
         let age_ms = now.saturating_duration_since(info.created_at).as_millis();
         let mut value = json!({
             "file": info.file_name,
-            "covered_lsn": info.covered_lsn,
+            "covered_lsn": info.covered_lsn.get(),
             "created_at_ms": info.created_at.as_millis(),
             "age_ms": u64::try_from(age_ms).unwrap_or(u64::MAX),
         });
@@ -177,7 +178,8 @@ fn segment_line(segment: &SegmentInfo) -> String {
 
 #[cfg(test)]
 mod tests {
-    use tokm_wal::{Lsn, Wal, WalOptions, WalReader};
+    use tokm_storage::Lsn;
+    use tokm_wal::{Wal, WalOptions, WalReader};
 
     use super::*;
 

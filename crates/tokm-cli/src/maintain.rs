@@ -33,7 +33,7 @@ pub(crate) fn run_snapshot(args: &CommonArgs, out: &mut dyn Write) -> Result<(),
     let text = if args.json {
         let document = json!({
             "file": meta.file_name,
-            "covered_lsn": meta.covered_lsn,
+            "covered_lsn": meta.covered_lsn.get(),
             "session_count": meta.session_count,
             "size_bytes": meta.size_bytes,
         });
@@ -60,7 +60,7 @@ pub(crate) fn run_compact(args: &CommonArgs, out: &mut dyn Write) -> Result<(), 
     let text = if args.json {
         let document = json!({
             "snapshot": meta.file_name,
-            "covered_lsn": meta.covered_lsn,
+            "covered_lsn": meta.covered_lsn.get(),
             "removed": removed,
             "kept": after,
         });

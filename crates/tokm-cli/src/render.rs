@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use tokm_crypto_adaptive::KeyId;
 use tokm_domain::{Mutation, Session, SessionFields};
 use tokm_proto::LoggedMutation;
-use tokm_wal::{DamageKind, LogLoss, Lsn, RecoveryReport, SegmentId, SegmentInfo};
+use tokm_storage::Lsn;
+use tokm_wal::{DamageKind, LogLoss, RecoveryReport, SegmentId, SegmentInfo};
 
 /// Lower-case hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {

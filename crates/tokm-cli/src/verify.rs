@@ -12,7 +12,8 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use tokm_crypto_adaptive::Keyring;
 use tokm_snapshot::SnapshotReader;
-use tokm_wal::{FsStorage, LogSurvey, RecoveryMode};
+use tokm_storage::FsStorage;
+use tokm_wal::{LogSurvey, RecoveryMode};
 
 use crate::cli::CommonArgs;
 use crate::error::CliError;

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use tokm_crypto_adaptive::Keyring;
 use tokm_domain::{Clock, Quota, SystemClock};
-use tokm_wal::{FsStorage, RecoveryMode, Storage};
+use tokm_storage::{FsStorage, Storage};
+use tokm_wal::RecoveryMode;
 
 pub use tokm_wal::Durability;
 
@@ -38,7 +39,7 @@ pub struct EngineConfig {
     pub keyring: Option<Arc<Keyring>>,
     /// The only source of time: expiry, timestamps, snapshot ages, rotation.
     pub clock: Arc<dyn Clock>,
-    /// File I/O (tests pass `tokm_wal::testkit::SimStorage`).
+    /// File I/O (tests pass `tokm_storage::testkit::SimStorage`).
     pub storage: Arc<dyn Storage>,
     /// Written into segment and snapshot headers.
     pub node_id: u64,

@@ -21,7 +21,8 @@ use std::collections::BTreeSet;
 
 use tokm_crypto_adaptive::KeyId;
 use tokm_snapshot::SnapshotError;
-use tokm_wal::{LogFindings, LogPlan, Lsn, RecoveryMode, WalError};
+use tokm_storage::Lsn;
+use tokm_wal::{LogFindings, LogPlan, RecoveryMode, WalError};
 
 /// One snapshot file as examination left it, newest first.
 #[derive(Debug)]

@@ -17,7 +17,8 @@ use tokm_domain::{
 };
 use tokm_memory_store::{Capture, MemoryStore, MemoryUsage, PreparedWrite};
 use tokm_snapshot::{RecordSource, SnapshotMeta, SnapshotStore};
-use tokm_wal::{Lsn, Wal, WalError};
+use tokm_storage::Lsn;
+use tokm_wal::{Wal, WalError};
 
 use crate::config::{Durability, EngineConfig};
 use crate::error::EngineError;
@@ -155,9 +156,9 @@ pub struct EngineStatus {
     /// Sessions held in memory (live or not yet cleaned up).
     pub sessions: usize,
     /// LSN of the last logged record.
-    pub last_lsn: u64,
+    pub last_lsn: Lsn,
     /// Every record up to this LSN is on disk.
-    pub durable_lsn: u64,
+    pub durable_lsn: Lsn,
     /// The last snapshot taken since open.
     pub last_snapshot: Option<SnapshotMeta>,
     /// How long the last snapshot paused writes (it holds the write gate only while gathering
@@ -200,8 +201,8 @@ impl Engine {
             read_only: shared.read_only.load(Ordering::Acquire),
             last_error: shared.last_error.lock().clone(),
             sessions: shared.store.len(),
-            last_lsn: shared.wal.last_lsn().get(),
-            durable_lsn: shared.wal.durable_lsn().get(),
+            last_lsn: shared.wal.last_lsn(),
+            durable_lsn: shared.wal.durable_lsn(),
             last_snapshot,
             last_snapshot_pause,
             logged_bytes_since_snapshot: shared.logged_bytes_since_snapshot.load(Ordering::Relaxed),
@@ -598,7 +599,7 @@ impl Shared {
             // LSN and start the capture, which costs O(shards), not O(sessions).
             let _exclusive = self.write_gate.write();
             let covered = self.wal.last_lsn();
-            if let Some(last) = last.filter(|last| last.covered_lsn == covered.get()) {
+            if let Some(last) = last.filter(|last| last.covered_lsn == covered) {
                 return Ok((last.clone(), paused_at.elapsed()));
             }
             let logged = self.logged_bytes_since_snapshot.swap(0, Ordering::Relaxed);
@@ -625,10 +626,9 @@ impl Shared {
         let _span = tracing::info_span!("tokm.compact").entered();
         if let Some(oldest) = self.snapshots.oldest_retained_lsn()? {
             // Records up to the oldest kept snapshot's LSN are in every snapshot we keep.
-            let removed = self.wal.compact(
-                Lsn::new(oldest.saturating_add(1)),
-                self.config.snapshots.wal_segments_kept,
-            )?;
+            let removed = self
+                .wal
+                .compact(oldest.next(), self.config.snapshots.wal_segments_kept)?;
             self.metrics.compacted(removed.len());
             tracing::info!(
                 segments = removed.len(),
@@ -646,9 +646,9 @@ impl Shared {
         // In `Batch` mode the records up to `covered` may still be buffered. Sync them first, so
         // the log never ends before a snapshot's position after a crash.
         self.wal.sync()?;
-        let meta = self.snapshots.write_records(covered.get(), records)?;
+        let meta = self.snapshots.write_records(covered, records)?;
         tracing::info!(
-            covered_lsn = meta.covered_lsn,
+            covered_lsn = meta.covered_lsn.get(),
             sessions = meta.session_count,
             "snapshot written"
         );

@@ -10,6 +10,7 @@ use tokm_crypto_adaptive::CryptoError;
 use tokm_domain::SessionError;
 use tokm_proto::ProtoError;
 use tokm_snapshot::SnapshotError;
+use tokm_storage::Lsn;
 use tokm_wal::{LogLoss, WalError};
 
 /// An engine-level failure: opening, recovering, snapshotting or closing.
@@ -62,7 +63,7 @@ pub enum EngineError {
     #[error("log record {lsn} does not decode")]
     UndecodableRecord {
         /// The record's LSN.
-        lsn: u64,
+        lsn: Lsn,
         /// What was wrong with it.
         #[source]
         source: ProtoError,
@@ -92,7 +93,7 @@ pub enum EngineError {
     #[error("log record {lsn} cannot be applied: {reason}")]
     Replay {
         /// The record's LSN.
-        lsn: u64,
+        lsn: Lsn,
         /// The store's reason.
         reason: String,
     },
@@ -216,7 +217,7 @@ mod tests {
                     file: "f".to_owned(),
                     offset: 0,
                     cause: tokm_wal::LossCause::LogEndsBeforeBase,
-                    first_lsn: tokm_wal::Lsn::new(2),
+                    first_lsn: Lsn::new(2),
                     unreadable_count: None,
                     intact_after_count: 0,
                 }),
@@ -224,7 +225,7 @@ mod tests {
                 set_aside: vec!["s".to_owned()],
             },
             EngineError::Replay {
-                lsn: 1,
+                lsn: Lsn::new(1),
                 reason: String::new(),
             },
             EngineError::ReadOnly,

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
 use tokm_cmap::ShardedMap;
-use tokm_wal::FsStorage;
+use tokm_storage::FsStorage;
 
 use crate::config::EngineConfig;
 use crate::engine::{Engine, Published, Shared, SnapshotState, SweepState, spawn_background};
@@ -201,7 +201,7 @@ fn lock_data_dir(dir: &Path) -> Result<File, EngineError> {
     };
     // Durably: a power cut must not take the directory (and so every acknowledged write in
     // it) away with an unsynced entry in its parent.
-    tokm_wal::create_dir_all_durable(&FsStorage, dir).map_err(io_error(dir))?;
+    tokm_storage::create_dir_all_durable(&FsStorage, dir).map_err(io_error(dir))?;
     let lock_path = dir.join(LOCK_FILE_NAME);
     let lock_file = OpenOptions::new()
         .read(true)

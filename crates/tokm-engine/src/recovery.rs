@@ -19,7 +19,8 @@ use tokm_snapshot::{
     Encryption, Fallback, SnapshotError, SnapshotMeta, SnapshotOptions, SnapshotReader,
     SnapshotStore,
 };
-use tokm_wal::{LogSurvey, LogWalk, Lsn, Wal, WalError, WalOptions};
+use tokm_storage::Lsn;
+use tokm_wal::{LogSurvey, LogWalk, Wal, WalError, WalOptions};
 
 use crate::config::EngineConfig;
 use crate::decide::{self, Plan, Refusal, SnapshotFound, SnapshotState};
@@ -167,7 +168,7 @@ fn examine_snapshots(
         };
         let mut snapshot = SnapshotFound {
             file: info.file_name.clone(),
-            covered_lsn: Lsn::new(info.covered_lsn),
+            covered_lsn: info.covered_lsn,
             key_id,
             state: SnapshotState::NotExamined,
         };
@@ -394,12 +395,9 @@ pub(crate) fn snapshot_options(config: &EngineConfig) -> SnapshotOptions {
 
 /// Decodes one logged record and applies it.
 fn apply_logged(store: &MemoryStore, lsn: Lsn, payload: &[u8]) -> Result<Replayed, EngineError> {
-    let logged =
-        tokm_proto::decode_mutation(payload).map_err(|source| EngineError::UndecodableRecord {
-            lsn: lsn.get(),
-            source,
-        })?;
-    apply(store, &logged.mutation, lsn.get())
+    let logged = tokm_proto::decode_mutation(payload)
+        .map_err(|source| EngineError::UndecodableRecord { lsn, source })?;
+    apply(store, &logged.mutation, lsn)
 }
 
 /// The store holding a snapshot's records, built in bulk on every core; the inner error is
@@ -447,7 +445,7 @@ fn store_options(config: &EngineConfig, capacity: usize) -> StoreOptions {
     }
 }
 
-fn apply(store: &MemoryStore, mutation: &Mutation, lsn: u64) -> Result<Replayed, EngineError> {
+fn apply(store: &MemoryStore, mutation: &Mutation, lsn: Lsn) -> Result<Replayed, EngineError> {
     store
         .apply_replayed(mutation)
         .map_err(|error| EngineError::Replay {

@@ -9,7 +9,7 @@ use common::recorded::sim_config;
 use tokm_domain::testkit::SessionFactory;
 use tokm_domain::{Clock, SessionRepository, TokenRepository};
 use tokm_engine::Engine;
-use tokm_wal::testkit::{CrashCut, SimStorage};
+use tokm_storage::testkit::{CrashCut, SimStorage};
 
 #[test]
 fn sync_writes_of_a_fresh_directory_survive_every_kind_of_power_cut() {

@@ -14,7 +14,7 @@ use proptest::prelude::*;
 use tokm_domain::testkit::SessionFactory;
 use tokm_domain::{Clock, NewSession, Quota, SessionId, SessionRepository, TokenRepository};
 use tokm_engine::Engine;
-use tokm_wal::testkit::{CrashCut, SimStorage};
+use tokm_storage::testkit::{CrashCut, SimStorage};
 
 const THREADS: u64 = 4;
 const OPS_PER_THREAD: u64 = 120;

@@ -11,6 +11,7 @@ use std::fs;
 use tokm_domain::testkit::SessionFactory;
 use tokm_domain::{Clock, SessionRepository, TokenRepository};
 use tokm_engine::Engine;
+use tokm_storage::Lsn;
 
 #[test]
 fn a_flipped_bit_below_the_snapshot_loses_and_resurrects_nothing() {
@@ -27,7 +28,10 @@ fn a_flipped_bit_below_the_snapshot_loses_and_resurrects_nothing() {
         engine.close().expect("close");
     }
     let (engine, _) = Engine::open(common::config(temp.path(), &clock)).expect("open");
-    assert_eq!(engine.snapshot_now().expect("snapshot").covered_lsn, 200);
+    assert_eq!(
+        engine.snapshot_now().expect("snapshot").covered_lsn,
+        Lsn::new(200)
+    );
     let revoked: Vec<_> = created.drain(..20).collect();
     for session in &revoked {
         engine.delete(session.id()).expect("delete");

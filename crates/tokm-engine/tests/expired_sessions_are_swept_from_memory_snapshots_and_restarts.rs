@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokm_domain::testkit::SessionFactory;
 use tokm_domain::{Clock, ManualClock, SessionId, SessionRepository};
 use tokm_engine::{Engine, EngineConfig, SweepPolicy};
-use tokm_wal::testkit::{CrashCut, SimStorage};
+use tokm_storage::testkit::{CrashCut, SimStorage};
 
 const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 

@@ -9,7 +9,7 @@ use tokm_domain::Clock;
 use tokm_domain::SessionRepository;
 use tokm_domain::testkit::SessionFactory;
 use tokm_engine::Engine;
-use tokm_wal::testkit::{Fault, SimStorage};
+use tokm_storage::testkit::{Fault, SimStorage};
 
 fn failing_write(fault_at: impl Fn(&SimStorage)) {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -15,7 +15,7 @@ use tokm_domain::{
 };
 use tokm_engine::{Engine, EngineConfig};
 use tokm_memory_store::{MemoryStore, StoreOptions};
-use tokm_wal::testkit::{CrashCut, SimStorage};
+use tokm_storage::testkit::{CrashCut, SimStorage};
 
 #[derive(Clone, Debug)]
 enum Op {

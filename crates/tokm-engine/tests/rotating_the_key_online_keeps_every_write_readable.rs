@@ -15,7 +15,7 @@ use tokm_crypto_adaptive::{Algorithm, Key, KeyId, Keyring};
 use tokm_domain::testkit::SessionFactory;
 use tokm_domain::{Clock, ManualClock, SessionRepository};
 use tokm_engine::{Engine, EngineConfig, EngineError};
-use tokm_wal::testkit::{CrashCut, SimStorage};
+use tokm_storage::testkit::{CrashCut, SimStorage};
 
 fn key(byte: u8) -> Key {
     Key::from_bytes(&[byte; 32]).expect("32 bytes")
@@ -147,7 +147,7 @@ fn writes_under_two_keys_survive_a_crash_and_reopen_only_with_both_keys() {
     assert!(segments.len() >= 2, "{segments:?}");
     for segment in segments {
         let key_id = segment.key_id.map(KeyId::get);
-        if segment.first_lsn.get() > rotated_after {
+        if segment.first_lsn > rotated_after {
             assert_eq!(key_id, Some(2), "{segment:?}");
         } else if segment.last_lsn.is_some() {
             assert_eq!(key_id, Some(1), "{segment:?}");

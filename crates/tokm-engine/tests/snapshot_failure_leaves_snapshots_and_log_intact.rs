@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use tokm_engine::Engine;
-use tokm_wal::testkit::{Fault, SimStorage};
+use tokm_storage::testkit::{Fault, SimStorage};
 
 #[test]
 fn enospc_during_a_snapshot_loses_nothing() {

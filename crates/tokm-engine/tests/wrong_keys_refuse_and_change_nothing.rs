@@ -13,7 +13,7 @@ use tokm_crypto_adaptive::{Algorithm, Key, KeyId, Keyring};
 use tokm_domain::testkit::SessionFactory;
 use tokm_domain::{Clock, SessionRepository};
 use tokm_engine::{Engine, EngineError};
-use tokm_wal::testkit::SimStorage;
+use tokm_storage::testkit::SimStorage;
 
 fn key(byte: u8) -> Key {
     Key::from_bytes(&[byte; 32]).expect("32 bytes")

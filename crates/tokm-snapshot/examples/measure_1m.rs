@@ -11,6 +11,7 @@ use tokm_crypto_adaptive::{Algorithm, Key, KeyId, Keyring};
 use tokm_domain::testkit::SessionFactory;
 use tokm_domain::{ManualClock, Session, Timestamp};
 use tokm_snapshot::{SnapshotOptions, SnapshotStore};
+use tokm_storage::Lsn;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -46,7 +47,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (mut writes, mut loads) = (Vec::new(), Vec::new());
     for run in 0..runs {
         let began = Instant::now();
-        let meta = store.write(run as u64 + 1, sessions.iter().map(Arc::as_ref))?;
+        let meta = store.write(Lsn::new(run as u64 + 1), sessions.iter().map(Arc::as_ref))?;
         let wrote = began.elapsed();
         let began = Instant::now();
         let loaded = store.load_newest()?.snapshot.ok_or("no snapshot")?;

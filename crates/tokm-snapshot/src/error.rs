@@ -4,6 +4,7 @@ use std::io;
 
 use tokm_crypto_adaptive::CryptoError;
 use tokm_proto::ProtoError;
+use tokm_storage::AtomicWriteError;
 
 use crate::meta::Fallback;
 
@@ -208,6 +209,15 @@ impl SnapshotError {
                 | SnapshotError::Crypto { .. }
                 | SnapshotError::Decode { .. }
         )
+    }
+
+    /// A failed step of an atomic file creation, as the [`SnapshotError::Io`] it always was.
+    pub(crate) fn atomic(error: AtomicWriteError) -> SnapshotError {
+        SnapshotError::Io {
+            operation: error.step.as_str(),
+            file: error.file,
+            source: error.source,
+        }
     }
 
     pub(crate) fn io(operation: &'static str, file: &str, source: io::Error) -> SnapshotError {

@@ -4,6 +4,7 @@
 //! single source for them. Integers are little-endian (`to_le_bytes`/`from_le_bytes`).
 
 use tokm_domain::Timestamp;
+use tokm_storage::Lsn;
 
 /// First eight bytes of every snapshot file, and last eight bytes of its trailer.
 pub(crate) const MAGIC: [u8; 8] = *b"TOKMSNP\x01";
@@ -280,7 +281,7 @@ pub(crate) fn block_aad(snapshot_id: u64, block_index: u64) -> [u8; BLOCK_AAD_LE
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct SnapshotName {
     /// Compared first, so sorting names sorts by LSN, then by time.
-    pub(crate) covered_lsn: u64,
+    pub(crate) covered_lsn: Lsn,
     pub(crate) created_at: Timestamp,
 }
 
@@ -290,7 +291,7 @@ impl SnapshotName {
     pub(crate) fn file_name(self) -> String {
         format!(
             "{:0width$}-{:0width$}{SNAPSHOT_SUFFIX}",
-            self.covered_lsn,
+            self.covered_lsn.get(),
             self.created_at.as_millis(),
             width = NAME_DIGITS
         )
@@ -306,7 +307,7 @@ impl SnapshotName {
         let stem = name.strip_suffix(SNAPSHOT_SUFFIX)?;
         let (lsn, created) = stem.split_once('-')?;
         Some(SnapshotName {
-            covered_lsn: parse_digits(lsn)?,
+            covered_lsn: Lsn::new(parse_digits(lsn)?),
             created_at: Timestamp::from_millis(parse_digits(created)?),
         })
     }
@@ -412,11 +413,11 @@ mod tests {
     #[test]
     fn names_sort_by_lsn_then_time_and_parse_back() {
         let older = SnapshotName {
-            covered_lsn: 9,
+            covered_lsn: Lsn::new(9),
             created_at: Timestamp::from_millis(500),
         };
         let newer = SnapshotName {
-            covered_lsn: 10,
+            covered_lsn: Lsn::new(10),
             created_at: Timestamp::from_millis(1),
         };
         assert_eq!(

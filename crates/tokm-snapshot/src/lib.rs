@@ -10,8 +10,10 @@
 //! decide what to do before anything on disk changes.
 //!
 //! Is not: a consistent-view provider. The caller passes sessions that reflect exactly the
-//! log up to `covered_lsn` (`tokm-engine` takes that view); this crate stores what it is given
-//! and never reads the WAL. It does not lock the directory against another process.
+//! log up to `covered_lsn` (a [`tokm_storage::Lsn`]; `tokm-engine` takes that view); this crate
+//! stores what it is given and never reads the WAL (it does not depend on `tokm-wal`). It does
+//! not lock the directory against another process. Its I/O goes through `tokm-storage`'s
+//! [`Storage`](tokm_storage::Storage) seam.
 //!
 //! # Example
 //!
@@ -20,6 +22,7 @@
 //! use std::time::Duration;
 //! use tokm_domain::{Clock, ManualClock, NewSession, Session, SessionFields, SessionId, Timestamp, TokenHash, UserId};
 //! use tokm_snapshot::{SnapshotOptions, SnapshotStore};
+//! use tokm_storage::Lsn;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let dir = tempfile::tempdir()?;
@@ -44,14 +47,14 @@
 //!
 //! // Three snapshots, at LSN 10, 20 and 30.
 //! for lsn in [10, 20, 30] {
-//!     store.write(lsn, sessions.iter().map(|s| s.as_ref()))?;
+//!     store.write(Lsn::new(lsn), sessions.iter().map(|s| s.as_ref()))?;
 //!     clock.advance(Duration::from_secs(60));
 //! }
 //!
 //! // Cold start: the newest valid snapshot, then replay the log after its LSN.
 //! let outcome = store.load_newest()?;
 //! let snapshot = outcome.snapshot.expect("one was written");
-//! assert_eq!(snapshot.meta.covered_lsn, 30);
+//! assert_eq!(snapshot.meta.covered_lsn, Lsn::new(30));
 //! let loaded: Vec<Session> = snapshot.records.iter().map(|record| record.to_session()).collect();
 //! assert_eq!(loaded, [sessions[0].as_ref().clone()]);
 //! assert!(outcome.report.fallbacks.is_empty());
@@ -59,7 +62,7 @@
 //! // Retention keeps the newest two; the WAL must keep everything after the oldest kept.
 //! let report = store.apply_retention()?;
 //! assert_eq!(report.removed.len(), 1);
-//! assert_eq!(store.oldest_retained_lsn()?, Some(20));
+//! assert_eq!(store.oldest_retained_lsn()?, Some(Lsn::new(20)));
 //! # Ok(())
 //! # }
 //! ```
@@ -75,13 +78,13 @@
 //! use std::sync::Arc;
 //! use tokm_domain::Session;
 //! use tokm_snapshot::{SnapshotOptions, SnapshotReader, SnapshotStore};
-//! use tokm_wal::FsStorage;
+//! use tokm_storage::{FsStorage, Lsn};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let dir = tempfile::tempdir()?;
 //! let store = SnapshotStore::open(dir.path(), SnapshotOptions::default())?;
-//! store.write(10, std::iter::empty::<Session>())?;
-//! let newer = store.write(20, std::iter::empty::<Session>())?;
+//! store.write(Lsn::new(10), std::iter::empty::<Session>())?;
+//! let newer = store.write(Lsn::new(20), std::iter::empty::<Session>())?;
 //! // A bad disk cuts the newer snapshot in half.
 //! let path = dir.path().join(&newer.file_name);
 //! let half = std::fs::read(&path)?.len() / 2;
@@ -101,7 +104,7 @@
 //!         Err(error) => return Err(error.into()),
 //!     }
 //! }
-//! assert_eq!(loaded.map(|snapshot| snapshot.meta.covered_lsn), Some(10));
+//! assert_eq!(loaded.map(|snapshot| snapshot.meta.covered_lsn), Some(Lsn::new(10)));
 //! assert_eq!(damaged, [newer.file_name.clone()]);
 //!
 //! // Act, once the decision is to go on.
@@ -117,7 +120,8 @@
 //!
 //! # Writing
 //! [`SnapshotStore::write`] streams blocks into `<name>.snap.tmp` (mode 0600; the directory is
-//! created 0700), syncs it, renames it to its final name and syncs the directory. Any failure
+//! created 0700), syncs it, renames it to its final name and syncs the directory (a
+//! [`tokm_storage::AtomicFile`]). Any failure
 //! (ENOSPC on any write or sync included) removes the temp file and leaves earlier snapshots
 //! as they were; a temp file left by a crash is removed by the next [`SnapshotStore::open`].
 //!

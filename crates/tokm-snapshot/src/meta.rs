@@ -2,6 +2,7 @@
 
 use tokm_crypto_adaptive::{Algorithm, KeyId};
 use tokm_domain::{SessionRecord, Timestamp};
+use tokm_storage::Lsn;
 
 use crate::error::SnapshotError;
 
@@ -27,7 +28,7 @@ pub struct SnapshotMeta {
     /// Unique per file; bound into every sealed block's associated data.
     pub snapshot_id: u64,
     /// Every log entry with an LSN up to and including this one is reflected, none after.
-    pub covered_lsn: u64,
+    pub covered_lsn: Lsn,
     /// When the snapshot was taken, by the store's clock.
     pub created_at: Timestamp,
     /// The node that wrote it.
@@ -82,7 +83,7 @@ pub struct SnapshotInfo {
     /// File name inside the snapshot directory.
     pub file_name: String,
     /// The LSN its name carries.
-    pub covered_lsn: u64,
+    pub covered_lsn: Lsn,
     /// The creation time its name carries.
     pub created_at: Timestamp,
     /// Its header and footer, checked against their checksums; blocks are not read, so a

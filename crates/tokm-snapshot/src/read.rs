@@ -21,7 +21,7 @@ use prost::Message;
 use tokm_crypto_adaptive::{Algorithm, CryptoError, FileCipher, FileSalt, KeyId, Keyring};
 use tokm_domain::SessionRecord;
 use tokm_proto::{ProtoError, pb};
-use tokm_wal::{Access, Storage, StorageFile};
+use tokm_storage::{Access, Lsn, Storage, StorageFile};
 
 use crate::error::SnapshotError;
 use crate::format::{
@@ -293,7 +293,7 @@ fn read_layout(source: &Source<'_>) -> Result<Layout, SnapshotError> {
     let (encryption, salt) = header_encryption(source, &header)?;
     let created_at = tokm_domain::Timestamp::from_millis(header.created_at_ms);
     let named = SnapshotName {
-        covered_lsn: header.covered_lsn,
+        covered_lsn: Lsn::new(header.covered_lsn),
         created_at,
     };
     if SnapshotName::parse(source.name) != Some(named) {
@@ -313,7 +313,7 @@ fn read_layout(source: &Source<'_>) -> Result<Layout, SnapshotError> {
     let meta = SnapshotMeta {
         file_name: source.name.to_owned(),
         snapshot_id: header.snapshot_id,
-        covered_lsn: header.covered_lsn,
+        covered_lsn: Lsn::new(header.covered_lsn),
         created_at,
         node_id: header.node_id,
         session_count: header.session_count,
@@ -775,7 +775,7 @@ mod tests {
     use tokm_crypto_adaptive::Key;
     use tokm_domain::testkit::SessionFactory;
     use tokm_domain::{ManualClock, Session, Timestamp};
-    use tokm_wal::testkit::SimStorage;
+    use tokm_storage::testkit::SimStorage;
 
     /// The first block of a sealed snapshot, its layout and a cipher that opens it.
     fn sealed_first_block() -> (BlockJob, u64, FileCipher) {
@@ -795,7 +795,7 @@ mod tests {
         let sessions: Vec<Session> = (0..5)
             .map(|_| Session::new(factory.next_for(&SessionFactory::user(1)), 1).expect("ok"))
             .collect();
-        let meta = store.write(1, sessions.iter()).expect("write");
+        let meta = store.write(Lsn::new(1), sessions.iter()).expect("write");
         let source = open_source(&sim, dir, &meta.file_name).expect("open file");
         let layout = read_layout(&source).expect("layout");
         let cipher = file_cipher(&source, &layout, Some(&keyring))
@@ -820,7 +820,9 @@ mod tests {
             ..SnapshotOptions::default()
         };
         let store = SnapshotStore::open(Path::new("/s"), options).expect("open");
-        let meta = store.write(1, sessions(count).iter()).expect("write");
+        let meta = store
+            .write(Lsn::new(1), sessions(count).iter())
+            .expect("write");
         let bytes = sim
             .file_bytes(&Path::new("/s").join(&meta.file_name))
             .expect("written");
@@ -993,7 +995,7 @@ mod tests {
         };
         let store = SnapshotStore::open(dir, options).expect("open");
         let meta = store
-            .write(1, std::iter::empty::<Session>())
+            .write(Lsn::new(1), std::iter::empty::<Session>())
             .expect("write");
         let path = dir.join(&meta.file_name);
         let bytes = sim.file_bytes(&path).expect("written");

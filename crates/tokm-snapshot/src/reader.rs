@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokm_crypto_adaptive::Keyring;
-use tokm_wal::Storage;
+use tokm_storage::Storage;
 
 use crate::error::SnapshotError;
 use crate::format::SnapshotName;

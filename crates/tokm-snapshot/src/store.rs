@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokm_crypto_adaptive::{Algorithm, FileSalt, Keyring};
 use tokm_domain::{Clock, Session, SessionRecord, SystemClock};
 use tokm_proto::pb;
-use tokm_wal::{FsStorage, Storage};
+use tokm_storage::{FsStorage, Lsn, Storage};
 
 use crate::error::SnapshotError;
 use crate::format::{self, NODE_ID_LEN_MAX, SnapshotName};
@@ -23,7 +23,7 @@ const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 /// How a [`SnapshotStore`] stores, encrypts, dates and retains snapshots.
 #[derive(Clone, Debug)]
 pub struct SnapshotOptions {
-    /// Where the bytes go: [`FsStorage`] for real, `tokm_wal::testkit::SimStorage` in tests.
+    /// Where the bytes go: [`FsStorage`] for real, `tokm_storage::testkit::SimStorage` in tests.
     pub storage: Arc<dyn Storage>,
     /// When set, new snapshots are sealed with its active key and existing ones opened with
     /// whichever of its keys they name. Plain snapshots load with or without it.
@@ -91,7 +91,7 @@ impl SnapshotStore {
         }
         let dir_name = dir.display().to_string();
         let storage = &options.storage;
-        tokm_wal::create_dir_all_durable(storage.as_ref(), dir)
+        tokm_storage::create_dir_all_durable(storage.as_ref(), dir)
             .map_err(|source| SnapshotError::io("create directory", &dir_name, source))?;
         let names = storage
             .list(dir)
@@ -165,7 +165,7 @@ impl SnapshotStore {
     /// rename (ENOSPC included), [`SnapshotError::Crypto`] if the random source fails.
     pub fn write_records(
         &self,
-        covered_lsn: u64,
+        covered_lsn: Lsn,
         source: &dyn RecordSource,
     ) -> Result<SnapshotMeta, SnapshotError> {
         self.write_declared(covered_lsn, source.session_count(), source)
@@ -178,7 +178,7 @@ impl SnapshotStore {
     /// # Errors
     /// As [`write_records`](SnapshotStore::write_records); `InvalidArgument` if the iterator's
     /// length was wrong.
-    pub fn write<I>(&self, covered_lsn: u64, sessions: I) -> Result<SnapshotMeta, SnapshotError>
+    pub fn write<I>(&self, covered_lsn: Lsn, sessions: I) -> Result<SnapshotMeta, SnapshotError>
     where
         I: IntoIterator,
         I::IntoIter: ExactSizeIterator,
@@ -194,7 +194,7 @@ impl SnapshotStore {
 
     fn write_declared(
         &self,
-        covered_lsn: u64,
+        covered_lsn: Lsn,
         declared: u64,
         source: &dyn RecordSource,
     ) -> Result<SnapshotMeta, SnapshotError> {
@@ -205,7 +205,7 @@ impl SnapshotStore {
         meta.size_bytes = pending.commit()?;
         tracing::info!(
             file = %meta.file_name,
-            covered_lsn,
+            covered_lsn = covered_lsn.get(),
             sessions = meta.session_count,
             size_bytes = meta.size_bytes,
             "snapshot written"
@@ -216,7 +216,7 @@ impl SnapshotStore {
     /// The non-generic part of `write`: names the file, draws ids and salt, writes the header.
     fn begin_write(
         &self,
-        covered_lsn: u64,
+        covered_lsn: Lsn,
         session_count: u64,
     ) -> Result<(PendingSnapshot<'_>, SnapshotMeta), SnapshotError> {
         let name = SnapshotName {
@@ -263,7 +263,7 @@ impl SnapshotStore {
             snapshot_id,
             created_at_ms: name.created_at.as_millis(),
             node_id: self.options.node_id.clone(),
-            covered_lsn,
+            covered_lsn: covered_lsn.get(),
             session_count,
             compression: pb::Compression::None as i32,
             cipher: header_cipher as i32,
@@ -368,7 +368,7 @@ impl SnapshotStore {
     ///
     /// # Errors
     /// [`SnapshotError::Io`] if the directory cannot be listed.
-    pub fn oldest_retained_lsn(&self) -> Result<Option<u64>, SnapshotError> {
+    pub fn oldest_retained_lsn(&self) -> Result<Option<Lsn>, SnapshotError> {
         Ok(self
             .reader
             .snapshot_names()?

@@ -7,7 +7,7 @@
 //! written, so memory stays at a few blocks per core whatever the snapshot's size.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
@@ -15,7 +15,7 @@ use prost::Message;
 use tokm_crypto_adaptive::{FileCipher, TAG_LEN};
 use tokm_domain::SessionRecord;
 use tokm_proto::pb;
-use tokm_wal::{Storage, StorageFile};
+use tokm_storage::{AtomicFile, AtomicStep, Storage, StorageFile};
 
 use crate::error::SnapshotError;
 use crate::format::{self, BLOCK_BYTES_TARGET, BLOCK_SESSIONS_MAX, SESSION_BYTES_LIMIT};
@@ -77,19 +77,16 @@ impl RecordSource for RecordSlice<'_> {
     }
 }
 
-/// A snapshot being written under its temp name. Dropping it before [`commit`] removes the
-/// temp file, so a failed write leaves nothing behind but what was there before.
+/// A snapshot being written under its temp name (an [`AtomicFile`]). Dropping it before
+/// [`commit`] removes the temp file, so a failed write leaves nothing behind but what was there
+/// before; if the removal fails too, the next `open` removes the stale temp file.
 ///
 /// [`commit`]: PendingSnapshot::commit
 pub(crate) struct PendingSnapshot<'a> {
-    storage: &'a dyn Storage,
-    dir: &'a Path,
-    temp_path: PathBuf,
-    final_name: String,
+    file: AtomicFile<'a>,
     blocks: BlockWriter,
     cipher: Option<FileCipher>,
     snapshot_id: u64,
-    committed: bool,
 }
 
 /// The file and the blocks written to it so far.
@@ -122,25 +119,26 @@ pub(crate) struct Target<'a> {
 impl<'a> PendingSnapshot<'a> {
     /// Creates the temp file (0600) and writes prelude, header and header checksum.
     pub(crate) fn create(target: Target<'a>) -> Result<PendingSnapshot<'a>, SnapshotError> {
-        let temp_path = target.dir.join(&target.temp_name);
-        let file = target.storage.create_new(&temp_path).map_err(|source| {
-            if source.kind() == std::io::ErrorKind::AlreadyExists {
-                SnapshotError::AlreadyExists {
-                    file: target.temp_name.clone(),
-                }
+        let atomic = AtomicFile::create(
+            target.storage,
+            target.dir,
+            &target.temp_name,
+            &target.final_name,
+        )
+        .map_err(|error| {
+            if error.step == AtomicStep::Create
+                && error.source.kind() == std::io::ErrorKind::AlreadyExists
+            {
+                SnapshotError::AlreadyExists { file: error.file }
             } else {
-                SnapshotError::io("create", &target.temp_name, source)
+                SnapshotError::atomic(error)
             }
         })?;
         let head = format::encode_head(&target.header.encode_to_vec());
         let mut pending = PendingSnapshot {
-            storage: target.storage,
-            dir: target.dir,
-            temp_path,
-            final_name: target.final_name,
             blocks: BlockWriter {
                 sink: Sink {
-                    file,
+                    file: Arc::clone(atomic.file()),
                     temp_name: target.temp_name,
                     offset: 0,
                     file_hasher: blake3::Hasher::new(),
@@ -149,9 +147,9 @@ impl<'a> PendingSnapshot<'a> {
                 sessions_written: 0,
                 handles: Vec::new(),
             },
+            file: atomic,
             cipher: target.cipher,
             snapshot_id: target.header.snapshot_id,
-            committed: false,
         };
         pending.blocks.sink.write_hashed(&head)?;
         Ok(pending)
@@ -228,20 +226,9 @@ impl<'a> PendingSnapshot<'a> {
             index_checksum: format::index_checksum(&index_bytes).to_vec(),
         };
         sink.write_at_end(&format::encode_tail(&footer.encode_to_vec()))?;
-
-        sink.file
-            .sync_data()
-            .map_err(|source| SnapshotError::io("sync", &sink.temp_name, source))?;
-        let final_path = self.dir.join(&self.final_name);
-        self.storage
-            .rename(&self.temp_path, &final_path)
-            .map_err(|source| SnapshotError::io("rename", &sink.temp_name, source))?;
-        // From here the temp file no longer exists; the final file is complete and synced.
-        self.committed = true;
-        self.storage
-            .sync_dir(self.dir)
-            .map_err(|source| SnapshotError::io("sync directory", &self.final_name, source))?;
-        Ok(self.blocks.sink.offset)
+        let size_bytes = sink.offset;
+        self.file.commit().map_err(SnapshotError::atomic)?;
+        Ok(size_bytes)
     }
 }
 
@@ -547,19 +534,6 @@ impl Sink {
             .map_err(|source| SnapshotError::io("write", &self.temp_name, source))?;
         self.offset += bytes.len() as u64;
         Ok(())
-    }
-}
-
-impl Drop for PendingSnapshot<'_> {
-    fn drop(&mut self) {
-        if self.committed {
-            return;
-        }
-        // Best effort: if removal fails too (the disk is failing), the next `open` removes
-        // the stale temp file; it is never mistaken for a snapshot.
-        if let Err(error) = self.storage.remove(&self.temp_path) {
-            tracing::warn!(file = %self.blocks.sink.temp_name, %error, "could not remove snapshot temp file");
-        }
     }
 }
 

@@ -13,10 +13,11 @@ use std::sync::Arc;
 use tokm_crypto_adaptive::Algorithm;
 use tokm_domain::ManualClock;
 use tokm_snapshot::{SnapshotError, SnapshotReader, SnapshotStore};
-use tokm_wal::testkit::SimStorage;
+use tokm_storage::testkit::SimStorage;
 
 use common::craft;
 use common::{START, dir_contents, file_names, keyring, reopen, sessions, sim_dir, sim_options};
+use tokm_storage::Lsn;
 
 /// Sessions that fill 3 blocks (decoded on the calling thread) and 5 (on worker threads).
 const SIZES: [(usize, usize); 2] = [(2_500, 3), (5_000, 5)];
@@ -81,7 +82,10 @@ fn a_later_block_failing_authentication_is_damage_and_falls_back() {
 
         let ring = Some(keyring(1, 0x11, Algorithm::ChaCha20Poly1305));
         let outcome = reopen(&sim, ring).load_newest().expect("falls back");
-        assert_eq!(outcome.snapshot.map(|s| s.meta.covered_lsn), Some(10));
+        assert_eq!(
+            outcome.snapshot.map(|s| s.meta.covered_lsn),
+            Some(Lsn::new(10))
+        );
         let [fallback] = outcome.report.fallbacks.as_slice() else {
             panic!("expected one fallback");
         };

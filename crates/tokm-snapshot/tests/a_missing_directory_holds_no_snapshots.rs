@@ -9,8 +9,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tokm_snapshot::{SnapshotError, SnapshotReader};
-use tokm_wal::FsStorage;
-use tokm_wal::testkit::SimStorage;
+use tokm_storage::FsStorage;
+use tokm_storage::testkit::SimStorage;
 
 fn io_kind(error: SnapshotError) -> io::ErrorKind {
     match error {

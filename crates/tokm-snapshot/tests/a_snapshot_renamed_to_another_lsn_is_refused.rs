@@ -5,7 +5,8 @@
 mod common;
 
 use common::{file_names, reopen, sessions, sim_dir, sim_store, sim_with};
-use tokm_wal::testkit::SimStorage;
+use tokm_storage::Lsn;
+use tokm_storage::testkit::SimStorage;
 
 #[test]
 fn a_snapshot_renamed_to_another_lsn_is_refused() {
@@ -21,7 +22,10 @@ fn a_snapshot_renamed_to_another_lsn_is_refused() {
 
     let sim = sim_with(&[(&older, &older_bytes), (&renamed, &newer_bytes)]);
     let outcome = reopen(&sim, None).load_newest().expect("falls back");
-    assert_eq!(outcome.snapshot.map(|s| s.meta.covered_lsn), Some(10));
+    assert_eq!(
+        outcome.snapshot.map(|s| s.meta.covered_lsn),
+        Some(Lsn::new(10))
+    );
     let [fallback] = outcome.report.fallbacks.as_slice() else {
         panic!("expected one fallback");
     };

@@ -11,9 +11,10 @@ use std::sync::Arc;
 use tokm_crypto_adaptive::{Algorithm, Keyring};
 use tokm_domain::ManualClock;
 use tokm_snapshot::{SnapshotError, SnapshotReader, SnapshotStore};
-use tokm_wal::testkit::SimStorage;
+use tokm_storage::testkit::SimStorage;
 
 use common::{START, dir_contents, keyring, reopen, sessions, sim_dir, sim_options};
+use tokm_storage::Lsn;
 
 /// An older snapshot (LSN 10) and a newer one (LSN 20, enough blocks to be decoded on worker
 /// threads), both sealed under key id 1 with every key byte 0x11; returns the newer's name.
@@ -39,7 +40,7 @@ fn load_fails_untouched(
     let meta = reader
         .verify(newer)
         .expect("intact: verifying needs no key");
-    assert_eq!(meta.covered_lsn, 20);
+    assert_eq!(meta.covered_lsn, Lsn::new(20));
     let from_reader = reader.load(newer).map(|_| ()).expect_err("a key problem");
 
     let error = reopen(sim, ring).load_newest().expect_err("a key problem");
@@ -60,7 +61,7 @@ fn right_key_loads_the_newest(sim: &SimStorage) {
         .expect("the right key");
     assert!(outcome.report.fallbacks.is_empty());
     let snapshot = outcome.snapshot.expect("loaded");
-    assert_eq!(snapshot.meta.covered_lsn, 20);
+    assert_eq!(snapshot.meta.covered_lsn, Lsn::new(20));
     assert_eq!(
         common::loaded_sessions(&snapshot),
         common::by_id(&sessions(5_000, 2))

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use tokm_domain::{ManualClock, Session};
 use tokm_snapshot::{SnapshotReader, SnapshotStore};
-use tokm_wal::testkit::SimStorage;
+use tokm_storage::testkit::SimStorage;
 
 use common::{START, file_names, sessions, sim_dir, sim_options, sim_store};
+use tokm_storage::Lsn;
 
 #[test]
 fn a_node_id_over_128_bytes_is_refused() {
@@ -26,9 +27,11 @@ fn the_same_lsn_in_the_same_millisecond_is_refused() {
     let sim = SimStorage::new();
     let (store, _clock) = sim_store(&sim);
     let body = sessions(2, 1);
-    let first = store.write(4, body.iter().map(Arc::as_ref)).expect("write");
+    let first = store
+        .write(Lsn::new(4), body.iter().map(Arc::as_ref))
+        .expect("write");
     let error = store
-        .write(4, body.iter().map(Arc::as_ref))
+        .write(Lsn::new(4), body.iter().map(Arc::as_ref))
         .expect_err("same name");
     assert_eq!(error.code(), "TM-SNAP-4091");
     assert_eq!(file_names(&sim, &sim_dir()), vec![first.file_name]);
@@ -61,7 +64,7 @@ fn an_iterator_with_a_wrong_length_writes_nothing() {
             items: sessions(actual, 1).into_iter(),
             claimed,
         };
-        let error = store.write(1, iter).expect_err("length lies");
+        let error = store.write(Lsn::new(1), iter).expect_err("length lies");
         assert_eq!(error.code(), "TM-SNAP-4003", "{actual} vs {claimed}");
         assert!(file_names(&sim, &sim_dir()).is_empty());
     }

@@ -9,9 +9,10 @@ use std::sync::Arc;
 use tokm_crypto_adaptive::Algorithm;
 use tokm_domain::ManualClock;
 use tokm_snapshot::SnapshotStore;
-use tokm_wal::testkit::SimStorage;
+use tokm_storage::testkit::SimStorage;
 
 use common::{START, file_names, keyring, reopen, sessions, sim_dir, sim_options, sim_with};
+use tokm_storage::Lsn;
 
 /// Codes a damaged (not foreign) snapshot may be refused with.
 const DAMAGE_CODES: [&str; 5] = [
@@ -55,7 +56,7 @@ fn damage_at_every_4k_boundary_falls_back_to_the_older_snapshot() {
                 .load_newest()
                 .unwrap_or_else(|error| panic!("offset {offset}: {error}"));
             let loaded = outcome.snapshot.expect("the older snapshot loads");
-            assert_eq!(loaded.meta.covered_lsn, 10, "offset {offset}");
+            assert_eq!(loaded.meta.covered_lsn, Lsn::new(10), "offset {offset}");
             assert_eq!(
                 common::loaded_sessions(&loaded),
                 common::by_id(&sessions(50, 1))

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use tokm_domain::ManualClock;
 use tokm_snapshot::SnapshotStore;
-use tokm_wal::testkit::{Fault, SimStorage};
+use tokm_storage::testkit::{Fault, SimStorage};
 
 use common::{START, file_names, sessions, sim_dir, sim_options, sim_with};
+use tokm_storage::Lsn;
 
 /// Bound on the fault position; a snapshot of this size needs far fewer calls.
 const CALLS_MAX: u64 = 200;
@@ -38,7 +39,7 @@ fn fail_every_call_until_success(target: Target, fault: Fault) {
             Target::Write => sim.fail_nth_write(nth, fault),
             Target::Sync => sim.fail_nth_sync(nth, fault),
         }
-        match store.write(20, next.iter().map(Arc::as_ref)) {
+        match store.write(Lsn::new(20), next.iter().map(Arc::as_ref)) {
             Ok(meta) => {
                 assert!(nth > 1, "{target:?}: the first call must be reached");
                 assert_eq!(
@@ -55,7 +56,10 @@ fn fail_every_call_until_success(target: Target, fault: Fault) {
                     "{target:?} #{nth}: no temp file, no partial snapshot"
                 );
                 let loaded = store.load_newest().expect("baseline loads");
-                assert_eq!(loaded.snapshot.map(|s| s.meta.covered_lsn), Some(10));
+                assert_eq!(
+                    loaded.snapshot.map(|s| s.meta.covered_lsn),
+                    Some(Lsn::new(10))
+                );
             }
         }
     }

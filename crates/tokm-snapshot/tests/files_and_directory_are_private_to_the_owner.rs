@@ -9,6 +9,7 @@ use tokm_domain::ManualClock;
 use tokm_snapshot::{SnapshotOptions, SnapshotStore};
 
 use common::{START, sessions};
+use tokm_storage::Lsn;
 
 #[test]
 fn files_and_directory_are_private_to_the_owner() {
@@ -20,7 +21,7 @@ fn files_and_directory_are_private_to_the_owner() {
     };
     let store = SnapshotStore::open(&dir, options).expect("open");
     let meta = store
-        .write(1, sessions(5, 1).iter().map(|s| s.as_ref()))
+        .write(Lsn::new(1), sessions(5, 1).iter().map(|s| s.as_ref()))
         .expect("write");
     let mode = |path: &std::path::Path| {
         std::fs::metadata(path)

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{file_names, reopen, sessions, sim_dir, sim_store, sim_with};
-use tokm_wal::testkit::SimStorage;
+use tokm_storage::testkit::SimStorage;
 
 const FOREIGN_NAME: &str = "00000000000000000050-00000000000000000001.snap";
 

@@ -16,6 +16,7 @@ use tokm_crypto_adaptive::{Algorithm, KeyId};
 use tokm_snapshot::{Encryption, SnapshotReader};
 
 use common::{START, craft, keyring, reopen, sessions, sim_dir, sim_with};
+use tokm_storage::Lsn;
 
 const NAME: &str = "00000000000000000042-00000001700000000000.snap";
 
@@ -54,7 +55,7 @@ fn format_v1_fixtures_still_load() {
         let outcome = reopen(&sim, ring).load_newest().expect(kind);
         assert!(outcome.report.fallbacks.is_empty(), "{kind}");
         let snapshot = outcome.snapshot.expect("fixture loads");
-        assert_eq!(snapshot.meta.covered_lsn, 42);
+        assert_eq!(snapshot.meta.covered_lsn, Lsn::new(42));
         assert_eq!(snapshot.meta.created_at, START);
         assert_eq!(snapshot.meta.node_id, "fixture-node");
         assert_eq!(snapshot.meta.session_count, 1_100);

@@ -4,9 +4,10 @@
 mod common;
 
 use tokm_snapshot::Encryption;
-use tokm_wal::testkit::SimStorage;
+use tokm_storage::testkit::SimStorage;
 
 use common::{START, sessions, sim_dir, sim_store};
+use tokm_storage::Lsn;
 
 #[test]
 fn list_reports_every_snapshot_newest_first() {
@@ -25,7 +26,7 @@ fn list_reports_every_snapshot_newest_first() {
     assert_eq!(names, vec![second.as_str(), first.as_str()]);
 
     let newest = &listed[0];
-    assert_eq!(newest.covered_lsn, 9);
+    assert_eq!(newest.covered_lsn, Lsn::new(9));
     let meta = newest.meta.as_ref().expect("intact header");
     assert_eq!(meta.session_count, 3);
     assert_eq!(meta.node_id, "node-a");
@@ -38,7 +39,7 @@ fn list_reports_every_snapshot_newest_first() {
     );
 
     let oldest = &listed[1];
-    assert_eq!(oldest.covered_lsn, 5);
+    assert_eq!(oldest.covered_lsn, Lsn::new(5));
     assert_eq!(oldest.created_at, START);
     let error = oldest.meta.as_ref().expect_err("damaged header");
     assert_eq!(error.code(), "TM-SNAP-5201");

@@ -5,9 +5,10 @@ mod common;
 
 use proptest::prelude::*;
 use tokm_snapshot::SnapshotError;
-use tokm_wal::testkit::SimStorage;
+use tokm_storage::testkit::SimStorage;
 
 use common::{reopen, sessions, sim_dir, sim_store, sim_with};
+use tokm_storage::Lsn;
 
 const NAME: &str = "00000000000000000007-00000001700000000000.snap";
 
@@ -18,7 +19,7 @@ fn valid_snapshot() -> &'static Vec<u8> {
         let sim = SimStorage::new();
         let (store, _clock) = sim_store(&sim);
         let meta = store
-            .write(7, sessions(1_200, 3).iter().map(|s| s.as_ref()))
+            .write(Lsn::new(7), sessions(1_200, 3).iter().map(|s| s.as_ref()))
             .expect("write");
         assert_eq!(meta.file_name, NAME);
         sim.file_bytes(&sim_dir().join(NAME)).expect("written")

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use tokm_proto::pb;
 use tokm_snapshot::{SnapshotError, SnapshotReader};
-use tokm_wal::{FsStorage, Storage};
+use tokm_storage::{FsStorage, Storage};
 
 use common::craft;
 

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use tokm_domain::ManualClock;
 use tokm_snapshot::SnapshotStore;
-use tokm_wal::testkit::SimStorage;
+use tokm_storage::testkit::SimStorage;
 
 use common::{START, file_names, sessions, sim_dir, sim_options};
+use tokm_storage::Lsn;
 
 const DAY: Duration = Duration::from_secs(86_400);
 
@@ -26,7 +27,7 @@ fn eight_daily(count: usize, days: u32) -> (SimStorage, SnapshotStore, Vec<Strin
     let mut names = Vec::new();
     for day in 1..=8_u64 {
         let meta = store
-            .write(day * 10, body.iter().map(Arc::as_ref))
+            .write(Lsn::new(day * 10), body.iter().map(Arc::as_ref))
             .expect("write");
         names.push(meta.file_name);
         clock.advance(DAY);
@@ -48,7 +49,10 @@ fn count_keeps_the_newest_when_all_are_old() {
     assert_eq!(report.kept, newest_first[..3]);
     assert_eq!(report.removed, newest_first[3..]);
     assert_eq!(file_names(&sim, &sim_dir()), names[5..]);
-    assert_eq!(store.oldest_retained_lsn().expect("list"), Some(60));
+    assert_eq!(
+        store.oldest_retained_lsn().expect("list"),
+        Some(Lsn::new(60))
+    );
 }
 
 #[test]
@@ -59,7 +63,10 @@ fn age_keeps_everything_younger_than_the_limit() {
     assert_eq!(report.kept.len(), 5);
     assert_eq!(report.removed.len(), 3);
     assert_eq!(file_names(&sim, &sim_dir()), names[3..]);
-    assert_eq!(store.oldest_retained_lsn().expect("list"), Some(40));
+    assert_eq!(
+        store.oldest_retained_lsn().expect("list"),
+        Some(Lsn::new(40))
+    );
     // Applying it again changes nothing.
     let again = store.apply_retention().expect("retention");
     assert!(again.removed.is_empty());

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use tokm_domain::ManualClock;
 use tokm_snapshot::SnapshotStore;
-use tokm_wal::testkit::SimStorage;
+use tokm_storage::testkit::SimStorage;
 
 use common::{START, file_names, sessions, sim_dir, sim_options};
+use tokm_storage::Lsn;
 
 fn store_with_three(count: usize) -> (SimStorage, SnapshotStore, Vec<String>) {
     let sim = SimStorage::new();
@@ -51,7 +52,10 @@ fn a_damaged_newest_keeps_the_next_intact_one_too() {
     assert_eq!(report.removed, vec![names[0].clone()]);
     // Loading then falls back to the intact one that retention kept.
     let outcome = store.load_newest().expect("load");
-    assert_eq!(outcome.snapshot.map(|s| s.meta.covered_lsn), Some(2));
+    assert_eq!(
+        outcome.snapshot.map(|s| s.meta.covered_lsn),
+        Some(Lsn::new(2))
+    );
 }
 
 #[test]

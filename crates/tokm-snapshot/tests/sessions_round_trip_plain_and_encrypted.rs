@@ -8,9 +8,10 @@ use std::sync::Arc;
 use tokm_crypto_adaptive::{Algorithm, KeyId};
 use tokm_domain::ManualClock;
 use tokm_snapshot::{Encryption, SnapshotStore};
-use tokm_wal::testkit::SimStorage;
+use tokm_storage::testkit::SimStorage;
 
 use common::{START, keyring, sessions, sim_dir, sim_options};
+use tokm_storage::Lsn;
 
 #[test]
 fn sessions_round_trip_plain_and_encrypted() {
@@ -30,10 +31,10 @@ fn sessions_round_trip_plain_and_encrypted() {
                 .expect("open");
             let written = sessions(count, 7);
             let meta = store
-                .write(99, written.iter().map(Arc::as_ref))
+                .write(Lsn::new(99), written.iter().map(Arc::as_ref))
                 .expect("write");
             assert_eq!(meta.session_count, count as u64);
-            assert_eq!(meta.covered_lsn, 99);
+            assert_eq!(meta.covered_lsn, Lsn::new(99));
             assert_eq!(meta.created_at, START);
             assert_eq!(meta.node_id, "node-a");
             let expected_encryption = match algorithm {
@@ -69,7 +70,7 @@ fn sealed_blocks_do_not_contain_the_plain_encoding() {
     let store = SnapshotStore::open(&sim_dir(), sim_options(&sim, &clock, ring)).expect("open");
     let written = sessions(10, 1);
     let meta = store
-        .write(5, written.iter().map(Arc::as_ref))
+        .write(Lsn::new(5), written.iter().map(Arc::as_ref))
         .expect("write");
     let bytes = sim
         .file_bytes(&sim_dir().join(&meta.file_name))

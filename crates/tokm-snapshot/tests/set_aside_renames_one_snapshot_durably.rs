@@ -5,7 +5,7 @@
 mod common;
 
 use tokm_snapshot::SnapshotError;
-use tokm_wal::testkit::{CrashCut, SimStorage};
+use tokm_storage::testkit::{CrashCut, SimStorage};
 
 use common::{dir_contents, file_names, reopen, sessions, sim_dir, sim_store};
 

@@ -4,7 +4,8 @@
 mod common;
 
 use common::{file_names, reopen, sessions, sim_dir, sim_store};
-use tokm_wal::testkit::{CrashCut, SimStorage};
+use tokm_storage::Lsn;
+use tokm_storage::testkit::{CrashCut, SimStorage};
 
 #[test]
 fn stale_temp_files_are_removed_on_open() {
@@ -36,9 +37,9 @@ fn a_power_cut_before_the_rename_leaves_only_the_older_snapshot() {
     let (store, clock) = sim_store(&sim);
     let kept = common::write_at(&store, &clock, 10, &sessions(3, 1));
     // Fail the newer snapshot's sync: its bytes were written but never made durable.
-    sim.fail_nth_sync(1, tokm_wal::testkit::Fault::Eio);
+    sim.fail_nth_sync(1, tokm_storage::testkit::Fault::Eio);
     let error = store
-        .write(20, sessions(3, 2).iter().map(|s| s.as_ref()))
+        .write(Lsn::new(20), sessions(3, 2).iter().map(|s| s.as_ref()))
         .expect_err("sync fails");
     assert_eq!(error.code(), "TM-SNAP-5001");
     sim.crash(CrashCut::Torn { seed: 5 });

@@ -11,8 +11,8 @@ use std::time::SystemTime;
 
 use tokm_domain::ManualClock;
 use tokm_snapshot::{SnapshotOptions, SnapshotReader, SnapshotStore};
-use tokm_wal::FsStorage;
-use tokm_wal::testkit::SimStorage;
+use tokm_storage::FsStorage;
+use tokm_storage::testkit::SimStorage;
 
 use common::{START, dir_contents, sessions, sim_dir, sim_store};
 

@@ -3,7 +3,8 @@
 mod common;
 
 use common::{file_names, reopen, sessions, sim_dir, sim_store, sim_with};
-use tokm_wal::testkit::SimStorage;
+use tokm_storage::Lsn;
+use tokm_storage::testkit::SimStorage;
 
 #[test]
 fn truncated_snapshot_falls_back_to_the_older_one() {
@@ -34,7 +35,7 @@ fn truncated_snapshot_falls_back_to_the_older_one() {
             .unwrap_or_else(|error| panic!("cut at {cut}: {error}"));
         assert_eq!(
             outcome.snapshot.map(|s| s.meta.covered_lsn),
-            Some(1),
+            Some(Lsn::new(1)),
             "cut at {cut}"
         );
         let [fallback] = outcome.report.fallbacks.as_slice() else {

@@ -3,7 +3,7 @@
 use std::io;
 
 use crate::findings::LogLoss;
-use crate::ids::Lsn;
+use tokm_storage::{AtomicWriteError, Lsn};
 
 /// Every failure `tokm-wal` reports. Each variant has a stable code (see [`WalError::code`]).
 ///
@@ -122,6 +122,15 @@ impl WalError {
             WalError::Io { .. } => "TM-WAL-5001",
             WalError::WriterFailed { .. } => "TM-WAL-5002",
             WalError::LsnExhausted => "TM-WAL-5071",
+        }
+    }
+
+    /// A failed step of an atomic file creation, as the [`WalError::Io`] it always was.
+    pub(crate) fn atomic(error: AtomicWriteError) -> WalError {
+        WalError::Io {
+            operation: error.step.as_str(),
+            file: error.file,
+            source: error.source,
         }
     }
 

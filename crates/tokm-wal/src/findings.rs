@@ -12,7 +12,8 @@ use std::fmt;
 
 use tokm_crypto_adaptive::KeyId;
 
-use crate::ids::{Lsn, SegmentId};
+use crate::ids::SegmentId;
+use tokm_storage::Lsn;
 
 /// What a log directory held, segment by segment in log order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -3,7 +3,8 @@
 //! Byte tables for every structure are in the crate docs (`FORMAT.md`); the constants below are
 //! the single source for them. Everything is little-endian (`to_le_bytes`/`from_le_bytes`).
 
-use crate::ids::{Lsn, SegmentId};
+use crate::ids::SegmentId;
+use tokm_storage::Lsn;
 
 /// First eight bytes of every segment file.
 pub(crate) const MAGIC: [u8; 8] = *b"TOKMWAL\x01";

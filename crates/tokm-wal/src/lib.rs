@@ -2,9 +2,10 @@
 //!
 //! Is: append with group commit ([`Wal::append`], [`Durability`]), rotation, replay under a
 //! [`RecoveryMode`] with a [`RecoveryReport`] (totals, damage, and a [`SegmentInfo`] per
-//! segment: LSN range, records, size, sealed or open, key id), compaction ([`Wal::compact`]),
-//! a storage seam ([`Storage`]) and a fault-injecting, crash-simulating storage for tests
-//! ([`testkit`]).
+//! segment: LSN range, records, size, sealed or open, key id) and compaction
+//! ([`Wal::compact`]). All I/O goes through the storage seam of `tokm-storage`
+//! ([`tokm_storage::Storage`]), which also holds the typed [`Lsn`](tokm_storage::Lsn) and,
+//! behind its `testkit` feature, the crash-simulating storage the tests use.
 //!
 //! Is not: a session store; payloads are opaque bytes it never interprets. It does not lock the
 //! directory against a second writer process (the engine owns that), and it reads time only
@@ -12,7 +13,8 @@
 //!
 //! ```
 //! use std::ops::ControlFlow;
-//! use tokm_wal::{Durability, Lsn, Wal, WalOptions};
+//! use tokm_storage::Lsn;
+//! use tokm_wal::{Durability, Wal, WalOptions};
 //!
 //! # fn main() -> Result<(), tokm_wal::WalError> {
 //! let dir = tempfile::tempdir().expect("temp dir");
@@ -106,20 +108,14 @@ pub use crate::findings::{
     DamageKind, DamagedRange, Found, HeaderFacts, HeaderState, LogFindings, LogLoss, LossCause,
     RecordRun, SegmentFindings,
 };
-pub use crate::ids::{Lsn, LsnRange, SegmentId};
+pub use crate::ids::{LsnRange, SegmentId};
 pub use crate::metrics::NAMES as METRIC_NAMES;
 pub use crate::options::WalOptions;
 pub use crate::plan::{LogPlan, Repair};
 pub use crate::recovery::{RecoveryMode, RecoveryReport, ReplaySummary, SegmentInfo, WalReader};
-pub use crate::storage::{
-    Access, DIR_MODE, FILE_MODE, FsStorage, Storage, StorageFile, create_dir_all_durable,
-};
 pub use crate::survey::LogSurvey;
 pub use crate::walk::LogWalk;
 pub use crate::writer::{COMPACT_KEEP_NEWEST_DEFAULT, Durability, Wal};
-
-// Public (the one `pub mod`) so the engine's crash tests reuse the simulated storage.
-pub mod testkit;
 
 mod error;
 mod findings;
@@ -131,7 +127,6 @@ mod plan;
 mod recovery;
 mod seal;
 mod segment_reader;
-mod storage;
 mod survey;
 mod walk;
 mod writer;

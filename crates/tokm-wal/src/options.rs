@@ -10,7 +10,7 @@ use tokm_domain::{Clock, SystemClock};
 use crate::error::WalError;
 use crate::format::{FRAME_PAYLOAD_BYTES_LIMIT, SEGMENT_BYTES_MAX_LIMIT};
 use crate::recovery::RecoveryMode;
-use crate::storage::{FsStorage, Storage};
+use tokm_storage::{FsStorage, Storage};
 
 /// Options for [`Wal::open`](crate::Wal::open) and [`WalReader::open`](crate::WalReader::open).
 ///
@@ -78,7 +78,7 @@ impl fmt::Debug for WalOptions {
 }
 
 impl WalOptions {
-    /// Uses `storage` for all I/O (e.g. `testkit::SimStorage`).
+    /// Uses `storage` for all I/O (e.g. `tokm_storage::testkit::SimStorage` in tests).
     pub fn with_storage(mut self, storage: Arc<dyn Storage>) -> WalOptions {
         self.storage = storage;
         self

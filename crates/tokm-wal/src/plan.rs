@@ -25,8 +25,9 @@ use crate::findings::{
     DamageKind, Found, HeaderState, LogFindings, LogLoss, LossCause, RecordRun, SegmentFindings,
 };
 use crate::format::HEADER_LEN;
-use crate::ids::{Lsn, SegmentId};
+use crate::ids::SegmentId;
 use crate::recovery::{RecoveryMode, ReplaySummary};
+use tokm_storage::Lsn;
 
 /// A change recovery makes to the directory, only once it decided to open.
 #[derive(Clone, Debug, PartialEq, Eq)]

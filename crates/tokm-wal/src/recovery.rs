@@ -16,10 +16,11 @@ use tokm_crypto_adaptive::KeyId;
 
 use crate::error::WalError;
 use crate::findings::{DamagedRange, LogFindings, LogLoss};
-use crate::ids::{Lsn, SegmentId};
+use crate::ids::SegmentId;
 use crate::options::WalOptions;
 use crate::plan::{LogPlan, Repair, effective_base};
 use crate::survey::LogSurvey;
+use tokm_storage::Lsn;
 
 /// What recovery does when records the log should hold cannot all be read. The decision rules
 /// are in [`LogPlan::decide`]; in every mode a torn tail of the newest segment (a crash

@@ -11,7 +11,8 @@ use tokm_crypto_adaptive::{Algorithm, FileCipher, FileSalt, KeyId, Keyring, TAG_
 
 use crate::error::WalError;
 use crate::format::{HeaderCipher, KEY_CHECK_LEN, key_check_aad, record_aad};
-use crate::ids::{Lsn, SegmentId};
+use crate::ids::SegmentId;
+use tokm_storage::Lsn;
 
 /// How one segment's payloads are stored.
 #[derive(Clone, Debug)]

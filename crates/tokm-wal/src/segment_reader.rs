@@ -14,8 +14,7 @@ use crate::format::{
     FRAME_HEADER_LEN, FrameRead, SEGMENT_READ_BYTES_MAX, claimed_frame_len, peek_frame_lsn,
     read_frame,
 };
-use crate::ids::Lsn;
-use crate::storage::{Access, Storage, StorageFile};
+use tokm_storage::{Access, Lsn, Storage, StorageFile};
 
 /// Bytes read per window refill.
 pub(crate) const WINDOW_BYTES: usize = 1 << 20;
@@ -183,7 +182,7 @@ fn plausible_room(remaining_bytes: u64) -> u64 {
 mod tests {
     use super::*;
     use crate::format::{begin_frame, finish_frame};
-    use crate::testkit::SimStorage;
+    use tokm_storage::testkit::SimStorage;
 
     fn segment_with_frames(payload_len: usize, count: u64) -> (SimStorage, Vec<u64>) {
         let sim = SimStorage::new();

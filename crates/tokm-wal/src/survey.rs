@@ -12,10 +12,9 @@ use crate::findings::{HeaderFacts, HeaderState};
 use crate::format::{
     FileName, HEADER_LEN, HeaderCipher, HeaderRead, SegmentHeader, classify_name, read_header,
 };
-use crate::ids::Lsn;
 use crate::options::WalOptions;
 use crate::seal::{PayloadSeal, SealCheck};
-use crate::storage::{Access, Storage};
+use tokm_storage::{Access, Lsn, Storage};
 
 /// A log directory as listed, with every segment's header judged and every key checked.
 ///

@@ -12,12 +12,12 @@ use crate::findings::{
     DamageKind, DamagedRange, Found, HeaderState, LogFindings, RecordRun, SegmentFindings,
 };
 use crate::format::{FrameRead, HEADER_LEN, MAGIC, SegmentHeader};
-use crate::ids::Lsn;
 use crate::plan::{Admit, Bounds, Gate, LogPlan, effective_base};
 use crate::recovery::{RecoveryMode, RecoveryReport, ReplaySummary};
 use crate::seal::PayloadSeal;
 use crate::segment_reader::SegmentReader;
 use crate::survey::LogSurvey;
+use tokm_storage::Lsn;
 
 /// A log read once from end to end: what it holds and which records were delivered.
 ///

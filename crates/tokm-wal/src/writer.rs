@@ -43,15 +43,15 @@ use crate::format::{
     FormatVersion, HEADER_LEN, SegmentHeader, abort_frame, begin_frame, finish_frame, frame_len,
     quarantine_name, segment_name, temp_name,
 };
-use crate::ids::{Lsn, LsnRange, SegmentId};
+use crate::ids::{LsnRange, SegmentId};
 use crate::metrics::WalMetrics;
 use crate::options::WalOptions;
 use crate::plan::{LogPlan, Repair};
 use crate::recovery::{RecoveryReport, ReplaySummary, WalReader};
 use crate::seal::PayloadSeal;
-use crate::storage::{Access, Storage, StorageFile};
 use crate::survey::LogSurvey;
 use crate::walk::LogWalk;
+use tokm_storage::{Access, AtomicFile, Lsn, Storage, StorageFile};
 
 mod rekey;
 
@@ -409,7 +409,7 @@ impl LogWalk {
         let dir = survey.dir.clone();
         let storage = Arc::clone(&options.storage);
         let dir_name = dir.display().to_string();
-        crate::storage::create_dir_all_durable(storage.as_ref(), &dir)
+        tokm_storage::create_dir_all_durable(storage.as_ref(), &dir)
             .map_err(|source| WalError::io("create directory", &dir_name, source))?;
         let quarantined = apply_repairs(&options, &dir, plan.repairs())?;
         let report = RecoveryReport::new(self.findings(), plan, quarantined);
@@ -1060,8 +1060,9 @@ fn prepare_segment(
 }
 
 /// Creates a segment atomically: header and `first_frames` (already encoded for it) written
-/// and synced under a temp name, renamed into place, directory synced. A crash leaves either
-/// no segment or a complete header followed by a prefix of the frames.
+/// and synced under a temp name, renamed into place, directory synced (an [`AtomicFile`]). A
+/// crash leaves either no segment or a complete header followed by a prefix of the frames; a
+/// failure before the rename removes the temp file (best effort: recovery removes any left).
 fn create_segment_file(
     options: &WalOptions,
     dir: &Path,
@@ -1081,25 +1082,16 @@ fn create_segment_file(
             io::Error::new(io::ErrorKind::AlreadyExists, "segment already exists"),
         ));
     }
-    let temp_path = dir.join(&temp);
-    let file = storage
-        .create_new(&temp_path)
-        .map_err(|source| WalError::io("create", &temp, source))?;
+    let pending =
+        AtomicFile::create(storage.as_ref(), dir, &temp, &name).map_err(WalError::atomic)?;
+    let file = pending.file();
     file.write_all_at(0, &header.encode())
         .map_err(|source| WalError::io("write", &temp, source))?;
     if !first_frames.is_empty() {
         file.write_all_at(HEADER_LEN as u64, first_frames)
             .map_err(|source| WalError::io("write", &temp, source))?;
     }
-    file.sync_data()
-        .map_err(|source| WalError::io("sync", &temp, source))?;
-    storage
-        .rename(&temp_path, &final_path)
-        .map_err(|source| WalError::io("rename", &temp, source))?;
-    storage
-        .sync_dir(dir)
-        .map_err(|source| WalError::io("sync directory", &dir.display().to_string(), source))?;
-    Ok(file)
+    pending.commit().map_err(WalError::atomic)
 }
 
 /// Applies what recovery decided, then syncs the directory. Returns the quarantine files made.

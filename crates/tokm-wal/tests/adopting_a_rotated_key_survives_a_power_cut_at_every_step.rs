@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use common::{PowerCut, PowerCutStorage, replay_all, sim_dir};
 use tokm_crypto_adaptive::{Algorithm, Key, KeyId, Keyring};
-use tokm_wal::testkit::{CrashCut, SimStorage};
-use tokm_wal::{Durability, Lsn, RecoveryMode, Wal, WalOptions};
+use tokm_storage::Lsn;
+use tokm_storage::testkit::{CrashCut, SimStorage};
+use tokm_wal::{Durability, RecoveryMode, Wal, WalOptions};
 
 fn key(id: u32) -> Key {
     Key::from_bytes(&[u8::try_from(id).expect("small id"); 32]).expect("32 bytes")
@@ -32,7 +33,7 @@ fn keyring(ids: &[u32]) -> Arc<Keyring> {
     Arc::new(keyring)
 }
 
-fn options(storage: Arc<dyn tokm_wal::Storage>, keys: Arc<Keyring>) -> WalOptions {
+fn options(storage: Arc<dyn tokm_storage::Storage>, keys: Arc<Keyring>) -> WalOptions {
     WalOptions::default()
         .with_storage(storage)
         .with_keyring(keys)
@@ -81,7 +82,7 @@ struct Run {
     acknowledged: Lsn,
 }
 
-fn run_steps(storage: Arc<dyn tokm_wal::Storage>, steps: &[Step]) -> (Run, Option<Wal>) {
+fn run_steps(storage: Arc<dyn tokm_storage::Storage>, steps: &[Step]) -> (Run, Option<Wal>) {
     let keys = keyring(&[1]);
     let mut run = Run {
         appended: 0,

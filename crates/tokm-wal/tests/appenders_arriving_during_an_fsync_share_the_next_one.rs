@@ -5,8 +5,9 @@ mod common;
 use std::sync::Arc;
 
 use common::{FileHook, Interposed, SyncGate, sim_dir};
-use tokm_wal::testkit::SimStorage;
-use tokm_wal::{Durability, Lsn, Wal, WalOptions};
+use tokm_storage::Lsn;
+use tokm_storage::testkit::SimStorage;
+use tokm_wal::{Durability, Wal, WalOptions};
 
 #[test]
 fn appenders_arriving_during_an_fsync_share_the_next_one() {

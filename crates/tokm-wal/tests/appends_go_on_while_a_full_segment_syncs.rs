@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{FileHook, Interposed, SyncGate, open_and_replay, segment_names, sim_dir};
-use tokm_wal::testkit::SimStorage;
-use tokm_wal::{Durability, Lsn, Wal, WalOptions};
+use tokm_storage::Lsn;
+use tokm_storage::testkit::SimStorage;
+use tokm_wal::{Durability, Wal, WalOptions};
 
 #[test]
 fn appends_go_on_while_a_full_segment_syncs() {

@@ -3,8 +3,9 @@
 mod common;
 
 use common::{sim_dir, sim_options};
-use tokm_wal::testkit::SimStorage;
-use tokm_wal::{Durability, Lsn, Wal, WalError};
+use tokm_storage::Lsn;
+use tokm_storage::testkit::SimStorage;
+use tokm_wal::{Durability, Wal, WalError};
 
 #[test]
 fn bad_arguments_are_typed_errors() {

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use common::{open_and_replay, sim_dir, sim_options};
 use tokm_domain::{Clock, ManualClock, Timestamp};
-use tokm_wal::testkit::{CrashCut, SimStorage};
-use tokm_wal::{Durability, Lsn, Wal};
+use tokm_storage::Lsn;
+use tokm_storage::testkit::{CrashCut, SimStorage};
+use tokm_wal::{Durability, Wal};
 
 const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// Far beyond the couple of milliseconds a manual-clock flusher takes to notice; only a

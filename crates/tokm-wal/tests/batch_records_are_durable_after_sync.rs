@@ -3,8 +3,9 @@
 mod common;
 
 use common::{open_and_replay, sim_dir, sim_options};
-use tokm_wal::testkit::{CrashCut, SimStorage};
-use tokm_wal::{Durability, Lsn, Wal};
+use tokm_storage::Lsn;
+use tokm_storage::testkit::{CrashCut, SimStorage};
+use tokm_wal::{Durability, Wal};
 
 fn run(after_appends: impl FnOnce(&Wal), cut: CrashCut) -> u64 {
     let sim = SimStorage::new();

@@ -7,8 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::{open_and_replay, sim_dir, sim_options};
-use tokm_wal::testkit::{CrashCut, SimStorage};
-use tokm_wal::{Durability, Lsn, Wal};
+use tokm_storage::Lsn;
+use tokm_storage::testkit::{CrashCut, SimStorage};
+use tokm_wal::{Durability, Wal};
 
 const RECORD: [u8; 300] = [0x5a; 300];
 const RECORD_COUNT: usize = 1_000;

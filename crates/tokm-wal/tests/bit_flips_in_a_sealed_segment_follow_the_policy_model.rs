@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 
 use common::{open_and_replay, payload, segment_names, sim_dir, sim_options, with_mode};
-use tokm_wal::testkit::SimStorage;
+use tokm_storage::testkit::SimStorage;
 use tokm_wal::{Durability, RecoveryMode, Wal};
 
 const SEALED_RECORDS: usize = 4;

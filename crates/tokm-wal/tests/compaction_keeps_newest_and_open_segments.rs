@@ -3,8 +3,9 @@
 mod common;
 
 use common::{open_and_replay, payload, segment_names, sim_dir, sim_options};
-use tokm_wal::testkit::SimStorage;
-use tokm_wal::{Durability, Lsn, Wal};
+use tokm_storage::Lsn;
+use tokm_storage::testkit::SimStorage;
+use tokm_wal::{Durability, Wal};
 
 #[test]
 fn compaction_keeps_newest_and_open_segments() {

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use common::{open_and_replay, sim_dir, sim_options};
-use tokm_wal::testkit::SimStorage;
-use tokm_wal::{Durability, Lsn, Wal};
+use tokm_storage::Lsn;
+use tokm_storage::testkit::SimStorage;
+use tokm_wal::{Durability, Wal};
 
 const THREADS: usize = 8;
 const APPENDS_PER_THREAD: usize = 300;

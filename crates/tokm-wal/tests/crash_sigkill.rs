@@ -13,7 +13,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokm_wal::{Durability, Lsn, Wal, WalOptions};
+use tokm_storage::Lsn;
+use tokm_wal::{Durability, Wal, WalOptions};
 
 const CHILD_ENV: &str = "TOKM_WAL_CRASH_CHILD";
 const CHILD_THREADS: usize = 4;

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use common::{open_and_replay, payload, segment_names, sim_dir, sim_options, with_mode};
 use tokm_crypto_adaptive::{Algorithm, Key, KeyId, Keyring};
-use tokm_wal::testkit::SimStorage;
-use tokm_wal::{DamageKind, Durability, Lsn, RecoveryMode, Wal};
+use tokm_storage::Lsn;
+use tokm_storage::testkit::SimStorage;
+use tokm_wal::{DamageKind, Durability, RecoveryMode, Wal};
 
 fn keyring(key_byte: u8, algorithm: Algorithm) -> Arc<Keyring> {
     let key = Key::from_bytes(&[key_byte; 32]).expect("32-byte key");

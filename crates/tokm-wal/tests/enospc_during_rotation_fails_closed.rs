@@ -1,10 +1,12 @@
-//! A full disk while creating the next segment fails the writer closed; a reopen removes the
-//! half-created segment and goes on from the last durable record.
+//! A full disk while creating the next segment fails the writer closed and removes the
+//! half-created segment; a reopen removes one a crash left and goes on from the last durable
+//! record.
 mod common;
 
 use common::{open_and_replay, payload, sim_dir, sim_options};
-use tokm_wal::testkit::{Fault, SimStorage};
-use tokm_wal::{Durability, Lsn, Storage, Wal};
+use tokm_storage::testkit::{Fault, SimStorage};
+use tokm_storage::{Lsn, Storage};
+use tokm_wal::{Durability, Wal};
 
 #[test]
 fn enospc_during_rotation_fails_closed() {
@@ -23,11 +25,11 @@ fn enospc_during_rotation_fails_closed() {
         .expect_err("rotation fails");
     assert_eq!(error.code(), "TM-WAL-5002");
     assert!(
-        sim.list(&dir)
+        !sim.list(&dir)
             .expect("list")
             .iter()
             .any(|name| name.ends_with(".wal.tmp")),
-        "the half-created segment is left under its temp name"
+        "the failed creation removes the half-created segment's temp file"
     );
     assert_eq!(
         wal.append(&payload(3), Durability::Batch)
@@ -36,6 +38,8 @@ fn enospc_during_rotation_fails_closed() {
         "TM-WAL-5002"
     );
     drop(wal);
+    // A crash in the middle of the creation leaves the temp file behind; the reopen removes it.
+    sim.put_file(&dir.join("00000000000000000004.wal.tmp"), b"half a header");
 
     let (wal, report, records) = open_and_replay(&dir, options).expect("reopen");
     assert_eq!(report.records_count, 3);

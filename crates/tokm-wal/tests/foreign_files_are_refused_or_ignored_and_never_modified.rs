@@ -3,8 +3,9 @@
 mod common;
 
 use common::{sim_dir, sim_options};
-use tokm_wal::testkit::SimStorage;
-use tokm_wal::{Durability, Storage, Wal, WalReader};
+use tokm_storage::Storage;
+use tokm_storage::testkit::SimStorage;
+use tokm_wal::{Durability, Wal, WalReader};
 
 #[test]
 fn foreign_segment_is_refused_and_untouched() {

@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use common::{open_and_replay, sim_dir, sim_options};
 use tokm_domain::{ManualClock, Timestamp};
-use tokm_wal::testkit::SimStorage;
-use tokm_wal::{Durability, Lsn, Wal};
+use tokm_storage::Lsn;
+use tokm_storage::testkit::SimStorage;
+use tokm_wal::{Durability, Wal};
 
 const SEGMENT: &str = "00000000000000000001.wal";
 const RECORDS: [&[u8]; 3] = [b"create", b"", b"delete session 01J0000000000000000000000"];

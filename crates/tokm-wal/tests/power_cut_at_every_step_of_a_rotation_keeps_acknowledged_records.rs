@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{PowerCut, PowerCutStorage, replay_all, sim_dir};
-use tokm_wal::testkit::{CrashCut, SimStorage};
-use tokm_wal::{Durability, Lsn, RecoveryMode, Wal, WalOptions};
+use tokm_storage::Lsn;
+use tokm_storage::testkit::{CrashCut, SimStorage};
+use tokm_wal::{Durability, RecoveryMode, Wal, WalOptions};
 
 /// The appends of one run: with three records a segment, they rotate with nothing unwritten,
 /// with batch records still pending (the seal round writes them), and with the next segment
@@ -19,7 +20,7 @@ const DURABILITIES: [Durability; 20] = {
     [S, S, S, B, B, B, B, S, B, B, S, S, S, B, B, B, B, B, B, S]
 };
 
-fn options(storage: Arc<dyn tokm_wal::Storage>) -> WalOptions {
+fn options(storage: Arc<dyn tokm_storage::Storage>) -> WalOptions {
     WalOptions::default()
         .with_storage(storage)
         .with_recovery_mode(RecoveryMode::RefuseLoss)
@@ -42,7 +43,7 @@ struct Run {
 }
 
 fn run_until_power_cut(power: &Arc<PowerCut>) -> Run {
-    let storage: Arc<dyn tokm_wal::Storage> = Arc::new(PowerCutStorage(Arc::clone(power)));
+    let storage: Arc<dyn tokm_storage::Storage> = Arc::new(PowerCutStorage(Arc::clone(power)));
     let mut run = Run {
         attempted: 0,
         acknowledged: Lsn::ZERO,

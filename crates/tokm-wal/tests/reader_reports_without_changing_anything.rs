@@ -5,8 +5,9 @@ mod common;
 use std::ops::ControlFlow;
 
 use common::{payload, segment_names, sim_dir, sim_options};
-use tokm_wal::testkit::SimStorage;
-use tokm_wal::{Durability, Lsn, Wal, WalReader};
+use tokm_storage::Lsn;
+use tokm_storage::testkit::SimStorage;
+use tokm_wal::{Durability, Wal, WalReader};
 
 #[test]
 fn reader_reports_without_changing_anything() {

@@ -4,8 +4,9 @@ mod common;
 use std::ops::ControlFlow;
 
 use common::{open_and_replay, payload, segment_names, sim_dir, sim_options};
-use tokm_wal::testkit::SimStorage;
-use tokm_wal::{Durability, Lsn, Wal};
+use tokm_storage::Lsn;
+use tokm_storage::testkit::SimStorage;
+use tokm_wal::{Durability, Wal};
 
 #[test]
 fn records_round_trip_across_rotation_and_reopen() {

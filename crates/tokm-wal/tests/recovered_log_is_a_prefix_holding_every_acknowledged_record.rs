@@ -4,8 +4,9 @@ mod common;
 
 use common::{replay_all, sim_dir, sim_options};
 use proptest::prelude::*;
-use tokm_wal::testkit::{CrashCut, SimStorage};
-use tokm_wal::{Durability, Lsn, Wal};
+use tokm_storage::Lsn;
+use tokm_storage::testkit::{CrashCut, SimStorage};
+use tokm_wal::{Durability, Wal};
 
 #[derive(Clone, Debug)]
 enum Op {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{FileHook, Interposed, payload, replay_all, segment_names, sim_dir, sim_options};
-use tokm_wal::testkit::SimStorage;
+use tokm_storage::testkit::SimStorage;
 use tokm_wal::{Durability, Wal};
 
 /// The read window of `tokm-wal` recovery (1 MiB), which no read may exceed.

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use common::{payload, segment_names, sim_dir, sim_options, with_mode};
 use tokm_crypto_adaptive::{Algorithm, Key, KeyId, Keyring};
-use tokm_wal::testkit::SimStorage;
-use tokm_wal::{Durability, Lsn, RecoveryMode, SegmentId, SegmentInfo, Wal, WalOptions, WalReader};
+use tokm_storage::Lsn;
+use tokm_storage::testkit::SimStorage;
+use tokm_wal::{Durability, RecoveryMode, SegmentId, SegmentInfo, Wal, WalOptions, WalReader};
 
 /// Segment header size (see FORMAT.md).
 const HEADER_LEN: usize = 120;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{open_and_replay, segment_names, sim_dir, sim_options};
 use tokm_domain::{ManualClock, Timestamp};
-use tokm_wal::testkit::SimStorage;
+use tokm_storage::testkit::SimStorage;
 use tokm_wal::{Durability, Wal};
 
 #[test]

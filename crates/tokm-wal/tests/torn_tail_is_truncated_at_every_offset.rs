@@ -3,8 +3,9 @@
 mod common;
 
 use common::{open_and_replay, payload, segment_names, sim_dir, sim_options, with_mode};
-use tokm_wal::testkit::SimStorage;
-use tokm_wal::{Durability, Lsn, RecoveryMode, Wal};
+use tokm_storage::Lsn;
+use tokm_storage::testkit::SimStorage;
+use tokm_wal::{Durability, RecoveryMode, Wal};
 
 const RECORDS: usize = 6;
 

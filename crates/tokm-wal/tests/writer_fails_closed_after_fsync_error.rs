@@ -3,8 +3,9 @@
 mod common;
 
 use common::{open_and_replay, payload, sim_dir, sim_options};
-use tokm_wal::testkit::{Fault, SimStorage};
-use tokm_wal::{Durability, Lsn, Wal};
+use tokm_storage::Lsn;
+use tokm_storage::testkit::{Fault, SimStorage};
+use tokm_wal::{Durability, Wal};
 
 #[test]
 fn writer_fails_closed_after_fsync_error() {

@@ -335,8 +335,8 @@ async fn health(State(state): State<Arc<AppState>>) -> Result<Response, ApiError
     let body = Health {
         read_only: status.read_only,
         sessions: status.sessions,
-        last_lsn: status.last_lsn,
-        durable_lsn: status.durable_lsn,
+        last_lsn: status.last_lsn.get(),
+        durable_lsn: status.durable_lsn.get(),
         last_error_code: status.last_error.map(|error| error.code),
     };
     Ok((code, Json(body)).into_response())

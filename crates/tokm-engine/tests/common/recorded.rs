@@ -11,8 +11,8 @@ use tokm_domain::{
     TokenRepository,
 };
 use tokm_engine::{Engine, EngineConfig};
-use tokm_wal::Storage;
-use tokm_wal::testkit::SimStorage;
+use tokm_storage::Storage;
+use tokm_storage::testkit::SimStorage;
 
 /// One acknowledged operation and the LSN of its log record.
 #[derive(Clone, Debug)]
@@ -109,7 +109,7 @@ pub struct Recorder<'a> {
 
 impl Recorder<'_> {
     fn lsn(&self) -> u64 {
-        self.engine.status().last_lsn
+        self.engine.status().last_lsn.get()
     }
 
     pub fn create(&mut self, user: u32) -> Session {
@@ -252,7 +252,7 @@ pub fn four_runs_two_snapshots() -> Recorded {
             live.push(recorder.create((index % 8) as u32));
         }
         if run == 1 || run == 2 {
-            snapshot_lsns.push(engine.snapshot_now().expect("snapshot").covered_lsn);
+            snapshot_lsns.push(engine.snapshot_now().expect("snapshot").covered_lsn.get());
         }
         // Updates and deletes spread over older and newer sessions.
         for step in 0..12 {

@@ -11,8 +11,9 @@ use tokm_crypto_adaptive::{Algorithm, Key, KeyId, Keyring};
 use tokm_domain::testkit::SessionFactory;
 use tokm_domain::{ManualClock, Session, Timestamp};
 use tokm_snapshot::{SnapshotOptions, SnapshotStore};
-use tokm_wal::Storage;
-use tokm_wal::testkit::SimStorage;
+use tokm_storage::Lsn;
+use tokm_storage::Storage;
+use tokm_storage::testkit::SimStorage;
 
 /// Where every simulated test keeps its snapshots.
 pub fn sim_dir() -> PathBuf {
@@ -71,7 +72,7 @@ pub fn write_at(
     sessions: &[Arc<Session>],
 ) -> String {
     let meta = store
-        .write(lsn, sessions.iter().map(Arc::as_ref))
+        .write(Lsn::new(lsn), sessions.iter().map(Arc::as_ref))
         .expect("write snapshot");
     clock.advance(Duration::from_secs(60));
     meta.file_name

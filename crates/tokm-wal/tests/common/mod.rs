@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokm_wal::testkit::SimStorage;
-use tokm_wal::{Lsn, RecoveryMode, RecoveryReport, Wal, WalError, WalOptions};
+use tokm_storage::Lsn;
+use tokm_storage::testkit::SimStorage;
+use tokm_wal::{RecoveryMode, RecoveryReport, Wal, WalError, WalOptions};
 
 /// The directory the simulated tests use.
 pub fn sim_dir() -> PathBuf {
@@ -57,7 +58,7 @@ pub fn payload(index: usize) -> Vec<u8> {
 
 /// Segment file names in `dir` of `sim`, sorted.
 pub fn segment_names(sim: &SimStorage, dir: &Path) -> Vec<String> {
-    use tokm_wal::Storage;
+    use tokm_storage::Storage;
     let mut names: Vec<String> = sim
         .list(dir)
         .expect("list")
@@ -86,11 +87,11 @@ pub struct Interposed {
 
 #[derive(Debug)]
 struct InterposedFile {
-    inner: Arc<dyn tokm_wal::StorageFile>,
+    inner: Arc<dyn tokm_storage::StorageFile>,
     hook: Arc<dyn FileHook>,
 }
 
-impl tokm_wal::StorageFile for InterposedFile {
+impl tokm_storage::StorageFile for InterposedFile {
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
         self.hook.before_read(buf.len());
         self.inner.read_exact_at(offset, buf)
@@ -111,7 +112,10 @@ impl tokm_wal::StorageFile for InterposedFile {
 }
 
 impl Interposed {
-    fn wrap(&self, inner: Arc<dyn tokm_wal::StorageFile>) -> Arc<dyn tokm_wal::StorageFile> {
+    fn wrap(
+        &self,
+        inner: Arc<dyn tokm_storage::StorageFile>,
+    ) -> Arc<dyn tokm_storage::StorageFile> {
         Arc::new(InterposedFile {
             inner,
             hook: Arc::clone(&self.hook),
@@ -119,21 +123,21 @@ impl Interposed {
     }
 }
 
-impl tokm_wal::Storage for Interposed {
+impl tokm_storage::Storage for Interposed {
     fn create_dir(&self, dir: &Path) -> std::io::Result<()> {
         self.inner.create_dir(dir)
     }
     fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
         self.inner.list(dir)
     }
-    fn create_new(&self, path: &Path) -> std::io::Result<Arc<dyn tokm_wal::StorageFile>> {
+    fn create_new(&self, path: &Path) -> std::io::Result<Arc<dyn tokm_storage::StorageFile>> {
         Ok(self.wrap(self.inner.create_new(path)?))
     }
     fn open(
         &self,
         path: &Path,
-        access: tokm_wal::Access,
-    ) -> std::io::Result<Arc<dyn tokm_wal::StorageFile>> {
+        access: tokm_storage::Access,
+    ) -> std::io::Result<Arc<dyn tokm_storage::StorageFile>> {
         Ok(self.wrap(self.inner.open(path, access)?))
     }
     fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
@@ -199,7 +203,7 @@ impl FileHook for SyncGate {
 #[derive(Debug)]
 pub struct PowerCut {
     inner: SimStorage,
-    cut: tokm_wal::testkit::CrashCut,
+    cut: tokm_storage::testkit::CrashCut,
     cut_at: u64,
     calls: std::sync::atomic::AtomicU64,
     /// `true` once the power is off. Calls hold it shared across the call; the cut exclusive.
@@ -208,7 +212,11 @@ pub struct PowerCut {
 
 impl PowerCut {
     /// Cuts the power over `inner` at mutating call `cut_at`.
-    pub fn new(inner: SimStorage, cut: tokm_wal::testkit::CrashCut, cut_at: u64) -> Arc<PowerCut> {
+    pub fn new(
+        inner: SimStorage,
+        cut: tokm_storage::testkit::CrashCut,
+        cut_at: u64,
+    ) -> Arc<PowerCut> {
         Arc::new(PowerCut {
             inner,
             cut,
@@ -260,8 +268,8 @@ impl PowerCut {
 
     fn wrap(
         self: &Arc<Self>,
-        inner: Arc<dyn tokm_wal::StorageFile>,
-    ) -> Arc<dyn tokm_wal::StorageFile> {
+        inner: Arc<dyn tokm_storage::StorageFile>,
+    ) -> Arc<dyn tokm_storage::StorageFile> {
         Arc::new(PowerCutFile {
             inner,
             power: Arc::clone(self),
@@ -271,11 +279,11 @@ impl PowerCut {
 
 #[derive(Debug)]
 struct PowerCutFile {
-    inner: Arc<dyn tokm_wal::StorageFile>,
+    inner: Arc<dyn tokm_storage::StorageFile>,
     power: Arc<PowerCut>,
 }
 
-impl tokm_wal::StorageFile for PowerCutFile {
+impl tokm_storage::StorageFile for PowerCutFile {
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
         self.power
             .call(false, || self.inner.read_exact_at(offset, buf))
@@ -299,22 +307,22 @@ impl tokm_wal::StorageFile for PowerCutFile {
 #[derive(Debug)]
 pub struct PowerCutStorage(pub Arc<PowerCut>);
 
-impl tokm_wal::Storage for PowerCutStorage {
+impl tokm_storage::Storage for PowerCutStorage {
     fn create_dir(&self, dir: &Path) -> std::io::Result<()> {
         self.0.call(true, || self.0.inner.create_dir(dir))
     }
     fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
         self.0.call(false, || self.0.inner.list(dir))
     }
-    fn create_new(&self, path: &Path) -> std::io::Result<Arc<dyn tokm_wal::StorageFile>> {
+    fn create_new(&self, path: &Path) -> std::io::Result<Arc<dyn tokm_storage::StorageFile>> {
         let file = self.0.call(true, || self.0.inner.create_new(path))?;
         Ok(self.0.wrap(file))
     }
     fn open(
         &self,
         path: &Path,
-        access: tokm_wal::Access,
-    ) -> std::io::Result<Arc<dyn tokm_wal::StorageFile>> {
+        access: tokm_storage::Access,
+    ) -> std::io::Result<Arc<dyn tokm_storage::StorageFile>> {
         let file = self.0.call(false, || self.0.inner.open(path, access))?;
         Ok(self.0.wrap(file))
     }

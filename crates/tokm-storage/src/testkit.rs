@@ -1,7 +1,7 @@
 //! Storage for tests: real bytes in memory, injected faults and simulated power cuts.
 //!
-//! Public (not behind a feature) so crates above `tokm-wal`, such as the engine, reuse it for
-//! their own crash tests. It is not a mock: files hold the bytes written, reads return them, and
+//! Behind the `testkit` feature, for the crash tests of the crates above (`tokm-wal`,
+//! `tokm-snapshot`, the engine): turn it on in their `[dev-dependencies]`. It is not a mock: files hold the bytes written, reads return them, and
 //! a crash keeps exactly what a disk may keep.
 //!
 //! Durability model:
@@ -15,8 +15,8 @@
 //!
 //! ```
 //! use std::path::Path;
-//! use tokm_wal::testkit::{CrashCut, Fault, SimStorage};
-//! use tokm_wal::{Access, Storage, create_dir_all_durable};
+//! use tokm_storage::testkit::{CrashCut, Fault, SimStorage};
+//! use tokm_storage::{Storage, create_dir_all_durable};
 //!
 //! let sim = SimStorage::new();
 //! let dir = Path::new("/wal");

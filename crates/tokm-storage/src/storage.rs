@@ -1,7 +1,9 @@
-//! The I/O seam: everything the log does to disk goes through [`Storage`] and [`StorageFile`].
+//! The I/O seam: everything the log and the snapshots do to disk goes through [`Storage`] and
+//! [`StorageFile`].
 //!
-//! [`FsStorage`] is the real file system. `testkit::SimStorage` holds real bytes in memory, can
-//! fail chosen calls and can simulate a power cut, so tests reach states a real disk rarely shows.
+//! [`FsStorage`] is the real file system. `testkit::SimStorage` (feature `testkit`) holds real
+//! bytes in memory, can fail chosen calls and can simulate a power cut, so tests reach states a
+//! real disk rarely shows.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -10,9 +12,9 @@ use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
-/// Permission bits of every file the log creates: owner read/write only.
+/// Permission bits of every file [`FsStorage`] creates: owner read/write only.
 pub const FILE_MODE: u32 = 0o600;
-/// Permission bits of a directory the log creates: owner only.
+/// Permission bits of every directory [`FsStorage`] creates: owner only.
 pub const DIR_MODE: u32 = 0o700;
 
 /// Whether an opened file may be changed.
@@ -38,7 +40,8 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     fn len_bytes(&self) -> io::Result<u64>;
 }
 
-/// A directory of files. Paths are the WAL directory joined with a file name.
+/// A directory of files. Paths are a data directory (the log's, the snapshots') joined with a
+/// file name.
 ///
 /// Durability follows POSIX: a file's bytes are durable after [`StorageFile::sync_data`]; a
 /// directory entry (a file or directory created, renamed or removed) only after its directory
@@ -91,7 +94,7 @@ pub fn create_dir_all_durable(storage: &dyn Storage, dir: &Path) -> io::Result<(
 }
 
 /// The directory holding `path`: its parent, or the working directory for a bare name.
-pub(crate) fn parent_dir(path: &Path) -> &Path {
+fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         Some(_) => Path::new("."),
