@@ -9,11 +9,11 @@ use tokm_storage::Lsn;
 /// First eight bytes of every snapshot file, and last eight bytes of its trailer.
 pub(crate) const MAGIC: [u8; 8] = *b"TOKMSNP\x01";
 /// Fixed bytes before the header message: magic, version, reserved, header length.
-pub(crate) const PRELUDE_LEN: usize = 16;
+pub(crate) const PRELUDE_LEN: usize = OFF_HEADER_LEN + 4;
 /// Size of every checksum the format stores except the whole-file one.
 pub(crate) const CHECKSUM_LEN: usize = 16;
 /// Size of the fixed trailer at the very end: footer length, footer checksum, magic.
-pub(crate) const TRAILER_LEN: usize = 28;
+pub(crate) const TRAILER_LEN: usize = TRAILER_OFF_MAGIC + MAGIC.len();
 /// Longest header message a reader accepts; a node id is at most [`NODE_ID_LEN_MAX`] bytes,
 /// so real headers are far below it, and a larger length field is damage, not a request.
 pub(crate) const HEADER_LEN_LIMIT: usize = 4 * 1024;
@@ -42,10 +42,15 @@ const TEMP_SUFFIX: &str = ".tmp";
 const BROKEN_SUFFIX: &str = ".broken";
 const NAME_DIGITS: usize = 20;
 
-// Prelude offsets (see FORMAT.md).
-const OFF_VERSION: usize = 8;
-const OFF_RESERVED: usize = 9;
-const OFF_HEADER_LEN: usize = 12;
+// Prelude offsets (see FORMAT.md), each derived from the sizes of the fields before it:
+// magic (8), version (1), reserved (3), header length (u32).
+const OFF_VERSION: usize = MAGIC.len();
+const OFF_RESERVED: usize = OFF_VERSION + 1;
+const OFF_HEADER_LEN: usize = OFF_RESERVED + 3;
+const _: () = assert!(
+    PRELUDE_LEN == 16 && TRAILER_LEN == 28,
+    "the sizes FORMAT.md gives"
+);
 
 /// Offset of the prelude's version byte, for error reports.
 pub(crate) const VERSION_OFFSET: u64 = OFF_VERSION as u64;
@@ -56,14 +61,23 @@ pub(crate) const HEADER_LEN_OFFSET: u64 = OFF_HEADER_LEN as u64;
 /// Offset of the header message: right after the prelude.
 pub(crate) const HEADER_OFFSET: u64 = PRELUDE_LEN as u64;
 
-// Trailer offsets, relative to the trailer's start.
+// Trailer offsets, relative to the trailer's start: footer length (u32), footer checksum,
+// magic.
 const TRAILER_OFF_CHECKSUM: usize = 4;
-const TRAILER_OFF_MAGIC: usize = 20;
+const TRAILER_OFF_MAGIC: usize = TRAILER_OFF_CHECKSUM + CHECKSUM_LEN;
 
 /// Domain-separation prefix of a sealed block's associated data.
 const BLOCK_AAD_PREFIX: &[u8; 8] = b"TOKMSNPB";
 /// Length of a sealed block's associated data.
 pub(crate) const BLOCK_AAD_LEN: usize = 24;
+
+/// A snapshot id taken from the first eight bytes of `random` (u64 LE): unique per file with
+/// overwhelming probability.
+pub(crate) fn snapshot_id_from(random: &[u8; SALT_LEN]) -> u64 {
+    let mut id = [0; 8];
+    id.copy_from_slice(&random[..8]);
+    u64::from_le_bytes(id)
+}
 
 /// Versions of the snapshot format this build reads; it writes [`FormatVersion::CURRENT`].
 ///

@@ -235,11 +235,7 @@ impl SnapshotStore {
         // Unique per file with overwhelming probability; with encryption the fresh salt
         // already makes every block key unique, the id additionally binds blocks to the file.
         let id_source = FileSalt::random().map_err(crypto_error)?;
-        let snapshot_id = u64::from_le_bytes(
-            id_source.as_bytes()[..8]
-                .try_into()
-                .expect("a salt is 32 bytes"),
-        );
+        let snapshot_id = format::snapshot_id_from(id_source.as_bytes());
         let cipher = match &self.options.keyring {
             None => None,
             Some(keyring) => Some(keyring.new_file_cipher().map_err(crypto_error)?),
