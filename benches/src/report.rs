@@ -1217,13 +1217,18 @@ mod tests {
         let get = &json["latencies"][0];
         assert_eq!(get["label"], "get (1M sessions)");
         assert_eq!(get["count"], 1000);
+        // Within the histogram's three significant digits and one rank.
         let at = |key: &str| get[key].as_f64().expect("a number");
-        assert!((at("p50_us") - 500.0).abs() <= 1.0, "{}", at("p50_us"));
-        assert!((at("p90_us") - 900.0).abs() <= 1.0, "{}", at("p90_us"));
-        assert!((at("p99_us") - 990.0).abs() <= 1.0, "{}", at("p99_us"));
-        assert!((at("p999_us") - 999.0).abs() <= 1.0, "{}", at("p999_us"));
-        assert!((at("p9999_us") - 1000.0).abs() <= 1.0);
-        assert!((at("max_us") - 1000.0).abs() <= 1.0);
+        for (key, micros) in [
+            ("p50_us", 500.0),
+            ("p90_us", 900.0),
+            ("p99_us", 990.0),
+            ("p999_us", 999.0),
+            ("p9999_us", 1000.0),
+            ("max_us", 1000.0),
+        ] {
+            assert!((at(key) - micros).abs() <= 2.0, "{key}: {}", at(key));
+        }
 
         let curve = get["curve"].as_array().expect("an array");
         assert_eq!(curve.len(), 41);
