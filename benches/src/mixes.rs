@@ -346,16 +346,6 @@ impl Workload {
         })
     }
 
-    /// The mix this workload runs.
-    pub fn mix(&self) -> Mix {
-        self.mix
-    }
-
-    /// Keys every map holds before a run.
-    pub fn key_count(&self) -> usize {
-        self.key_count
-    }
-
     /// A fresh map holding the workload's `key_count` keys (each key's value is the key).
     pub fn prepopulated<M: MixMap>(&self) -> M {
         let map = M::empty();
