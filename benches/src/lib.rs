@@ -1,10 +1,16 @@
-//! Shared pieces of tokm's benchmarks: the typical session and machine readings.
+//! tokm's benchmarks: the typical session, the closed-loop driver and its peers, and the
+//! acceptance report.
 //!
-//! The criterion benches in `benches/` and the end-to-end acceptance program
-//! (`src/bin/acceptance.rs`, run by `cargo xtask bench`) draw their inputs from here, so every
-//! figure is measured on the same kind of session.
+//! Is: the inputs every bench draws from (so every figure is measured on the same kind of
+//! session), [`driver`] (one closed-loop driver over a `Peer` trait, implemented by the
+//! embedded engine, Redis standalone in [`redis_peer`] and `RedisClusterStore` in
+//! [`cluster_store`]), the tokm-cmap mixes in [`mixes`], and the rendering of the acceptance
+//! table in [`report`]. The criterion benches in `benches/` and the end-to-end acceptance
+//! program (`src/bin/acceptance.rs`, run by `cargo xtask bench`) build on it.
+//! Is not: a library for tokm's users, nor a test of correctness: the figures are what it is for.
 
 pub mod cluster_store;
+pub mod driver;
 pub mod mixes;
 pub mod redis_peer;
 pub mod report;
@@ -94,15 +100,6 @@ pub fn peak_rss_bytes() -> u64 {
         .and_then(|value| value.trim().strip_suffix("kB"))
         .and_then(|kib| kib.trim().parse::<u64>().ok())
         .map_or(0, |kib| kib * 1024)
-}
-
-/// Percentile `p` (0..=100) of sorted `samples`, in microseconds.
-pub fn percentile_us(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)].as_secs_f64() * 1e6
 }
 
 /// Whether `TOKM_BENCH_QUICK=1` asks for a smoke run (`cargo xtask bench criterion --quick`):

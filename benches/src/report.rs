@@ -11,7 +11,11 @@
 //! ```
 //! use std::time::Duration;
 //!
+//! use tokm_benches::driver::histogram;
 //! use tokm_benches::report::{LatencySeries, Report, Row, SweepSeries};
+//!
+//! let mut latency = histogram();
+//! (1..=100).try_for_each(|micros| latency.record(micros * 1_000))?;
 //!
 //! let report = Report {
 //!     sessions: 1_000,
@@ -27,33 +31,29 @@
 //!         ratio: None,
 //!         met: Some(true),
 //!     }],
-//!     latencies: vec![LatencySeries {
-//!         label: "get".into(),
-//!         sorted: (1..=100).map(Duration::from_micros).collect(),
-//!     }],
+//!     latencies: vec![LatencySeries { label: "get".into(), latency }],
 //!     writer_sweep: vec![SweepSeries { label: "tokm Sync".into(), points: vec![(1, 7e3), (64, 1.2e5)] }],
 //! };
 //! assert!(report.table_markdown().contains("| get P99 | < 1 ms | <= 10 us | 2.1 us | not installed | - | yes |"));
-//! assert_eq!(report.json()["latencies"][0]["p50_us"], 51.0);
+//! assert_eq!(report.json()["latencies"][0]["p50_us"], 50.015);
 //! let dir = tempfile::tempdir()?;
 //! let written = report.write_files(dir.path())?;
 //! assert_eq!(written.len(), 4);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::borrow::Cow;
-use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use hdrhistogram::Histogram;
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::percentile_us;
+use crate::driver::latency_us;
 
 /// One row of the acceptance table.
 #[derive(Debug, Clone, Serialize)]
@@ -108,13 +108,13 @@ impl Row {
     }
 }
 
-/// Latency samples of one operation, sorted ascending.
+/// The latencies of one operation.
 #[derive(Debug, Clone)]
 pub struct LatencySeries {
     /// Legend label, e.g. "get (1M sessions)".
     pub label: String,
-    /// Sorted samples.
-    pub sorted: Vec<Duration>,
+    /// Every call's latency, in nanoseconds.
+    pub latency: Histogram<u64>,
 }
 
 /// Throughput at several writer counts for one system.
@@ -240,10 +240,11 @@ const SCALING_JSON_FILE: &str = "scaling.json";
 const SCALING_SVG_FILE: &str = "scaling.svg";
 
 /// Why a report could not be rendered or written.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReportError {
     /// Creating the report directory or writing one of its files failed.
+    #[error("TM-BENCH-5001: i/o on {}", path.display())]
     Io {
         /// The directory or file.
         path: PathBuf,
@@ -251,140 +252,99 @@ pub enum ReportError {
         source: std::io::Error,
     },
     /// plotters failed to lay out or render a plot.
+    #[error("TM-BENCH-5002: could not render {plot}: {detail}")]
     Plot {
         /// The plot's file name, e.g. `latency.svg`.
         plot: &'static str,
         /// plotters' message (its error type borrows the backend, so it is kept as text).
         detail: String,
     },
-    /// `report.json` could not be encoded.
-    Encode {
-        /// What serde_json said.
-        source: serde_json::Error,
-    },
+    /// A JSON file could not be encoded.
+    #[error("TM-BENCH-5003: could not encode JSON")]
+    Encode(#[from] serde_json::Error),
 }
 
-impl ReportError {
-    /// Every code [`ReportError::code`] can return, in order.
-    pub const CODES: &'static [&'static str] = &["TM-BENCH-5001", "TM-BENCH-5002", "TM-BENCH-5003"];
-
-    /// The stable code of this error: `TM-BENCH-<NNNN>`, never renumbered or reused.
-    pub fn code(&self) -> &'static str {
-        match self {
-            ReportError::Io { .. } => "TM-BENCH-5001",
-            ReportError::Plot { .. } => "TM-BENCH-5002",
-            ReportError::Encode { .. } => "TM-BENCH-5003",
-        }
-    }
-}
-
-impl fmt::Display for ReportError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let code = self.code();
-        match self {
-            ReportError::Io { path, .. } => write!(f, "{code}: i/o on {}", path.display()),
-            ReportError::Plot { plot, detail } => {
-                write!(f, "{code}: could not render {plot}: {detail}")
-            }
-            ReportError::Encode { .. } => write!(f, "{code}: could not encode {JSON_FILE}"),
-        }
-    }
-}
-
-impl std::error::Error for ReportError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ReportError::Io { source, .. } => Some(source),
-            ReportError::Encode { source } => Some(source),
-            ReportError::Plot { .. } => None,
-        }
-    }
-}
-
-impl Row {
-    /// This row as JSON, field for field what `#[derive(Serialize)]` produces, built by hand
-    /// so that [`Report::json`] has no failure path (a non-finite ratio becomes `null`).
-    fn to_json(&self) -> Value {
-        json_object([
-            ("metric", Value::from(self.metric.as_str())),
-            ("seed_target", Value::from(self.seed_target.as_str())),
-            ("goal", Value::from(self.goal.as_str())),
-            ("measured", Value::from(self.measured.as_str())),
-            ("peer", Value::from(self.peer.as_deref())),
-            ("ratio", self.ratio.map_or(Value::Null, Value::from)),
-            ("met", Value::from(self.met)),
-        ])
-    }
+/// The percentile table of one [`LatencySeries`] in `report.json`; percentiles are `None`
+/// (`null`) without samples.
+#[derive(Debug, Serialize)]
+struct LatencySummary<'a> {
+    label: &'a str,
+    count: u64,
+    p50_us: Option<f64>,
+    p90_us: Option<f64>,
+    p99_us: Option<f64>,
+    p999_us: Option<f64>,
+    p9999_us: Option<f64>,
+    max_us: Option<f64>,
+    /// `[percentile, micros]` from the 0th to the 99.99th percentile.
+    curve: Vec<[f64; 2]>,
 }
 
 impl LatencySeries {
-    /// The samples in ascending order: borrowed when already sorted, as the field's doc asks,
-    /// else a sorted copy, so a caller's slip skews no percentile.
-    fn sorted_samples(&self) -> Cow<'_, [Duration]> {
-        if self.sorted.is_sorted() {
-            Cow::Borrowed(&self.sorted)
-        } else {
-            let mut samples = self.sorted.clone();
-            samples.sort_unstable();
-            Cow::Owned(samples)
-        }
-    }
-
-    /// `(nines, micros)` from the 0th to the 99.99th percentile; empty without samples.
+    /// `(nines, micros)` from the 0th to the 99.99th percentile, in tenth-of-a-nine steps;
+    /// empty without samples.
     fn curve(&self) -> Vec<(f64, f64)> {
-        percentile_curve(&self.sorted_samples())
+        if self.latency.is_empty() {
+            return Vec::new();
+        }
+        let steps = CURVE_NINES_MAX as u32 * CURVE_STEPS_PER_NINE;
+        (0..=steps)
+            .map(|step| {
+                let nines = f64::from(step) / f64::from(CURVE_STEPS_PER_NINE);
+                (nines, latency_us(&self.latency, percentile_of_nines(nines)))
+            })
+            .collect()
     }
 
-    /// The percentile table of `report.json`; percentiles are `null` without samples.
-    fn to_json(&self) -> Value {
-        let samples = self.sorted_samples();
-        let at = |p: f64| {
-            if samples.is_empty() {
-                Value::Null
-            } else {
-                Value::from(nanosecond_micros(percentile_us(&samples, p)))
-            }
-        };
-        let max_us = samples.last().map_or(Value::Null, |max| {
-            Value::from(nanosecond_micros(max.as_secs_f64() * 1e6))
-        });
-        let curve: Vec<Value> = percentile_curve(&samples)
-            .into_iter()
-            .map(|(nines, micros)| {
+    fn summary(&self) -> LatencySummary<'_> {
+        let at = |p: f64| (!self.latency.is_empty()).then(|| latency_us(&self.latency, p));
+        LatencySummary {
+            label: &self.label,
+            count: self.latency.len(),
+            p50_us: at(50.0),
+            p90_us: at(90.0),
+            p99_us: at(99.0),
+            p999_us: at(99.9),
+            p9999_us: at(99.99),
+            max_us: at(100.0),
+            curve: self
+                .curve()
+                .into_iter()
                 // Four decimals: 99.99, not 99.99000000000001.
-                let percentile = (percentile_of_nines(nines) * 1e4).round() / 1e4;
-                Value::from(vec![percentile, nanosecond_micros(micros)])
-            })
-            .collect();
-        json_object([
-            ("label", Value::from(self.label.as_str())),
-            ("count", Value::from(samples.len())),
-            ("p50_us", at(50.0)),
-            ("p90_us", at(90.0)),
-            ("p99_us", at(99.0)),
-            ("p999_us", at(99.9)),
-            ("p9999_us", at(99.99)),
-            ("max_us", max_us),
-            ("curve", Value::from(curve)),
-        ])
+                .map(|(nines, micros)| [(percentile_of_nines(nines) * 1e4).round() / 1e4, micros])
+                .collect(),
+        }
     }
 }
 
-impl SweepSeries {
-    /// `{label, points: [[writers, ops_per_sec], ...]}`, as `#[derive(Serialize)]` writes it.
-    fn to_json(&self) -> Value {
-        let points: Vec<Value> = self
-            .points
-            .iter()
-            .map(|&(writers, ops_per_sec)| {
-                Value::from(vec![Value::from(writers), Value::from(ops_per_sec)])
-            })
-            .collect();
-        json_object([
-            ("label", Value::from(self.label.as_str())),
-            ("points", Value::from(points)),
-        ])
-    }
+/// `report.json`.
+#[derive(Debug, Serialize)]
+struct ReportJson<'a> {
+    sessions: u64,
+    cores: usize,
+    quick: bool,
+    total_secs: f64,
+    rows: &'a [Row],
+    latencies: Vec<LatencySummary<'a>>,
+    writer_sweep: &'a [SweepSeries],
+}
+
+/// `scaling.json`.
+#[derive(Debug, Serialize)]
+struct ScalingJson<'a> {
+    cores: usize,
+    quick: bool,
+    total_secs: f64,
+    points: &'a [ScalePoint],
+    slopes_per_million: Vec<Slope>,
+}
+
+/// One metric's slope in `scaling.json`.
+#[derive(Debug, Serialize)]
+struct Slope {
+    metric: &'static str,
+    unit: &'static str,
+    slope: Option<f64>,
 }
 
 impl Report {
@@ -469,21 +429,16 @@ impl Report {
     /// 99.99th percentile) and `writer_sweep` (per series `label` and `points`, an array of
     /// `[writers, ops_per_sec]`). Percentiles of a series without samples are `null`.
     pub fn json(&self) -> Value {
-        json_object([
-            ("sessions", Value::from(self.sessions)),
-            ("cores", Value::from(self.cores)),
-            ("quick", Value::from(self.quick)),
-            ("total_secs", Value::from(self.total.as_secs_f64())),
-            ("rows", self.rows.iter().map(Row::to_json).collect()),
-            (
-                "latencies",
-                self.latencies.iter().map(LatencySeries::to_json).collect(),
-            ),
-            (
-                "writer_sweep",
-                self.writer_sweep.iter().map(SweepSeries::to_json).collect(),
-            ),
-        ])
+        serde_json::to_value(ReportJson {
+            sessions: self.sessions,
+            cores: self.cores,
+            quick: self.quick,
+            total_secs: self.total.as_secs_f64(),
+            rows: &self.rows,
+            latencies: self.latencies.iter().map(LatencySeries::summary).collect(),
+            writer_sweep: &self.writer_sweep,
+        })
+        .expect("plain figures encode")
     }
 
     /// `latency.svg`: latency against percentile, one line per [`LatencySeries`] with a
@@ -624,42 +579,21 @@ impl Scaling {
     /// serialized) and `slopes_per_million` (per metric `metric`, `unit`, `slope`, `null` with
     /// fewer than two points).
     pub fn json(&self) -> Value {
-        let points: Vec<Value> = self
-            .points
-            .iter()
-            .map(|point| {
-                json_object([
-                    ("sessions", Value::from(point.sessions)),
-                    (
-                        "rss_per_session_bytes",
-                        Value::from(point.rss_per_session_bytes),
-                    ),
-                    ("snapshot_secs", Value::from(point.snapshot_secs)),
-                    ("cold_start_secs", Value::from(point.cold_start_secs)),
-                    (
-                        "cold_start_peak_rss_bytes",
-                        Value::from(point.cold_start_peak_rss_bytes),
-                    ),
-                ])
-            })
-            .collect();
-        let slopes: Vec<Value> = SCALE_METRICS
-            .iter()
-            .map(|metric| {
-                json_object([
-                    ("metric", Value::from(metric.name)),
-                    ("unit", Value::from(metric.unit)),
-                    ("slope", Value::from(self.slope_per_million(metric))),
-                ])
-            })
-            .collect();
-        json_object([
-            ("cores", Value::from(self.cores)),
-            ("quick", Value::from(self.quick)),
-            ("total_secs", Value::from(self.total.as_secs_f64())),
-            ("points", Value::from(points)),
-            ("slopes_per_million", Value::from(slopes)),
-        ])
+        serde_json::to_value(ScalingJson {
+            cores: self.cores,
+            quick: self.quick,
+            total_secs: self.total.as_secs_f64(),
+            points: &self.points,
+            slopes_per_million: SCALE_METRICS
+                .iter()
+                .map(|metric| Slope {
+                    metric: metric.name,
+                    unit: metric.unit,
+                    slope: self.slope_per_million(metric),
+                })
+                .collect(),
+        })
+        .expect("plain figures encode")
     }
 
     /// `scaling.svg`: every metric divided by its value at the smallest count, against the
@@ -777,9 +711,7 @@ fn least_squares_slope(points: impl Iterator<Item = (f64, f64)> + Clone) -> Opti
 
 /// `value` as indented JSON with a final newline, as `report.json` and `scaling.json` are written.
 fn pretty_json(value: &Value) -> Result<String, ReportError> {
-    serde_json::to_string_pretty(value)
-        .map(|json| json + "\n")
-        .map_err(|source| ReportError::Encode { source })
+    Ok(serde_json::to_string_pretty(value)? + "\n")
 }
 
 /// Creates `dir` and writes each `(file name, contents)` into it; returns the paths written, in
@@ -1006,21 +938,6 @@ fn log_bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (10_f64.powf(low_decade), 10_f64.powf(high_decade))
 }
 
-/// `(nines, micros)` of `sorted` from the 0th to the 99.99th percentile, in tenth-of-a-nine
-/// steps; empty without samples.
-fn percentile_curve(sorted: &[Duration]) -> Vec<(f64, f64)> {
-    if sorted.is_empty() {
-        return Vec::new();
-    }
-    let steps = CURVE_NINES_MAX as u32 * CURVE_STEPS_PER_NINE;
-    (0..=steps)
-        .map(|step| {
-            let nines = f64::from(step) / f64::from(CURVE_STEPS_PER_NINE);
-            (nines, percentile_us(sorted, percentile_of_nines(nines)))
-        })
-        .collect()
-}
-
 /// The percentile `nines` nines deep: 1 is the 90th, 2 the 99th, 4 the 99.99th.
 fn percentile_of_nines(nines: f64) -> f64 {
     100.0 * (1.0 - 10_f64.powf(-nines))
@@ -1098,27 +1015,10 @@ fn utc_minute(unix_secs: u64) -> String {
     format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02} UTC")
 }
 
-/// `micros` rounded to whole nanoseconds, the resolution of a `Duration`: the JSON then says
-/// 999.0 rather than 999.0000000000001, and reads back as the same number.
-fn nanosecond_micros(micros: f64) -> f64 {
-    (micros * 1e3).round() / 1e3
-}
-
-/// A JSON object of `fields`.
-fn json_object<const N: usize>(fields: [(&str, Value); N]) -> Value {
-    Value::Object(
-        fields
-            .into_iter()
-            .map(|(key, value)| (key.to_owned(), value))
-            .collect(),
-    )
-}
-
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
-
     use super::*;
+    use crate::driver::histogram;
 
     fn row(metric: &str, peer: Option<&str>, ratio: Option<f64>, met: Option<bool>) -> Row {
         Row {
@@ -1132,8 +1032,10 @@ mod tests {
         }
     }
 
-    fn micros(range: std::ops::RangeInclusive<u64>) -> Vec<Duration> {
-        range.map(Duration::from_micros).collect()
+    fn micros(range: std::ops::RangeInclusive<u64>) -> Histogram<u64> {
+        let mut latency = histogram();
+        range.for_each(|micros| latency.record(micros * 1_000).expect("in range"));
+        latency
     }
 
     fn sample_report() -> Report {
@@ -1150,15 +1052,15 @@ mod tests {
             latencies: vec![
                 LatencySeries {
                     label: "get (1M sessions)".to_owned(),
-                    sorted: micros(1..=1000),
+                    latency: micros(1..=1000),
                 },
                 LatencySeries {
                     label: "create (sync)".to_owned(),
-                    sorted: micros(100..=5000),
+                    latency: micros(100..=5000),
                 },
                 LatencySeries {
                     label: "Redis GET".to_owned(),
-                    sorted: Vec::new(),
+                    latency: histogram(),
                 },
             ],
             writer_sweep: vec![
@@ -1315,13 +1217,18 @@ mod tests {
         let get = &json["latencies"][0];
         assert_eq!(get["label"], "get (1M sessions)");
         assert_eq!(get["count"], 1000);
+        // Within the histogram's three significant digits and one rank.
         let at = |key: &str| get[key].as_f64().expect("a number");
-        assert!((at("p50_us") - 500.0).abs() <= 1.0, "{}", at("p50_us"));
-        assert!((at("p90_us") - 900.0).abs() <= 1.0, "{}", at("p90_us"));
-        assert!((at("p99_us") - 990.0).abs() <= 1.0, "{}", at("p99_us"));
-        assert!((at("p999_us") - 999.0).abs() <= 1.0, "{}", at("p999_us"));
-        assert_eq!(at("p9999_us"), 1000.0);
-        assert_eq!(at("max_us"), 1000.0);
+        for (key, micros) in [
+            ("p50_us", 500.0),
+            ("p90_us", 900.0),
+            ("p99_us", 990.0),
+            ("p999_us", 999.0),
+            ("p9999_us", 1000.0),
+            ("max_us", 1000.0),
+        ] {
+            assert!((at(key) - micros).abs() <= 2.0, "{key}: {}", at(key));
+        }
 
         let curve = get["curve"].as_array().expect("an array");
         assert_eq!(curve.len(), 41);
@@ -1329,7 +1236,7 @@ mod tests {
         assert_eq!(curve[10][0], 90.0);
         assert_eq!(curve[20][0], 99.0);
         assert_eq!(curve[40][0], 99.99);
-        assert_eq!(curve[40][1], 1000.0);
+        assert!((curve[40][1].as_f64().expect("a number") - 1000.0).abs() <= 1.0);
         let micros: Vec<f64> = curve.iter().filter_map(|point| point[1].as_f64()).collect();
         assert_eq!(micros.len(), curve.len());
         assert!(micros.is_sorted(), "a percentile curve never falls");
@@ -1339,20 +1246,6 @@ mod tests {
             json["writer_sweep"][0]["points"][3],
             serde_json::json!([64, 150_000.0])
         );
-    }
-
-    #[test]
-    fn json_rows_and_sweeps_match_their_derived_serialization() {
-        let report = sample_report();
-        for row in &report.rows {
-            assert_eq!(row.to_json(), serde_json::to_value(row).expect("encodes"));
-        }
-        for series in &report.writer_sweep {
-            assert_eq!(
-                series.to_json(),
-                serde_json::to_value(series).expect("encodes")
-            );
-        }
     }
 
     #[test]
@@ -1367,27 +1260,6 @@ mod tests {
             assert_eq!(redis[key], Value::Null, "{key}");
         }
         assert_eq!(redis["curve"], serde_json::json!([]));
-    }
-
-    #[test]
-    fn unsorted_samples_give_the_same_percentiles_as_sorted_ones() {
-        let mut report = empty_report();
-        let mut shuffled = micros(1..=1000);
-        shuffled.reverse();
-        shuffled.swap(3, 700);
-        report.latencies.push(LatencySeries {
-            label: "shuffled".to_owned(),
-            sorted: shuffled,
-        });
-        report.latencies.push(LatencySeries {
-            label: "sorted".to_owned(),
-            sorted: micros(1..=1000),
-        });
-        let json = report.json();
-        let (shuffled, sorted) = (&json["latencies"][0], &json["latencies"][1]);
-        for key in ["p50_us", "p99_us", "max_us", "curve"] {
-            assert_eq!(shuffled[key], sorted[key], "{key}");
-        }
     }
 
     #[test]
@@ -1434,7 +1306,11 @@ mod tests {
         let mut report = empty_report();
         report.latencies.push(LatencySeries {
             label: "too fast to time".to_owned(),
-            sorted: vec![Duration::ZERO; 10],
+            latency: {
+                let mut latency = histogram();
+                latency.record_n(0, 10).expect("in range");
+                latency
+            },
         });
         report.writer_sweep.push(SweepSeries {
             label: "broken run".to_owned(),
@@ -1487,37 +1363,9 @@ mod tests {
         let err = sample_report()
             .write_files(&file.join("report"))
             .expect_err("a file stands where the directory would go");
-        assert_eq!(err.code(), "TM-BENCH-5001");
+        assert!(err.to_string().starts_with("TM-BENCH-5001"), "{err}");
         assert!(err.to_string().contains("occupied"), "{err}");
         assert!(std::error::Error::source(&err).is_some());
-    }
-
-    #[test]
-    fn error_codes_are_unique_well_formed_and_listed() {
-        let variants = [
-            ReportError::Io {
-                path: PathBuf::from("report.md"),
-                source: std::io::Error::other("disk full"),
-            },
-            ReportError::Plot {
-                plot: LATENCY_SVG_FILE,
-                detail: "layout".to_owned(),
-            },
-            ReportError::Encode {
-                source: serde_json::from_str::<Value>("{").expect_err("truncated"),
-            },
-        ];
-        assert_eq!(variants.len(), ReportError::CODES.len());
-        let mut seen = HashSet::new();
-        for (error, listed) in variants.iter().zip(ReportError::CODES) {
-            let code = error.code();
-            assert_eq!(code, *listed);
-            let digits = code.strip_prefix("TM-BENCH-").expect("prefix");
-            assert_eq!(digits.len(), 4, "{code}");
-            assert!(digits.bytes().all(|b| b.is_ascii_digit()), "{code}");
-            assert!(seen.insert(code), "duplicate {code}");
-            assert!(error.to_string().starts_with(code), "{error}");
-        }
     }
 
     fn scale_point(sessions: u64, rss: f64, snapshot: f64, cold: f64, peak: u64) -> ScalePoint {

@@ -35,22 +35,20 @@ use std::io::IsTerminal as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tokm_benches::cluster_store;
-use tokm_benches::mixes;
-use tokm_benches::redis_peer::{AppendFsync, PeerRun, RedisServer};
+use tokm_benches::driver::{BenchError, Limit, Load, Measured, Op, closed_loop, drive, latency_us};
+use tokm_benches::redis_peer::{AppendFsync, RedisServer};
 use tokm_benches::report::{
     LatencySeries, Report, ReportError, Row, ScalePoint, Scaling, SweepSeries, thousands,
 };
-use tokm_benches::{
-    SESSIONS_PER_USER, mix, peak_rss_bytes, percentile_us, rss_bytes, typical_session, user_id,
-};
+use tokm_benches::{cluster_store, mixes, peak_rss_bytes, rss_bytes, typical_session};
 use tokm_domain::{
     Clock, ManualClock, NewSession, Page, SessionFields, SessionFilter, SessionRepository, Sort,
     SortBy, SortOrder, Timestamp, TokenRepository,
@@ -79,9 +77,10 @@ struct Settings {
     sessions: u64,
     /// Whether these are the smoke run's sizes; the report says so.
     quick: bool,
-    /// Timed operations behind each of the create, get and CAS rows. 200,000 in the full run
-    /// puts P99.99 at the 20th-slowest sample, so one unlucky preemption cannot decide it.
-    sample_count: usize,
+    /// Timed calls behind each of the get and CAS rows (the create row times every create of
+    /// the fill). 200,000 in the full run puts P99.99 at the 20th-slowest call, so one unlucky
+    /// preemption cannot decide it.
+    sample_count: u64,
     /// Length of each throughput measurement.
     throughput_run: Duration,
     /// Writer counts of the durable-creates sweep (the plot's x axis).
@@ -320,6 +319,16 @@ struct Run {
     rss_per_session_bytes: f64,
 }
 
+impl Run {
+    /// Adds `measured`'s latencies to the latency plot as `label`.
+    fn series(&mut self, label: &str, measured: &Measured) {
+        self.latencies.push(LatencySeries {
+            label: label.to_owned(),
+            latency: measured.latency.clone(),
+        });
+    }
+}
+
 /// Writer counts of the Batch-mode rows.
 const BATCH_WRITERS: [usize; 2] = [1, 64];
 
@@ -488,7 +497,7 @@ fn scale_point_in_child(dir: &Path, settings: &Settings) -> ScalePoint {
 /// steps at `settings.sessions`; prints the [`ScalePoint`] as one JSON line.
 fn scale_point_child(dir: &Path, settings: &Settings) {
     let sessions = settings.sessions;
-    let filled = fill_engine(dir, sessions, settings.sample_count, &|_| {});
+    let filled = fill_engine(dir, sessions);
     let snapshot = snapshot_while_updating(&filled.engine, sessions);
     leave_snapshot_and_tail(filled.engine, settings.wal_tail_records());
     let cold_start = cold_start_in_child(dir, 0);
@@ -554,133 +563,111 @@ fn config(dir: &Path, durability: Durability) -> EngineConfig {
     config
 }
 
-fn sorted(mut samples: Vec<Duration>) -> Vec<Duration> {
-    samples.sort_unstable();
-    samples
-}
-
 /// The tail the create, get and CAS rows show: the SPEC sets goals at each of these.
 const TAIL_PERCENTILES: [f64; 3] = [99.0, 99.9, 99.99];
 
-/// "P99 a / P99.9 b us (P50 c us, n = d)" of sorted samples at `percentiles`. The sample count
-/// is printed because a percentile is only as good as it: P99.99 of 10,000 samples is the
-/// largest but one, of 200,000 the 20th largest.
-fn latency_text(sorted: &[Duration], percentiles: &[f64]) -> String {
+/// "P99 a / P99.9 b us (P50 c us, n = d)" of `latency` at `percentiles`. The call count is
+/// printed because a percentile is only as good as it: P99.99 of 10,000 calls is the largest
+/// but one, of 1,000,000 the 100th largest.
+fn latency_text(latency: &Histogram<u64>, percentiles: &[f64]) -> String {
     let tail: Vec<String> = percentiles
         .iter()
-        .map(|&p| format!("P{p} {:.2}", percentile_us(sorted, p)))
+        .map(|&p| format!("P{p} {:.2}", latency_us(latency, p)))
         .collect();
     format!(
         "{} us (P50 {:.2} us, n = {})",
         tail.join(" / "),
-        percentile_us(sorted, 50.0),
-        thousands(sorted.len() as u64)
+        latency_us(latency, 50.0),
+        thousands(latency.len())
     )
 }
 
-/// "P99 x us (P50 y us, n = z)" of sorted samples, and the P99 itself.
-fn p99_text(sorted: &[Duration]) -> (f64, String) {
-    (percentile_us(sorted, 99.0), latency_text(sorted, &[99.0]))
+/// "P99 x us (P50 y us, n = z)" of a run, and the P99 itself.
+fn p99_text(measured: &Measured) -> (f64, String) {
+    (measured.us(99.0), latency_text(&measured.latency, &[99.0]))
 }
 
-/// The [`TAIL_PERCENTILES`] of sorted samples, in microseconds, and their text.
-fn tail_text(sorted: &[Duration]) -> ([f64; 3], String) {
+/// The [`TAIL_PERCENTILES`] of a run, in microseconds, and their text.
+fn tail_text(measured: &Measured) -> ([f64; 3], String) {
     (
-        TAIL_PERCENTILES.map(|p| percentile_us(sorted, p)),
-        latency_text(sorted, &TAIL_PERCENTILES),
+        TAIL_PERCENTILES.map(|p| measured.us(p)),
+        latency_text(&measured.latency, &TAIL_PERCENTILES),
     )
 }
 
-/// Times `operation` once per input, returning the sorted latencies.
-fn time_each<T>(
-    inputs: impl IntoIterator<Item = T>,
-    mut operation: impl FnMut(T),
-) -> Vec<Duration> {
-    let mut samples = Vec::new();
-    for input in inputs {
-        let began = Instant::now();
-        operation(input);
-        samples.push(began.elapsed());
-    }
-    sorted(samples)
+/// "P50 a / P99 b us (n = c)" of `latency`.
+fn median_and_p99(latency: &Histogram<u64>) -> String {
+    format!(
+        "P50 {:.2} / P99 {:.2} us (n = {})",
+        latency_us(latency, 50.0),
+        latency_us(latency, 99.0),
+        thousands(latency.len())
+    )
 }
 
-/// The session at index `n` of the filled engine's stream, for reads and updates.
-fn random_index(run: &Run, n: u64) -> u64 {
-    mix(n) % run.settings.sessions
+/// Runs `operation` `count` times on one client and times each call.
+fn timed(count: u64, operation: impl Fn() -> Result<(), BenchError> + Sync) -> Measured {
+    closed_loop(
+        &Load::ops(count),
+        |_| Ok(()),
+        |_, _, _| Ok(()),
+        |_, ()| operation(),
+    )
+    .expect("a timed engine call")
+}
+
+/// `run` of `peer` under `load`, or the panic that says which row failed.
+/// (`Peer` is not imported: its methods would shadow the engine's own.)
+fn measure<P: tokm_benches::driver::Peer>(peer: &P, op: Op, load: &Load<'_>) -> Measured {
+    drive(peer, op, load).unwrap_or_else(|error| panic!("{op:?}: {error}"))
 }
 
 /// What [`fill_engine`] left and measured.
 struct Filled {
     engine: Engine,
-    /// Sorted latencies of every sampled create.
-    creates: Vec<Duration>,
-    creates_per_sec: f64,
+    /// Every create of the fill.
+    creates: Measured,
     /// RSS growth over the fill divided by the sessions created.
     rss_per_session_bytes: f64,
 }
 
-/// Opens a fresh engine in `dir` and creates `sessions` typical sessions in Batch mode on one
-/// thread, timing about `sample_count` of them. `detail` hears how far the fill is.
+/// Opens a fresh engine in `dir` and creates `sessions` typical sessions (stream 0) in Batch
+/// mode on one client, timing each.
 ///
 /// RSS per session is the process's RSS growth over the fill, so it is honest only in a process
 /// that has not yet freed much memory: the allocator would hand freed pages back to the fill
 /// without RSS growing. The table run fills first; the scaling run fills in a fresh process.
-fn fill_engine(dir: &Path, sessions: u64, sample_count: usize, detail: &dyn Fn(&str)) -> Filled {
+fn fill_engine(dir: &Path, sessions: u64) -> Filled {
     let rss_before = rss_bytes();
     let mut config = config(dir, Durability::Batch);
     // A service that knows its scale sizes the store for it; the row says so.
     config.expected_sessions = usize::try_from(sessions).unwrap_or(usize::MAX);
     let (engine, _) = Engine::open(config).expect("open engine");
-    let sample_every = (sessions / sample_count as u64).max(1);
-    let mut create_samples = Vec::with_capacity(sample_count);
-    let fill_started = Instant::now();
-    for index in 0..sessions {
-        let body = typical_session(0, index);
-        if index % sample_every == 0 {
-            let began = Instant::now();
-            engine.create(body).expect("create");
-            create_samples.push(began.elapsed());
-        } else {
-            engine.create(body).expect("create");
-        }
-        if index % 100_000 == 99_999 {
-            detail(&format!("{} of {sessions} sessions", index + 1));
-        }
-    }
-    let creates_per_sec = sessions as f64 / fill_started.elapsed().as_secs_f64();
+    let creates = measure(&engine, Op::Create { stream: 0 }, &Load::ops(sessions));
     let rss_per_session_bytes = rss_bytes().saturating_sub(rss_before) as f64 / sessions as f64;
     Filled {
         engine,
-        creates: sorted(create_samples),
-        creates_per_sec,
+        creates,
         rss_per_session_bytes,
     }
 }
 
-/// Fills the engine, sampling create latency; the create and RSS-per-session rows.
+/// Fills the engine, timing every create; the create and RSS-per-session rows.
 fn fill(run: &mut Run, dir: &Path) -> Engine {
-    let sessions = run.settings.sessions;
     let Filled {
         engine,
         creates,
-        creates_per_sec,
         rss_per_session_bytes: rss_per_session,
-    } = fill_engine(dir, sessions, run.settings.sample_count, &|text| {
-        run.progress.detail(text)
-    });
+    } = fill_engine(dir, run.settings.sessions);
     let ([p99, p999, p9999], text) = tail_text(&creates);
     let (peer, ratio) = match &run.redis_everysec[0] {
-        PeerCell::Measured(peer_run) => {
-            let peer_p99 = percentile_us(&peer_run.latencies, 99.0);
-            (
-                format!(
-                    "Redis everysec, 1 client: {}",
-                    latency_text(&peer_run.latencies, &TAIL_PERCENTILES)
-                ),
-                Some(peer_p99 / p99.max(f64::MIN_POSITIVE)),
-            )
-        }
+        PeerCell::Measured(peer) => (
+            format!(
+                "Redis everysec, 1 client: {}",
+                latency_text(&peer.latency, &TAIL_PERCENTILES)
+            ),
+            Some(peer.us(99.0) / p99.max(f64::MIN_POSITIVE)),
+        ),
         other => (other.text(), None),
     };
     run.rows.push(
@@ -688,22 +675,21 @@ fn fill(run: &mut Run, dir: &Path) -> Engine {
             "create latency (memory + WAL, Batch mode)",
             "P99 < 5 ms",
             "P99 <= 50 us, P99.9 <= 100 us, P99.99 <= 1 ms",
-            format!("{text}; creates at {}, 1 writer", per_sec(creates_per_sec)),
+            format!(
+                "{text}; creates at {}, 1 writer",
+                per_sec(creates.per_sec())
+            ),
         )
         .with_peer(Some(peer), ratio)
         .with_met(Some(p99 <= 50.0 && p999 <= 100.0 && p9999 <= 1_000.0)),
     );
-    run.latencies.push(LatencySeries {
-        label: "tokm create (Batch)".to_owned(),
-        sorted: creates,
-    });
-    if let PeerCell::Measured(peer_run) = &run.redis_everysec[0] {
-        run.latencies.push(LatencySeries {
-            label: "Redis create (everysec, 1 client)".to_owned(),
-            sorted: peer_run.latencies.clone(),
-        });
+    run.series("tokm create (Batch)", &creates);
+    if let PeerCell::Measured(peer) = &run.redis_everysec[0] {
+        let peer = peer.clone();
+        run.series("Redis create (everysec, 1 client)", &peer);
     }
     run.rss_per_session_bytes = rss_per_session;
+    // The store's own estimate of its memory, beside the process's RSS.
     let usage = engine.memory_usage();
     let estimate = usage.total_bytes() as f64 / usage.session_count.max(1) as f64;
     let records = usage.record_bytes as f64 / usage.session_count.max(1) as f64;
@@ -722,38 +708,29 @@ fn fill(run: &mut Run, dir: &Path) -> Engine {
     engine
 }
 
-/// get, list by user, a filtered list of 100, and a range over every session.
+/// get, list by user, a filtered list of 100, a count of a range over every session and a
+/// traversal of every session.
 fn reads(run: &mut Run, engine: &Engine) {
-    let sample_count = run.settings.sample_count as u64;
-    let ids: Vec<_> = (0..sample_count)
-        .map(|n| typical_session(0, random_index(run, n)).id())
-        .collect();
-    let gets = time_each(&ids, |id| {
-        std::hint::black_box(engine.get(*id).expect("get"));
-    });
+    let sessions = run.settings.sessions;
+    let samples = run.settings.sample_count;
+    let gets = measure(engine, Op::Get { sessions }, &Load::ops(samples));
     let ([get_p99, _, get_p9999], text) = tail_text(&gets);
     run.rows.push(
         Row::new(
-            format!(
-                "get latency at {} sessions",
-                thousands(run.settings.sessions)
-            ),
+            format!("get latency at {} sessions", thousands(sessions)),
             "P99 < 1 ms",
             "P99 <= 1.5 us, P99.99 <= 10 us",
             text,
         )
         .with_met(Some(get_p99 <= 1.5 && get_p9999 <= 10.0)),
     );
-    run.latencies.push(LatencySeries {
-        label: "tokm get".to_owned(),
-        sorted: gets,
-    });
+    run.series("tokm get", &gets);
 
-    let users = run.settings.sessions / SESSIONS_PER_USER;
-    let lists = time_each(0..sample_count / 10, |n| {
-        let listed = engine.list_by_user(&user_id(mix(n) % users)).expect("list");
-        std::hint::black_box(listed);
-    });
+    let lists = measure(
+        engine,
+        Op::ListByUser { sessions },
+        &Load::ops(samples / 10),
+    );
     let (list_p99, text) = p99_text(&lists);
     run.rows.push(
         Row::new(
@@ -765,24 +742,11 @@ fn reads(run: &mut Run, engine: &Engine) {
         .with_met(Some(list_p99 <= 50.0)),
     );
 
-    // Sessions are created 1 ms apart, so a 1,000 ms window holds 1,000 of them; the page is the
-    // newest 100 and the total counts all 1,000.
-    let newest_first = Sort::new(SortBy::CreatedAt, SortOrder::Desc);
-    let first_page = Page::new(1, 100).expect("a valid page");
-    let window_ms = 1_000.min(run.settings.sessions);
-    let filtered = time_each(0..sample_count / 100, |n| {
-        let start = WORKLOAD_MS + mix(n) % (run.settings.sessions - window_ms).max(1);
-        let filter = SessionFilter {
-            created_after: Some(Timestamp::from_millis(start - 1)),
-            created_before: Some(Timestamp::from_millis(start + window_ms)),
-            ..SessionFilter::default()
-        };
-        let listed = engine
-            .list(&filter, newest_first, first_page)
-            .expect("filtered list");
-        assert_eq!(listed.items.len(), 100, "the window holds at least a page");
-        std::hint::black_box(listed);
-    });
+    let filtered = measure(
+        engine,
+        Op::ListWindow { sessions },
+        &Load::ops(samples / 100),
+    );
     let (filtered_p99, text) = p99_text(&filtered);
     run.rows.push(
         Row::new(
@@ -799,51 +763,56 @@ fn reads(run: &mut Run, engine: &Engine) {
     // SPEC's "range over 1M" target is about.
     let everything = SessionFilter {
         created_after: Some(Timestamp::from_millis(WORKLOAD_MS - 1)),
-        created_before: Some(Timestamp::from_millis(WORKLOAD_MS + run.settings.sessions)),
+        created_before: Some(Timestamp::from_millis(WORKLOAD_MS + sessions)),
         ..SessionFilter::default()
     };
-    let ranges = time_each(0..5, |_| {
-        let listed = engine
-            .list(&everything, newest_first, first_page)
-            .expect("range");
-        assert_eq!(
-            listed.total, run.settings.sessions,
-            "the range holds every session"
-        );
+    let newest_first = Sort::new(SortBy::CreatedAt, SortOrder::Desc);
+    let first_page = Page::new(1, 100).expect("a valid page");
+    let ranges = timed(5, || {
+        let listed = SessionRepository::list(engine, &everything, newest_first, first_page)
+            .map_err(BenchError::store("range"))?;
+        if listed.total != sessions {
+            return Err(BenchError::Check(format!(
+                "the range holds {} of {sessions} sessions",
+                listed.total
+            )));
+        }
         std::hint::black_box(listed);
+        Ok(())
     });
-    let (_, text) = slowest_of_five(&ranges);
     // No seed target or goal: both are the traversal's, and a "yes" here would claim it.
     run.rows.push(Row::new(
         format!(
             "count a created-at range of all {} sessions from the index, read a page of 100",
-            thousands(run.settings.sessions)
+            thousands(sessions)
         ),
         "-",
         "-",
-        text,
+        slowest_of_five(&ranges).1,
     ));
 
     // The SPEC's "range over 1M": a traversal that visits every session and reads a field of
     // each body, without holding a lock long (shard by shard).
-    let walks = time_each(0..5, |_| {
+    let walks = timed(5, || {
         let (mut visited, mut latest_expiry) = (0_u64, 0_u64);
         engine.for_each_session(|record| {
             visited += 1;
             latest_expiry = latest_expiry.max(record.expires_at().as_millis());
         });
-        assert_eq!(
-            visited, run.settings.sessions,
-            "the walk visits every session"
-        );
+        if visited != sessions {
+            return Err(BenchError::Check(format!(
+                "the walk visited {visited} of {sessions} sessions"
+            )));
+        }
         std::hint::black_box(latest_expiry);
+        Ok(())
     });
     let (slowest_ms, text) = slowest_of_five(&walks);
     run.rows.push(
         Row::new(
             format!(
                 "visit every one of {} sessions, reading each body's expiry",
-                thousands(run.settings.sessions)
+                thousands(sessions)
             ),
             "< 500 ms",
             "<= 100 ms",
@@ -853,16 +822,15 @@ fn reads(run: &mut Run, engine: &Engine) {
     );
 }
 
-/// The slowest of five sorted timings in milliseconds, and the cell text with the median.
-fn slowest_of_five(sorted: &[Duration]) -> (f64, String) {
-    let ms = |at: usize| sorted.get(at).map_or(0.0, |time| time.as_secs_f64() * 1e3);
-    let slowest_ms = ms(sorted.len().saturating_sub(1));
+/// The slowest of five timings in milliseconds, and the cell text with the median.
+fn slowest_of_five(measured: &Measured) -> (f64, String) {
+    let slowest_ms = measured.max_us() / 1e3;
     (
         slowest_ms,
         format!(
             "{slowest_ms:.1} ms slowest of {} (median {:.1} ms)",
-            sorted.len(),
-            ms(sorted.len() / 2)
+            measured.ops,
+            measured.us(50.0) / 1e3
         ),
     )
 }
@@ -870,40 +838,13 @@ fn slowest_of_five(sorted: &[Duration]) -> (f64, String) {
 /// Milliseconds since the epoch of the workload's first session.
 const WORKLOAD_MS: u64 = tokm_benches::WORKLOAD_START.as_millis();
 
-/// The typical session `index` of stream 0 with one more metadata pair, for updates.
-fn updated(engine: &Engine, index: u64) -> (NewSession, u64) {
-    for_update(engine, index, |fields| {
-        fields.metadata.insert("seen", "1").expect("small pair");
-    })
-}
-
-/// The stored session `index` of stream 0 after `edit`, and the version an update expects.
-fn for_update(
-    engine: &Engine,
-    index: u64,
-    edit: impl FnOnce(&mut SessionFields),
-) -> (NewSession, u64) {
-    let stored = engine.get(typical_session(0, index).id()).expect("get");
-    let mut fields = stored.fields().clone();
-    edit(&mut fields);
-    (NewSession::new(fields).expect("valid"), stored.version())
-}
-
 fn cas_updates(run: &mut Run, engine: &Engine) {
-    let count = run.settings.sample_count as u64;
-    let bodies: Vec<_> = (0..count)
-        .map(|n| updated(engine, random_index(run, n + 7)))
-        .collect();
-    // A random index can repeat; a repeated one needs the version the first update made.
-    let mut samples = Vec::with_capacity(bodies.len());
-    for (body, version) in bodies {
-        let id = body.id();
-        let version = engine.get(id).map_or(version, |stored| stored.version());
-        let began = Instant::now();
-        engine.update(body, version).expect("CAS update");
-        samples.push(began.elapsed());
-    }
-    let updates = sorted(samples);
+    let sessions = run.settings.sessions;
+    let updates = measure(
+        engine,
+        Op::CasUpdate { sessions },
+        &Load::ops(run.settings.sample_count),
+    );
     let ([p99, _, _], text) = tail_text(&updates);
     run.rows.push(
         Row::new(
@@ -914,42 +855,29 @@ fn cas_updates(run: &mut Run, engine: &Engine) {
         )
         .with_met(Some(p99 <= 50.0)),
     );
-    run.latencies.push(LatencySeries {
-        label: "tokm CAS update (Batch)".to_owned(),
-        sorted: updates,
-    });
+    run.series("tokm CAS update (Batch)", &updates);
 }
 
 /// What [`snapshot_while_updating`] measured.
 struct SnapshotUnderWrites {
     secs: f64,
-    /// The longest update while the snapshot ran.
-    stall_ms: f64,
-    updates_during: u64,
+    /// The updates while the snapshot ran; the longest is the stall it caused.
+    updates: Measured,
     /// How long the snapshot held the write gate, as the engine reports it.
     pause_ms: f64,
 }
 
 /// Snapshot while a writer keeps updating existing sessions (of the first `sessions` of the
-/// fill's stream): the longest update is the stall the snapshot caused. Updates keep the
-/// session count.
+/// fill's stream). Updates keep the session count.
 fn snapshot_while_updating(engine: &Engine, sessions: u64) -> SnapshotUnderWrites {
     let stop = AtomicBool::new(false);
-    let longest_ns = AtomicU64::new(0);
-    let (secs, updates_during) = std::thread::scope(|scope| {
-        let writer = scope.spawn(|| {
-            let mut index = 0;
-            while !stop.load(Ordering::Relaxed) {
-                let began = Instant::now();
-                let (body, version) = updated(engine, index % sessions);
-                engine
-                    .update(body, version)
-                    .expect("update during snapshot");
-                longest_ns.fetch_max(began.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                index += 1;
-            }
-            index
-        });
+    let load = Load {
+        clients: 1,
+        warmup: 0,
+        limit: Limit::Until(&stop),
+    };
+    let (secs, updates) = std::thread::scope(|scope| {
+        let writer = scope.spawn(|| measure(engine, Op::CasUpdate { sessions }, &load));
         let began = Instant::now();
         engine.snapshot_now().expect("snapshot");
         let took = began.elapsed().as_secs_f64();
@@ -958,8 +886,7 @@ fn snapshot_while_updating(engine: &Engine, sessions: u64) -> SnapshotUnderWrite
     });
     SnapshotUnderWrites {
         secs,
-        stall_ms: longest_ns.load(Ordering::Relaxed) as f64 / 1e6,
-        updates_during,
+        updates,
         pause_ms: engine
             .status()
             .last_snapshot_pause
@@ -971,9 +898,8 @@ fn snapshot_while_updating(engine: &Engine, sessions: u64) -> SnapshotUnderWrite
 fn snapshot_under_writes(run: &mut Run, engine: &Engine) {
     let sessions = run.settings.sessions;
     let SnapshotUnderWrites {
-        secs: snapshot_secs,
-        stall_ms,
-        updates_during,
+        secs,
+        updates,
         pause_ms,
     } = snapshot_while_updating(engine, sessions);
     run.rows.push(
@@ -984,17 +910,25 @@ fn snapshot_under_writes(run: &mut Run, engine: &Engine) {
             ),
             "< 10 s",
             "<= 1.0 s",
-            format!("{snapshot_secs:.2} s"),
+            format!("{secs:.2} s"),
         )
-        .with_met(Some(snapshot_secs <= 1.0)),
+        .with_met(Some(secs <= 1.0)),
     );
-    run.rows.push(Row::new("longest update during the snapshot", "-", "<= 20 ms", format!(
-            "{stall_ms:.1} ms ({updates_during} updates during it; writes paused {pause_ms:.1} ms)"
-        )).with_met(Some(stall_ms <= 20.0)));
+    let stall_ms = updates.max_us() / 1e3;
+    run.rows.push(
+        Row::new(
+            "longest update during the snapshot",
+            "-",
+            "<= 20 ms",
+            format!(
+                "{stall_ms:.1} ms ({} updates during it; writes paused {pause_ms:.1} ms)",
+                updates.ops
+            ),
+        )
+        .with_met(Some(stall_ms <= 20.0)),
+    );
 }
 
-/// The second cold start's log is the first one's tail plus this many times as many updates,
-/// so it is `1 + LOG_PAD_FACTOR` times as long over the same sessions.
 const LOG_PAD_FACTOR: u64 = 3;
 /// How much (as a fraction) the cold start's peak RSS may grow with that longer log and still
 /// count as independent of the log's length: five times the spread between repeated cold starts
@@ -1162,46 +1096,41 @@ fn print_json_line(value: &impl Serialize) {
     );
 }
 
-/// Runs `work(writer, index)` on `writers` threads for `run`; returns completed calls per second.
-fn throughput(writers: usize, run: Duration, work: impl Fn(usize, u64) + Sync) -> f64 {
-    let stop = AtomicBool::new(false);
-    let done = AtomicU64::new(0);
-    let start = Barrier::new(writers + 1);
-    let elapsed = std::thread::scope(|scope| {
-        for writer in 0..writers {
-            let (stop, done, start, work) = (&stop, &done, &start, &work);
-            scope.spawn(move || {
-                start.wait();
-                let mut index = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    work(writer, index);
-                    index += 1;
-                }
-                done.fetch_add(index, Ordering::Relaxed);
-            });
-        }
-        start.wait();
-        let began = Instant::now();
-        std::thread::sleep(run);
-        stop.store(true, Ordering::Relaxed);
-        began
-    });
-    // Calls in flight when `stop` was set finish after `run`; count them over the real time.
-    done.load(Ordering::Relaxed) as f64 / elapsed.elapsed().as_secs_f64()
+/// The stored session `index` of stream 0 after `edit`, and the version an update expects.
+fn for_update(
+    engine: &Engine,
+    index: u64,
+    edit: impl FnOnce(&mut SessionFields),
+) -> (NewSession, u64) {
+    let stored = SessionRepository::get(engine, typical_session(0, index).id()).expect("get");
+    let mut fields = stored.fields().clone();
+    edit(&mut fields);
+    (NewSession::new(fields).expect("valid"), stored.version())
 }
 
 /// The disk's write+fdatasync rate, and tokm-wal appends at 1 and 64 writers in both modes.
 fn wal_appends(run: &mut Run) {
-    run.raw_fdatasync_per_sec =
-        raw_fdatasync_rate(&run.data.join("raw.bin"), run.settings.throughput_run);
-    let raw = run.raw_fdatasync_per_sec;
+    let raw_path = run.data.join("raw.bin");
+    let record = [0x5a_u8; RECORD_BYTES];
+    let raw = closed_loop(
+        &Load::timed(1, run.settings.throughput_run),
+        |_| File::create(&raw_path).map_err(BenchError::io("create the raw file")),
+        |_, _, _| Ok(()),
+        |file, ()| {
+            file.write_all(&record)
+                .and_then(|()| file.sync_data())
+                .map_err(BenchError::io("write+fdatasync"))
+        },
+    )
+    .expect("raw write+fdatasync")
+    .per_sec();
+    run.raw_fdatasync_per_sec = raw;
     run.rows.push(Row::new(
         format!("raw write+fdatasync of {RECORD_BYTES} B (the disk's limit)"),
         "-",
         "-",
         per_sec(raw),
     ));
-    let record = [0x5a_u8; RECORD_BYTES];
     // (mode, seed target, [(writers, goal text, goal)]): the Batch goals are the SPEC's; the
     // SPEC judges Sync mode by durable creates against peers (below), so the Sync goals here
     // are the bare log's share of that: 1.3x the seed's 5,000/s at one writer, 100,000/s at 64.
@@ -1225,9 +1154,18 @@ fn wal_appends(run: &mut Run) {
         for (writers, goal_text, goal) in goals {
             let dir = run.data.join(format!("wal-{mode}-{writers}"));
             let (wal, _) = Wal::open(&dir, WalOptions::default()).expect("open WAL");
-            let rate = throughput(writers, run.settings.throughput_run, |_, _| {
-                wal.append(&record, durability).expect("append");
-            });
+            let rate = closed_loop(
+                &Load::timed(writers, run.settings.throughput_run),
+                |_| Ok(()),
+                |_, _, _| Ok(()),
+                |_, ()| {
+                    wal.append(&record, durability)
+                        .map(drop)
+                        .map_err(|error| BenchError::Check(format!("append: {error}")))
+                },
+            )
+            .expect("WAL appends")
+            .per_sec();
             wal.close().expect("close WAL");
             let _ = fs::remove_dir_all(&dir);
             let (peer, ratio) = match durability {
@@ -1256,7 +1194,7 @@ fn wal_appends(run: &mut Run) {
 
 /// What a peer cell shows: a measurement, or why there is none.
 enum PeerCell {
-    Measured(PeerRun),
+    Measured(Measured),
     NotInstalled,
     Failed(String),
 }
@@ -1264,7 +1202,7 @@ enum PeerCell {
 impl PeerCell {
     fn text(&self) -> String {
         match self {
-            PeerCell::Measured(run) => per_sec(run.creates_per_sec),
+            PeerCell::Measured(measured) => per_sec(measured.per_sec()),
             PeerCell::NotInstalled => "not installed".to_owned(),
             PeerCell::Failed(why) => format!("failed: {why}"),
         }
@@ -1272,7 +1210,7 @@ impl PeerCell {
 
     fn rate(&self) -> Option<f64> {
         match self {
-            PeerCell::Measured(run) => Some(run.creates_per_sec),
+            PeerCell::Measured(measured) => Some(measured.per_sec()),
             _ => None,
         }
     }
@@ -1294,12 +1232,20 @@ fn redis_creates(run: &Run, appendfsync: AppendFsync, clients: &[usize]) -> Vec<
     };
     clients
         .iter()
-        .map(
-            |&count| match server.create_sessions(count, run.settings.throughput_run) {
-                Ok(peer_run) => PeerCell::Measured(peer_run),
+        .map(|&count| {
+            // A stream per run, so that no run overwrites another's sessions.
+            let op = Op::Create {
+                stream: 100 + count as u64,
+            };
+            match drive(
+                &server,
+                op,
+                &Load::timed(count, run.settings.throughput_run),
+            ) {
+                Ok(measured) => PeerCell::Measured(measured),
                 Err(error) => PeerCell::Failed(error.to_string()),
-            },
-        )
+            }
+        })
         .collect()
 }
 
@@ -1328,14 +1274,15 @@ fn batch_creates(run: &mut Run) {
     }
 }
 
-/// Creates/s of a fresh engine in `durability` mode with `writers` threads.
+/// Creates/s of a fresh engine in `durability` mode with `writers` clients.
 fn engine_creates(dir: &Path, durability: Durability, writers: usize, run: Duration) -> f64 {
     let (engine, _) = Engine::open(config(dir, durability)).expect("open engine");
-    let rate = throughput(writers, run, |writer, index| {
-        engine
-            .create(typical_session(10 + writer as u64, index))
-            .expect("create");
-    });
+    let rate = measure(
+        &engine,
+        Op::Create { stream: 10 },
+        &Load::timed(writers, run),
+    )
+    .per_sec();
     engine.close().expect("close");
     let _ = fs::remove_dir_all(dir);
     rate
@@ -1346,15 +1293,29 @@ fn expired_for_sweep(settings: &Settings) -> u64 {
     if settings.quick { 10_000 } else { 100_000 }
 }
 
-/// A typical session that lives a week from `now`, for the writer beside the sweep (the
-/// workload's sessions live a day from the workload's start, and the sweep row moves the clock
-/// past that).
-fn living_session(index: u64, now: Timestamp) -> NewSession {
-    let mut fields = typical_session(40, index).fields().clone();
-    fields.expires_at = now
-        .checked_add(Duration::from_secs(7 * 86_400))
-        .expect("a week after 2023 is in range");
-    NewSession::new(fields).expect("a typical session that lives longer is valid")
+/// Creates, on one client, typical sessions of `stream` that live a week from the clock's now
+/// (the workload's sessions live a day from its start, and the sweep row moves the clock past
+/// that), until `limit`.
+fn living_creates(engine: &Engine, clock: &ManualClock, stream: u64, limit: Limit<'_>) -> Measured {
+    let load = Load {
+        clients: 1,
+        warmup: 0,
+        limit,
+    };
+    let living = |_: &mut (), _, n| {
+        let mut fields = typical_session(stream, n).fields().clone();
+        fields.expires_at = clock
+            .now()
+            .checked_add(Duration::from_secs(7 * 86_400))
+            .expect("a week after 2023 is in range");
+        Ok(NewSession::new(fields).expect("a typical session that lives longer is valid"))
+    };
+    let create = |_: &mut (), session| {
+        SessionRepository::create(engine, session)
+            .map(drop)
+            .map_err(BenchError::store("create beside the sweep"))
+    };
+    closed_loop(&load, |_| Ok(()), living, create).expect("creates beside the sweep")
 }
 
 /// The expiry sweep's cost: an engine in `Sync` mode holding [`expired_for_sweep`] sessions
@@ -1364,9 +1325,15 @@ fn living_session(index: u64, now: Timestamp) -> NewSession {
 fn expiry_sweep(run: &mut Run) {
     let expired = expired_for_sweep(&run.settings);
     let dir = run.data.join("sweep");
-    // Filled in `Batch` mode (fast), reopened in `Sync` mode, the default a service runs.
+    // Filled in `Batch` mode (fast) from 4 clients, reopened in `Sync` mode, the default a
+    // service runs.
     let (engine, _) = Engine::open(config(&dir, Durability::Batch)).expect("open engine");
-    throughput_fill(&engine, expired);
+    let fill = Load {
+        clients: 4,
+        warmup: 0,
+        limit: Limit::Ops(expired),
+    };
+    measure(&engine, Op::Create { stream: 41 }, &fill);
     engine.close().expect("close");
     let clock = Arc::new(ManualClock::new(tokm_benches::WORKLOAD_START));
     let mut sync_config = config(&dir, Durability::Sync);
@@ -1375,24 +1342,12 @@ fn expiry_sweep(run: &mut Run) {
     // Past the day every filled session lives.
     clock.advance(Duration::from_secs(2 * 86_400));
 
+    // The writer alone first, for as long as the sweep is expected to take at ~100k/s.
+    let alone_for = Duration::from_secs_f64((expired as f64 / 100_000.0).max(0.2));
+    let alone = living_creates(&engine, &clock, 40, Limit::For(alone_for));
     let stop = AtomicBool::new(false);
-    let (samples, sweep_began, sweep_took, ticks) = std::thread::scope(|scope| {
-        let writer = scope.spawn(|| {
-            let mut samples = Vec::new();
-            let mut index = 0_u64;
-            while !stop.load(Ordering::Relaxed) {
-                let session = living_session(index, clock.now());
-                let began = Instant::now();
-                engine.create(session).expect("create beside the sweep");
-                samples.push((began, began.elapsed()));
-                index += 1;
-            }
-            samples
-        });
-        // The writer alone first, for as long as the sweep is expected to take at ~100k/s.
-        std::thread::sleep(Duration::from_secs_f64(
-            (expired as f64 / 100_000.0).max(0.2),
-        ));
+    let (beside, sweep_took, ticks) = std::thread::scope(|scope| {
+        let writer = scope.spawn(|| living_creates(&engine, &clock, 42, Limit::Until(&stop)));
         let sweep_began = Instant::now();
         let mut ticks = 0_u32;
         loop {
@@ -1404,16 +1359,8 @@ fn expiry_sweep(run: &mut Run) {
         }
         let sweep_took = sweep_began.elapsed();
         stop.store(true, Ordering::Relaxed);
-        let samples = writer.join().expect("writer thread");
-        (samples, sweep_began, sweep_took, ticks)
+        (writer.join().expect("writer thread"), sweep_took, ticks)
     });
-    // A create that began before the sweep but ended during it counts as alone: the sweep's
-    // effect on it is a lower bound either way.
-    let (alone, beside): (Vec<_>, Vec<_>) = samples
-        .into_iter()
-        .partition(|(began, _)| *began < sweep_began);
-    let alone = sorted(alone.into_iter().map(|(_, took)| took).collect());
-    let beside = sorted(beside.into_iter().map(|(_, took)| took).collect());
     let status = engine.status();
     assert_eq!(
         status.sweep.removed_since_open, expired,
@@ -1433,37 +1380,21 @@ fn expiry_sweep(run: &mut Run) {
             thousands(rate as u64)
         ),
     ));
-    let (alone_p99, _) = p99_text(&alone);
-    let (beside_tail, beside_text) = tail_text(&beside);
-    let beside_max = beside.last().map_or(0.0, |max| max.as_secs_f64() * 1e6);
+    let ([beside_p99, _, _], beside_text) = tail_text(&beside);
     run.rows.push(
         Row::new(
             "create latency beside the sweep (Sync, 1 writer)",
             "-",
             "P99 <= 2x alone",
             format!(
-                "{beside_text}, max {beside_max:.0} us; alone P99 {alone_p99:.2} us (n = {})",
-                thousands(alone.len() as u64)
+                "{beside_text}, max {:.0} us; alone P99 {:.2} us (n = {})",
+                beside.max_us(),
+                alone.us(99.0),
+                thousands(alone.ops)
             ),
         )
-        .with_met(Some(beside_tail[0] <= 2.0 * alone_p99)),
+        .with_met(Some(beside_p99 <= 2.0 * alone.us(99.0))),
     );
-}
-
-/// Fills `engine` with `count` typical sessions from 4 writers, as fast as it takes them.
-fn throughput_fill(engine: &Engine, count: u64) {
-    let writers = 4_u64;
-    std::thread::scope(|scope| {
-        for writer in 0..writers {
-            scope.spawn(move || {
-                for index in (writer..count).step_by(writers as usize) {
-                    engine
-                        .create(typical_session(41, index))
-                        .expect("create for the sweep");
-                }
-            });
-        }
-    });
 }
 
 /// Durable creates/s (Sync mode) at each writer count, beside Redis `appendfsync always` and
@@ -1566,19 +1497,6 @@ fn cmap_mixes(run: &mut Run) {
     }
 }
 
-fn raw_fdatasync_rate(path: &Path, run: Duration) -> f64 {
-    let mut file = File::create(path).expect("create raw file");
-    let record = [0x5a_u8; RECORD_BYTES];
-    let began = Instant::now();
-    let mut count = 0_u64;
-    while began.elapsed() < run {
-        file.write_all(&record).expect("write");
-        file.sync_data().expect("fdatasync");
-        count += 1;
-    }
-    count as f64 / began.elapsed().as_secs_f64()
-}
-
 /// A rate with thousands separators: `123456.7` as `"123,457/s"`.
 fn per_sec(rate: f64) -> String {
     // Rates are positive and far below u64::MAX; `as` saturates anyway.
@@ -1595,9 +1513,9 @@ fn writers_text(writers: usize) -> String {
 }
 
 /// `RedisClusterStore` beside the embedded engine: the same typical sessions through the same
-/// traits, on the 3-master + 3-replica cluster `cargo xtask bench` starts when `redis-server`
-/// is installed. Its figures include a loopback round trip per Redis command (2 per get, see
-/// the crate docs of `tokm-redis`), which the embedded engine does not pay.
+/// driver and operations, on the 3-master + 3-replica cluster `cargo xtask bench` starts when
+/// `redis-server` is installed. Its figures include a loopback round trip per Redis command (2
+/// per get, see the crate docs of `tokm-redis`), which the embedded engine does not pay.
 fn cluster_store_rows(run: &mut Run) {
     let metric = "RedisClusterStore (3 masters + 3 replicas, 127.0.0.1)";
     let Some(nodes) = cluster_store::cluster_from_env() else {
@@ -1640,27 +1558,22 @@ fn cluster_store_rows(run: &mut Run) {
         run.latencies
             .iter()
             .find(|series| series.label == label)
-            .map(|series| format!("embedded engine: {}", median_and_p99(&series.sorted)))
+            .map(|series| format!("embedded engine: {}", median_and_p99(&series.latency)))
     };
     let mut rows = Vec::new();
-    for (name, samples, engine_label) in [
-        ("create", &figures.create, Some("tokm create (Batch)")),
-        ("get", &figures.get, Some("tokm get")),
-        ("token lookup", &figures.token_lookup, None),
-        ("touch", &figures.touch, None),
-        (
-            "CAS update",
-            &figures.cas_update,
-            Some("tokm CAS update (Batch)"),
-        ),
-        ("list by user (20 sessions)", &figures.list_by_user, None),
-    ] {
+    for (name, measured) in &figures.latencies {
+        let engine_label = match *name {
+            "create" => Some("tokm create (Batch)"),
+            "get" => Some("tokm get"),
+            "CAS update" => Some("tokm CAS update (Batch)"),
+            _ => None,
+        };
         rows.push(
             Row::new(
                 format!("RedisClusterStore {name} latency"),
                 "-",
                 "-",
-                median_and_p99(samples),
+                median_and_p99(&measured.latency),
             )
             .with_peer(engine_label.and_then(engine_series), None),
         );
@@ -1673,7 +1586,7 @@ fn cluster_store_rows(run: &mut Run) {
         ),
         "-",
         "-",
-        median_and_p99(&figures.filtered_page),
+        median_and_p99(&figures.filtered_page.latency),
     ));
     rows.push(Row::new(
         "RedisClusterStore creates, 1 and 64 clients",
@@ -1681,8 +1594,8 @@ fn cluster_store_rows(run: &mut Run) {
         "-",
         format!(
             "{} with 1 client, {} with 64",
-            per_sec(figures.creates_per_sec_1),
-            per_sec(figures.creates_per_sec_64)
+            per_sec(figures.creates[0].per_sec()),
+            per_sec(figures.creates[1].per_sec())
         ),
     ));
     rows.push(
@@ -1711,29 +1624,15 @@ fn cluster_store_rows(run: &mut Run) {
         "-",
         format!(
             "P99 {:.2} us, slowest {:.1} ms over {} calls; {} errors; promotion took {:.0} ms",
-            percentile_us(&failover.during, 99.0),
-            failover
-                .during
-                .last()
-                .map_or(0.0, |slowest| slowest.as_secs_f64() * 1e3),
-            thousands(failover.during.len() as u64),
+            failover.during.us(99.0),
+            failover.during.max_us() / 1e3,
+            thousands(failover.during.ops),
             failover.errors,
             failover.promotion.as_secs_f64() * 1e3
         ),
     ));
     run.rows.extend(rows);
-    run.latencies.push(LatencySeries {
-        label: "RedisClusterStore get".to_owned(),
-        sorted: figures.get,
-    });
-}
-
-/// "P50 a / P99 b us (n = c)" of sorted samples.
-fn median_and_p99(sorted: &[Duration]) -> String {
-    format!(
-        "P50 {:.2} / P99 {:.2} us (n = {})",
-        percentile_us(sorted, 50.0),
-        percentile_us(sorted, 99.0),
-        thousands(sorted.len() as u64)
-    )
+    if let Some((_, get)) = figures.latencies.iter().find(|(name, _)| *name == "get") {
+        run.series("RedisClusterStore get", get);
+    }
 }
