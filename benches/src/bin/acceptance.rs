@@ -956,7 +956,7 @@ fn cold_start(run: &mut Run, engine: Engine, dir: &Path) {
         first.secs,
         thousands(first.sessions),
         first.snapshot_load_secs,
-        thousands(first.replayed_records),
+        thousands(first.replayed_count),
         first.replay_secs
     );
     run.rows.push(
@@ -972,8 +972,8 @@ fn cold_start(run: &mut Run, engine: Engine, dir: &Path) {
     let growth_bytes = longer_log.peak_rss_bytes as f64 - first.peak_rss_bytes as f64;
     let growth = growth_bytes / first.peak_rss_bytes.max(1) as f64;
     let extra_records = longer_log
-        .replayed_records
-        .saturating_sub(first.replayed_records);
+        .replayed_count
+        .saturating_sub(first.replayed_count);
     run.rows.push(
         Row::new(
             "peak RSS during cold start (child process VmHWM)",
@@ -983,9 +983,9 @@ fn cold_start(run: &mut Run, engine: Engine, dir: &Path) {
                 "{} MB = {:.0} B per session with {} log records; {} MB with {} ({:+.1}%, {:+.0} B per extra record)",
                 thousands(first.peak_rss_bytes / 1_000_000),
                 first.peak_rss_bytes as f64 / first.sessions.max(1) as f64,
-                thousands(first.replayed_records),
+                thousands(first.replayed_count),
                 thousands(longer_log.peak_rss_bytes / 1_000_000),
-                thousands(longer_log.replayed_records),
+                thousands(longer_log.replayed_count),
                 growth * 100.0,
                 growth_bytes / extra_records.max(1) as f64
             ),
@@ -1012,7 +1012,7 @@ struct ColdStart {
     secs: f64,
     snapshot_load_secs: f64,
     replay_secs: f64,
-    replayed_records: u64,
+    replayed_count: u64,
     sessions: u64,
     /// The child's peak RSS (`VmHWM`) once the open returned: all the cold start held at its
     /// fullest, plus the few MB of an idle process.
@@ -1060,8 +1060,8 @@ fn cold_start_child(dir: &Path, pad_updates: u64) {
         secs,
         snapshot_load_secs: report.snapshot_load.as_secs_f64(),
         replay_secs: report.wal_replay.as_secs_f64(),
-        replayed_records: report.replayed_records,
-        sessions: report.sessions as u64,
+        replayed_count: report.replayed_count,
+        sessions: report.session_count as u64,
         peak_rss_bytes,
     });
 }
@@ -1363,7 +1363,7 @@ fn expiry_sweep(run: &mut Run) {
     });
     let status = engine.status();
     assert_eq!(
-        status.sweep.removed_since_open, expired,
+        status.sweep.total_removed_count, expired,
         "the sweep removed them all"
     );
     engine.close().expect("close");

@@ -59,10 +59,10 @@ pub(crate) fn document(report: &RecoveryReport) -> Value {
         "snapshot": report.snapshot.as_ref().map(|meta| meta.file_name.clone()),
         "snapshot_fallbacks": fallbacks,
         "wal": render::wal_report(&report.wal),
-        "replayed_records": report.replayed_records,
-        "replay_skipped": report.replay_skipped,
-        "expired_dropped": report.expired_dropped,
-        "sessions": report.sessions,
+        "replayed_count": report.replayed_count,
+        "skipped_count": report.skipped_count,
+        "expired_count": report.expired_count,
+        "sessions": report.session_count,
         "snapshot_after_recovery": report
             .snapshot_after_recovery
             .as_ref()
@@ -84,8 +84,8 @@ pub(crate) fn text(report: &RecoveryReport) -> String {
             .map_or("an empty store (no usable snapshot)", |meta| meta
                 .file_name
                 .as_str()),
-        report.replayed_records,
-        report.sessions
+        report.replayed_count,
+        report.session_count
     ));
     for fallback in &report.snapshot_fallbacks {
         text.push_str(&format!(

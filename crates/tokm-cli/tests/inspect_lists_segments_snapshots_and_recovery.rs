@@ -51,7 +51,7 @@ fn inspect_lists_segments_snapshots_and_recovery() {
     let recovery = &report["recovery"];
     assert_eq!(recovery["dry_run"], true);
     assert_eq!(recovery["snapshot"], data.snapshots()[0].as_str());
-    assert_eq!(recovery["replayed_records"], 2);
+    assert_eq!(recovery["replayed_count"], 2);
     assert_eq!(recovery["sessions"], 5);
     assert_eq!(recovery["wal"]["records_count"], 5);
     assert_eq!(recovery["wal"]["last_lsn"], 5);

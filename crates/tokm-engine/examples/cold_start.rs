@@ -79,9 +79,9 @@ fn open(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let secs = began.elapsed().as_secs_f64();
     println!(
         "cold start {secs:.2} s: {} sessions, snapshot load {:.2} s, replay of {} records {:.2} s, peak RSS {} MB",
-        report.sessions,
+        report.session_count,
         report.snapshot_load.as_secs_f64(),
-        report.replayed_records,
+        report.replayed_count,
         report.wal_replay.as_secs_f64(),
         peak_rss_kib() / 1024,
     );

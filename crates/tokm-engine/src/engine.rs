@@ -110,9 +110,9 @@ pub struct SweepReport {
     /// When it ran, by the engine's clock.
     pub at: Timestamp,
     /// Expired sessions it removed.
-    pub removed: u64,
+    pub removed_count: u64,
     /// Log appends it made (one per batch of at most `SweepPolicy::batch_max`).
-    pub batches: u64,
+    pub batch_count: u64,
     /// It stopped at `SweepPolicy::per_tick_max`; the next maintenance check goes on.
     pub backlog: bool,
     /// Real time it took.
@@ -125,7 +125,7 @@ pub struct SweepStatus {
     /// The last tick that ran, if any since open.
     pub last: Option<SweepReport>,
     /// Expired sessions removed by sweeps since open.
-    pub removed_since_open: u64,
+    pub total_removed_count: u64,
 }
 
 /// What one [`Engine::run_maintenance`] call did.
@@ -154,7 +154,7 @@ pub struct EngineStatus {
     /// The most recent failure, if any.
     pub last_error: Option<StatusError>,
     /// Sessions held in memory (live or not yet cleaned up).
-    pub sessions: usize,
+    pub session_count: usize,
     /// LSN of the last logged record.
     pub last_lsn: Lsn,
     /// Every record up to this LSN is on disk.
@@ -200,7 +200,7 @@ impl Engine {
         EngineStatus {
             read_only: shared.read_only.load(Ordering::Acquire),
             last_error: shared.last_error.lock().clone(),
-            sessions: shared.store.len(),
+            session_count: shared.store.len(),
             last_lsn: shared.wal.last_lsn(),
             durable_lsn: shared.wal.durable_lsn(),
             last_snapshot,
@@ -470,11 +470,11 @@ impl Shared {
                 state.backlog = report.backlog;
                 let mut published = self.published.lock();
                 published.sweep.last = Some(report);
-                published.sweep.removed_since_open += report.removed;
+                published.sweep.total_removed_count += report.removed_count;
                 Ok(Some(report))
             }
             Err((error, removed)) => {
-                self.published.lock().sweep.removed_since_open += removed;
+                self.published.lock().sweep.total_removed_count += removed;
                 self.record_error(
                     error.cause_code().unwrap_or(error.code()),
                     error.to_string(),
@@ -513,8 +513,8 @@ impl Shared {
                     Ok(store.prepare_sweep_expired(limit))
                 })
                 .map_err(|source| (EngineError::Sweep { source }, removed))?;
-            removed += swept.removed;
-            batches += u64::from(swept.removed > 0);
+            removed += swept.removed_count;
+            batches += u64::from(swept.removed_count > 0);
             backlog = swept.limit_reached;
             if !swept.limit_reached {
                 break;
@@ -528,8 +528,8 @@ impl Shared {
         }
         Ok(SweepReport {
             at: now,
-            removed,
-            batches,
+            removed_count: removed,
+            batch_count: batches,
             backlog,
             took,
         })

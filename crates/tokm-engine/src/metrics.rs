@@ -227,11 +227,11 @@ impl EngineMetrics {
     /// until the next open.
     pub(crate) fn recovered(&self, report: &RecoveryReport) {
         metrics::gauge!(RECOVERY_SECONDS).set(report.total.as_secs_f64());
-        metrics::gauge!(RECOVERY_REPLAYED).set(report.replayed_records as f64);
-        metrics::gauge!(RECOVERY_SESSIONS).set(report.sessions as f64);
+        metrics::gauge!(RECOVERY_REPLAYED).set(report.replayed_count as f64);
+        metrics::gauge!(RECOVERY_SESSIONS).set(report.session_count as f64);
         metrics::gauge!(RECOVERY_FALLBACKS).set(report.snapshot_fallbacks.len() as f64);
-        metrics::gauge!(RECOVERY_EXPIRED).set(report.expired_dropped as f64);
-        self.sessions(report.sessions);
+        metrics::gauge!(RECOVERY_EXPIRED).set(report.expired_count as f64);
+        self.sessions(report.session_count);
         self.read_only(false);
     }
 }

@@ -86,17 +86,17 @@ impl Engine {
         });
         // Sessions that expired while the engine was down go through the ordinary write path,
         // so their deletes are logged and a later start does not see them again.
-        report.expired_dropped = shared
+        report.expired_count = shared
             .cleanup_expired()
             .map_err(|source| EngineError::Sweep { source })?;
-        report.sessions = shared.store.len();
+        report.session_count = shared.store.len();
         report.snapshot_after_recovery = snapshot_after_recovery(&shared, &report)?;
         report.total = started.elapsed();
         shared.metrics.recovered(&report);
         let background = spawn_background(Arc::clone(&shared))?;
         tracing::info!(
-            sessions = report.sessions,
-            replayed = report.replayed_records,
+            sessions = report.session_count,
+            replayed = report.replayed_count,
             millis = report.total.as_millis() as u64,
             "tokm engine open"
         );
@@ -144,7 +144,7 @@ fn snapshot_after_recovery(
         .config
         .snapshots
         .after_replay_records
-        .is_some_and(|threshold| report.replayed_records > threshold);
+        .is_some_and(|threshold| report.replayed_count > threshold);
     if !lossy && !long_replay {
         return Ok(None);
     }

@@ -42,13 +42,13 @@ pub struct RecoveryReport {
     /// lost nothing), the loss the policy accepted, repairs, quarantined files.
     pub wal: tokm_wal::RecoveryReport,
     /// Log records applied after the snapshot.
-    pub replayed_records: u64,
+    pub replayed_count: u64,
     /// Log records the store already reflected (a replayed version it had).
-    pub replay_skipped: u64,
+    pub skipped_count: u64,
     /// Sessions that expired while the engine was down, removed after replay (0 in a dry run).
-    pub expired_dropped: u64,
+    pub expired_count: u64,
     /// Sessions in memory when the engine started serving.
-    pub sessions: usize,
+    pub session_count: usize,
     /// The snapshot taken right after recovery: after a policy dropped or skipped records (so
     /// the next open does not need them), or after a long replay.
     pub snapshot_after_recovery: Option<SnapshotMeta>,
@@ -68,8 +68,8 @@ pub(crate) struct Examined {
     pub(crate) store: MemoryStore,
     walk: LogWalk,
     verified_key_ids: BTreeSet<KeyId>,
-    replayed_records: u64,
-    replay_skipped: u64,
+    replayed_count: u64,
+    skipped_count: u64,
     snapshot_load: Duration,
     wal_replay: Duration,
 }
@@ -132,8 +132,8 @@ pub(crate) fn examine(config: &EngineConfig) -> Result<Examined, EngineError> {
         store,
         walk,
         verified_key_ids,
-        replayed_records: applied.applied,
-        replay_skipped: applied.skipped,
+        replayed_count: applied.applied,
+        skipped_count: applied.skipped,
         snapshot_load,
         wal_replay: replay_started.elapsed(),
     })
@@ -252,10 +252,10 @@ impl Examined {
             snapshot: self.base_meta.clone(),
             snapshot_fallbacks: Vec::new(),
             wal: self.walk.report(&plan.log),
-            replayed_records: self.replayed_records,
-            replay_skipped: self.replay_skipped,
-            expired_dropped: 0,
-            sessions: self.store.len(),
+            replayed_count: self.replayed_count,
+            skipped_count: self.skipped_count,
+            expired_count: 0,
+            session_count: self.store.len(),
             snapshot_after_recovery: None,
             snapshot_load: self.snapshot_load,
             wal_replay: self.wal_replay,

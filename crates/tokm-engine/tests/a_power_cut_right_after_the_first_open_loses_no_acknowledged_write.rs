@@ -34,7 +34,7 @@ fn sync_writes_of_a_fresh_directory_survive_every_kind_of_power_cut() {
 
         let (engine, report) =
             Engine::open(sim_config(&data_dir, &sim, &clock)).expect("reopen after the cut");
-        assert_eq!(report.sessions, created.len(), "{cut:?}");
+        assert_eq!(report.session_count, created.len(), "{cut:?}");
         for session in &created {
             let found = engine
                 .get_by_token_hash(&session.fields().token_hash)

@@ -78,7 +78,7 @@ fn ticks_sweep_in_bounded_batches_until_memory_snapshot_and_restart_lack_the_exp
     clock.advance(SWEEP_INTERVAL);
     let tick = engine.run_maintenance().expect("maintenance").sweep;
     assert_eq!(
-        tick.map(|tick| tick.removed),
+        tick.map(|tick| tick.removed_count),
         Some(0),
         "due, but nothing expired"
     );
@@ -96,10 +96,10 @@ fn ticks_sweep_in_bounded_batches_until_memory_snapshot_and_restart_lack_the_exp
             break;
         }
     }
-    let removed: Vec<u64> = ticks.iter().map(|tick| tick.removed).collect();
+    let removed: Vec<u64> = ticks.iter().map(|tick| tick.removed_count).collect();
     assert_eq!(removed, [256, 256, 88], "per_tick_max bounds each tick");
     assert!(
-        ticks.iter().all(|tick| tick.batches <= 4),
+        ticks.iter().all(|tick| tick.batch_count <= 4),
         "batches of at most batch_max: {ticks:?}"
     );
     assert!(
@@ -111,8 +111,8 @@ fn ticks_sweep_in_bounded_batches_until_memory_snapshot_and_restart_lack_the_exp
         "no backlog: the next tick waits for the interval"
     );
     let status = engine.status();
-    assert_eq!(status.sweep.removed_since_open, 600);
-    assert_eq!(status.sessions, 400);
+    assert_eq!(status.sweep.total_removed_count, 600);
+    assert_eq!(status.session_count, 400);
     assert_eq!(
         stored_ids(&engine),
         long,
@@ -124,10 +124,7 @@ fn ticks_sweep_in_bounded_batches_until_memory_snapshot_and_restart_lack_the_exp
     assert_eq!(meta.session_count, 400);
     engine.close().expect("close");
     let (engine, report) = Engine::open(config).expect("reopen");
-    assert_eq!(
-        report.expired_dropped, 0,
-        "already swept, not dropped again"
-    );
+    assert_eq!(report.expired_count, 0, "already swept, not dropped again");
     assert_eq!(stored_ids(&engine), long);
     assert!(short.iter().all(|id| engine.get(*id).is_err()));
 }
@@ -141,7 +138,7 @@ fn the_sweeps_deletes_are_logged_so_a_restart_without_a_snapshot_lacks_them() {
     let (_, long) = fill(&engine, &clock, 100, 30);
     clock.advance(Duration::from_secs(120));
     let tick = engine.run_maintenance().expect("maintenance").sweep;
-    assert_eq!(tick.map(|tick| tick.removed), Some(100));
+    assert_eq!(tick.map(|tick| tick.removed_count), Some(100));
     // A crash, not a close: what the sweep logged is all a restart has.
     drop(engine);
 
@@ -149,7 +146,7 @@ fn the_sweeps_deletes_are_logged_so_a_restart_without_a_snapshot_lacks_them() {
     // deletes can keep them out.
     clock.set(tokm_domain::testkit::SUITE_START);
     let (engine, report) = Engine::open(config).expect("reopen");
-    assert_eq!(report.expired_dropped, 0);
+    assert_eq!(report.expired_count, 0);
     assert_eq!(stored_ids(&engine), long);
 }
 
@@ -168,7 +165,7 @@ fn a_power_cut_that_loses_the_sweeps_unsynced_deletes_loses_nothing_live() {
     let (_, long) = fill(&engine, &clock, 50, 20);
     clock.advance(Duration::from_secs(120));
     let tick = engine.run_maintenance().expect("maintenance").sweep;
-    assert_eq!(tick.map(|tick| tick.removed), Some(50));
+    assert_eq!(tick.map(|tick| tick.removed_count), Some(50));
     sim.crash(CrashCut::DropUnsynced);
     drop(engine);
 
@@ -179,7 +176,7 @@ fn a_power_cut_that_loses_the_sweeps_unsynced_deletes_loses_nothing_live() {
         "every live session, no expired one"
     );
     assert_eq!(
-        report.expired_dropped, 50,
+        report.expired_count, 50,
         "the lost deletes were made again at open"
     );
 }
@@ -198,7 +195,7 @@ fn a_sweep_turned_off_leaves_expired_sessions_to_cleanup_expired() {
             .sweep
             .is_none()
     );
-    assert_eq!(engine.status().sessions, 15);
+    assert_eq!(engine.status().session_count, 15);
     assert_eq!(engine.cleanup_expired().expect("cleanup"), 10);
 }
 

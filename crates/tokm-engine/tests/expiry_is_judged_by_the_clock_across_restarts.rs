@@ -31,7 +31,7 @@ fn sessions_that_expired_while_down_are_dropped_at_open() {
 
     clock.advance(Duration::from_secs(600));
     let (engine, report) = Engine::open(common::config(dir.path(), &clock)).expect("reopen");
-    assert_eq!(report.expired_dropped, 1);
+    assert_eq!(report.expired_count, 1);
     assert_eq!(
         engine.get(short.id()).expect_err("gone").code(),
         "TM-SESS-4041"
@@ -41,6 +41,6 @@ fn sessions_that_expired_while_down_are_dropped_at_open() {
 
     // Without advancing the clock, nothing else expires, however many restarts.
     let (engine, report) = Engine::open(common::config(dir.path(), &clock)).expect("reopen");
-    assert_eq!(report.expired_dropped, 0);
+    assert_eq!(report.expired_count, 0);
     assert_eq!(engine.get(long.id()).expect("still live"), long);
 }

@@ -98,7 +98,7 @@ fn open_as_child(dir: &Path) {
         .expect("a number");
     let clock = common::clock();
     let (engine, report) = Engine::open(common::config(dir, &clock)).expect("opens under the cap");
-    assert_eq!(report.sessions, expected);
+    assert_eq!(report.session_count, expected);
     assert_eq!(
         report.wal.loss, None,
         "zeros after the last record lose nothing"

@@ -81,7 +81,7 @@ fn metrics_count_operations_the_log_snapshots_and_sweeps() {
     let token_not_found = engine.get_by_token_hash(&unknown).expect_err("unknown");
     clock.advance(Duration::from_secs(120));
     let tick = engine.run_maintenance().expect("maintenance").sweep;
-    assert_eq!(tick.map(|tick| tick.removed), Some(10));
+    assert_eq!(tick.map(|tick| tick.removed_count), Some(10));
     let meta = engine.snapshot_now().expect("snapshot");
 
     let values: BTreeMap<Series, DebugValue> = snapshotter

@@ -13,14 +13,14 @@ fn log_only_restart_rebuilds_the_same_state() {
     let dir = tempfile::tempdir().expect("temp dir");
     let clock = common::clock();
     let (engine, report) = Engine::open(common::config(dir.path(), &clock)).expect("open");
-    assert_eq!(report.sessions, 0);
+    assert_eq!(report.session_count, 0);
     common::mixed_workload(&engine, &clock, 1, 60, 7);
     let before = common::state(&engine);
     engine.close().expect("close");
 
     let (engine, report) = Engine::open(common::config(dir.path(), &clock)).expect("reopen");
     assert!(report.snapshot.is_none());
-    assert!(report.replayed_records > 60, "{report:?}");
+    assert!(report.replayed_count > 60, "{report:?}");
     assert_eq!(common::state(&engine), before);
 }
 
@@ -31,7 +31,7 @@ fn snapshot_plus_log_restart_rebuilds_the_same_state() {
     let (engine, _) = Engine::open(common::config(dir.path(), &clock)).expect("open");
     common::mixed_workload(&engine, &clock, 2, 40, 5);
     let meta = engine.snapshot_now().expect("snapshot");
-    assert_eq!(meta.session_count, engine.status().sessions as u64);
+    assert_eq!(meta.session_count, engine.status().session_count as u64);
     let status = engine.status();
     assert_eq!(status.last_snapshot, Some(meta.clone()));
     assert!(

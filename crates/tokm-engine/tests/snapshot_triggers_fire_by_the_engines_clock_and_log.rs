@@ -84,7 +84,7 @@ fn a_cold_start_that_replayed_more_than_the_threshold_snapshots_at_once() {
         drop(engine);
 
         let (engine, report) = Engine::open(config.clone()).expect("reopen");
-        assert_eq!(report.replayed_records, u64::from(records));
+        assert_eq!(report.replayed_count, u64::from(records));
         assert_eq!(
             report.snapshot_after_recovery.is_some(),
             expect_snapshot,
@@ -98,6 +98,6 @@ fn a_cold_start_that_replayed_more_than_the_threshold_snapshots_at_once() {
         } else {
             u64::from(records)
         };
-        assert_eq!(report.replayed_records, expected_replay);
+        assert_eq!(report.replayed_count, expected_replay);
     }
 }

@@ -82,7 +82,7 @@ fn segment_limits_rotate_the_log_and_a_restart_reads_every_segment() {
     );
 
     let (engine, report) = Engine::open(config).expect("reopen");
-    assert_eq!(report.replayed_records, 35);
+    assert_eq!(report.replayed_count, 35);
     assert_eq!(common::state(&engine), before);
 }
 

@@ -56,7 +56,7 @@ pub enum Replayed {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Swept {
     /// Expired sessions removed.
-    pub removed: u64,
+    pub removed_count: u64,
     /// The step stopped at its limit: more expired sessions may remain.
     pub limit_reached: bool,
 }
@@ -458,8 +458,8 @@ impl MemoryStore {
             .collect();
         let user_stripes = self.key_stripes.lock(&mut stripes);
         let doomed = self.still_expired(&candidates, now);
-        self.prepare_removal(Some(user_stripes), doomed, |removed| Swept {
-            removed,
+        self.prepare_removal(Some(user_stripes), doomed, |removed_count| Swept {
+            removed_count,
             limit_reached,
         })
     }

@@ -57,7 +57,10 @@ fn sweeps_remove_every_expired_session_in_batches_of_at_most_the_limit() {
         }
     }
     assert_eq!(
-        steps.iter().map(|swept| swept.removed).collect::<Vec<_>>(),
+        steps
+            .iter()
+            .map(|swept| swept.removed_count)
+            .collect::<Vec<_>>(),
         [16, 16, 8],
         "full batches while expired sessions remain, then the rest"
     );
@@ -86,7 +89,7 @@ fn a_dropped_sweep_removes_nothing() {
     drop(write); // as when its log append fails
     assert_eq!(store.len(), 13, "the dropped sweep changed nothing");
     let swept = store.prepare_sweep_expired(100).apply();
-    assert_eq!(swept.removed as usize, short_lived.len());
+    assert_eq!(swept.removed_count as usize, short_lived.len());
 }
 
 #[test]
@@ -97,7 +100,7 @@ fn a_sweep_says_when_it_stopped_at_its_limit() {
     assert_eq!(
         swept,
         Swept {
-            removed: 2,
+            removed_count: 2,
             limit_reached: true
         }
     );
@@ -105,7 +108,7 @@ fn a_sweep_says_when_it_stopped_at_its_limit() {
     assert_eq!(
         swept,
         Swept {
-            removed: 1,
+            removed_count: 1,
             limit_reached: false
         }
     );

@@ -160,7 +160,7 @@ struct LoggedOut {
 #[derive(Serialize)]
 struct Health {
     read_only: bool,
-    sessions: usize,
+    session_count: usize,
     last_lsn: u64,
     durable_lsn: u64,
     /// Code of the engine's most recent failure, if any.
@@ -334,7 +334,7 @@ async fn health(State(state): State<Arc<AppState>>) -> Result<Response, ApiError
     };
     let body = Health {
         read_only: status.read_only,
-        sessions: status.sessions,
+        session_count: status.session_count,
         last_lsn: status.last_lsn.get(),
         durable_lsn: status.durable_lsn.get(),
         last_error_code: status.last_error.map(|error| error.code),

@@ -132,7 +132,7 @@ mod tests {
                     .run(move |engine| {
                         started_tx.send(()).expect("the test waits");
                         release_rx.recv().expect("the test releases");
-                        let sessions = engine.status().sessions;
+                        let sessions = engine.status().session_count;
                         finished.store(true, Ordering::SeqCst);
                         Ok(sessions)
                     })
@@ -155,7 +155,7 @@ mod tests {
         );
         assert_eq!(runtime.block_on(running).expect("no panic").ok(), Some(0));
 
-        let refused = runtime.block_on(calls.run(|engine| Ok(engine.status().sessions)));
+        let refused = runtime.block_on(calls.run(|engine| Ok(engine.status().session_count)));
         assert_eq!(refused.unwrap_err().code(), "TM-HTTP-5031");
         runtime
             .block_on(calls.close())

@@ -79,9 +79,9 @@ fn run(args: &Args) -> Result<(), ServiceError> {
     eprintln!(
         "tokm-session-service: opened {} with {} sessions in {} ms ({} log records replayed)",
         args.dir.display(),
-        report.sessions,
+        report.session_count,
         report.total.as_millis(),
-        report.replayed_records,
+        report.replayed_count,
     );
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -323,7 +323,7 @@ fn log_in_authenticate_list_and_log_out_work_over_http() {
     let reply = client.get("/healthz", None);
     assert_eq!(reply.status, 200, "{reply:?}");
     assert_eq!(reply.json()["read_only"], false);
-    assert_eq!(reply.json()["sessions"], 1);
+    assert_eq!(reply.json()["session_count"], 1);
 
     server.stop(&runtime);
 }
