@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use tokm_crypto_adaptive::CryptoError;
 use tokm_engine::EngineError;
 use tokm_snapshot::SnapshotError;
-use tokm_wal::WalError;
+use tokm_wal::{AppendError, CompactError, OpenError, ReplayError, WalError};
 
 /// Exit code: everything checked out.
 pub(crate) const EXIT_OK: u8 = 0;
@@ -147,6 +147,21 @@ impl From<WalError> for CliError {
     }
 }
 
+/// Each log operation's error, as the log's error.
+macro_rules! from_wal_operation {
+    ($($error:ty),*) => {$(
+        impl From<$error> for CliError {
+            fn from(error: $error) -> CliError {
+                CliError::Wal {
+                    source: WalError::from(error),
+                }
+            }
+        }
+    )*};
+}
+
+from_wal_operation!(OpenError, AppendError, ReplayError, CompactError);
+
 impl From<SnapshotError> for CliError {
     fn from(source: SnapshotError) -> CliError {
         CliError::Snapshot { source }
@@ -187,7 +202,7 @@ mod tests {
                 source: CryptoError::AuthenticationFailed,
             },
             CliError::Wal {
-                source: WalError::LsnExhausted,
+                source: AppendError::LsnExhausted.into(),
             },
             CliError::Snapshot {
                 source: SnapshotError::InvalidArgument {

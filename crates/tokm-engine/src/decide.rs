@@ -22,7 +22,7 @@ use std::collections::BTreeSet;
 use tokm_crypto_adaptive::KeyId;
 use tokm_snapshot::SnapshotError;
 use tokm_storage::Lsn;
-use tokm_wal::{LogFindings, LogPlan, RecoveryMode, WalError};
+use tokm_wal::{LogFindings, LogPlan, OpenError, RecoveryMode};
 
 /// One snapshot file as examination left it, newest first.
 #[derive(Debug)]
@@ -71,9 +71,9 @@ pub(crate) struct Plan {
 pub(crate) enum Refusal {
     /// The snapshot at this index needs a key the keyring does not hold right.
     WrongKey { snapshot: usize },
-    /// The log's decision refused ([`WalError::WouldDropRecords`], or
-    /// [`WalError::Corrupt`] under `Absolute`).
-    Log(WalError),
+    /// The log's decision refused ([`OpenError::WouldDropRecords`], or
+    /// [`OpenError::Corrupt`] under `Absolute`).
+    Log(OpenError),
 }
 
 /// Chooses the base: the newest usable snapshot, setting aside newer damaged ones.
@@ -226,7 +226,7 @@ mod tests {
             RecoveryMode::RefuseLoss,
         )
         .expect_err("records 1..=150 are gone");
-        let Refusal::Log(WalError::WouldDropRecords { loss }) = refused else {
+        let Refusal::Log(OpenError::WouldDropRecords { loss }) = refused else {
             panic!("{refused:?}");
         };
         assert_eq!(loss.cause, LossCause::LogStartsAfterBase);

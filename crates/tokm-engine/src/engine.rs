@@ -18,7 +18,7 @@ use tokm_domain::{
 use tokm_memory_store::{Capture, MemoryStore, MemoryUsage, PreparedWrite};
 use tokm_snapshot::{RecordSource, SnapshotMeta, SnapshotStore};
 use tokm_storage::Lsn;
-use tokm_wal::{Wal, WalError};
+use tokm_wal::{AppendError, Wal};
 
 use crate::config::{Durability, EngineConfig};
 use crate::error::EngineError;
@@ -390,7 +390,7 @@ impl Shared {
             Ok(bytes) => bytes,
             // Refused before anything was appended: this write is too large for the log's
             // `record_bytes_max`, and the log itself is fine, so the engine stays writable.
-            Err(error @ WalError::RecordTooLarge { .. }) => {
+            Err(error @ AppendError::RecordTooLarge { .. }) => {
                 return Err(SessionError::Storage {
                     layer_code: error.code(),
                     source: Box::new(error),
@@ -423,7 +423,7 @@ impl Shared {
     }
 
     /// Puts the engine into read-only mode after a log failure and converts the error.
-    fn fail(&self, error: WalError) -> SessionError {
+    fn fail(&self, error: AppendError) -> SessionError {
         self.read_only.store(true, Ordering::Release);
         self.metrics.read_only(true);
         self.record_error(error.code(), error.to_string());

@@ -11,7 +11,7 @@ use tokm_domain::SessionError;
 use tokm_proto::ProtoError;
 use tokm_snapshot::SnapshotError;
 use tokm_storage::Lsn;
-use tokm_wal::{LogLoss, WalError};
+use tokm_wal::{AppendError, CompactError, LogLoss, OpenError, ReplayError, WalError};
 
 /// An engine-level failure: opening, recovering, snapshotting or closing.
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +28,7 @@ pub enum EngineError {
     InvalidLogPolicy {
         /// The log's error (`TM-WAL-4001`), naming the limit.
         #[source]
-        source: WalError,
+        source: OpenError,
     },
     /// Another process (or another engine in this one) has the data directory open.
     #[error("data directory {dir} is locked by another engine")]
@@ -167,9 +167,8 @@ impl EngineError {
     /// `TM-PROTO-*`, `TM-CRYP-*`).
     pub fn cause_code(&self) -> Option<&'static str> {
         match self {
-            EngineError::Wal { source } | EngineError::InvalidLogPolicy { source } => {
-                Some(source.code())
-            }
+            EngineError::Wal { source } => Some(source.code()),
+            EngineError::InvalidLogPolicy { source } => Some(source.code()),
             EngineError::Snapshot { source } => Some(source.code()),
             EngineError::UndecodableRecord { source, .. } => Some(source.code()),
             EngineError::Sweep { source } => Some(source.code()),
@@ -178,6 +177,21 @@ impl EngineError {
         }
     }
 }
+
+/// Each operation's log error is the log's error: `?` on any `Wal` call in the engine.
+macro_rules! from_wal_operation {
+    ($($error:ty),*) => {$(
+        impl From<$error> for EngineError {
+            fn from(error: $error) -> EngineError {
+                EngineError::Wal {
+                    source: WalError::from(error),
+                }
+            }
+        }
+    )*};
+}
+
+from_wal_operation!(OpenError, AppendError, ReplayError, CompactError);
 
 /// ", after setting aside a, b (they failed their checks)" when snapshots were set aside.
 fn fallback_note(set_aside: &[String]) -> String {

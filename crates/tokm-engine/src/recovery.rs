@@ -20,7 +20,7 @@ use tokm_snapshot::{
     SnapshotStore,
 };
 use tokm_storage::Lsn;
-use tokm_wal::{LogSurvey, LogWalk, Wal, WalError, WalOptions};
+use tokm_wal::{LogSurvey, LogWalk, OpenError, Wal, WalOptions};
 
 use crate::config::EngineConfig;
 use crate::decide::{self, Plan, Refusal, SnapshotFound, SnapshotState};
@@ -226,7 +226,7 @@ impl Examined {
 
     fn refusal(&self, refusal: Refusal) -> EngineError {
         match refusal {
-            Refusal::Log(WalError::WouldDropRecords { loss }) => EngineError::WouldDropRecords {
+            Refusal::Log(OpenError::WouldDropRecords { loss }) => EngineError::WouldDropRecords {
                 loss,
                 base: self.base_meta.as_ref().map(|meta| meta.file_name.clone()),
                 set_aside: self
@@ -287,7 +287,7 @@ fn refusal_error(refusal: Refusal, snapshots: &[SnapshotFound]) -> EngineError {
                 },
             }
         }
-        Refusal::Log(source) => EngineError::Wal { source },
+        Refusal::Log(source) => EngineError::from(source),
     }
 }
 

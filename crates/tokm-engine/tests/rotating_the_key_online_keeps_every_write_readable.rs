@@ -90,7 +90,7 @@ fn create(engine: &Engine, factory: &mut SessionFactory, count: u32) {
 fn needed_key_id(error: &EngineError) -> Option<u32> {
     match error {
         EngineError::Wal {
-            source: tokm_wal::WalError::WrongKey { key_id, .. },
+            source: tokm_wal::WalError::Open(tokm_wal::OpenError::WrongKey { key_id, .. }),
         } => Some(*key_id),
         EngineError::Snapshot {
             source: tokm_snapshot::SnapshotError::WrongKey { key_id, .. },

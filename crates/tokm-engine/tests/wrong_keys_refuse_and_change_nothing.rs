@@ -35,7 +35,7 @@ fn keyring(entries: &[(u32, u8)]) -> Arc<Keyring> {
 fn needed_key_id(error: &EngineError) -> Option<u32> {
     match error {
         EngineError::Wal {
-            source: tokm_wal::WalError::WrongKey { key_id, .. },
+            source: tokm_wal::WalError::Open(tokm_wal::OpenError::WrongKey { key_id, .. }),
         } => Some(*key_id),
         EngineError::Snapshot {
             source:

@@ -39,6 +39,27 @@
 //! # }
 //! ```
 //!
+//! # Errors
+//! Each operation has its own error type, so a caller matches only what that operation can
+//! return: [`OpenError`] (open and the recovery steps), [`AppendError`] (append, flush, sync,
+//! close, key adoption), [`ReplayError`] and [`CompactError`]. Each is `#[non_exhaustive]`
+//! and converts into the umbrella [`WalError`]. Codes are stable and mean the same in every
+//! type:
+//!
+//! | code | variant | returned by |
+//! |---|---|---|
+//! | `TM-WAL-4001` | `InvalidArgument` | open (options), append (empty batch) |
+//! | `TM-WAL-4031` | `WrongKey` | open |
+//! | `TM-WAL-4131` | `RecordTooLarge` | append |
+//! | `TM-WAL-4151` | `NotASegment` | open |
+//! | `TM-WAL-4152` | `UnsupportedVersion` | open |
+//! | `TM-WAL-5001` | `Io` | open, replay, compact |
+//! | `TM-WAL-5002` | `WriterFailed` | append |
+//! | `TM-WAL-5071` | `LsnExhausted` | append |
+//! | `TM-WAL-5201` | `Corrupt` | open, replay |
+//! | `TM-WAL-5202` | `Crypto` | open, append |
+//! | `TM-WAL-5203` | `WouldDropRecords` | open |
+//!
 //! # Durability
 //! [`Durability::Sync`] returns after the record's write and `fdatasync`. Group commit needs no
 //! dedicated thread: appenders encode into one bounded buffer (at most
@@ -56,7 +77,7 @@
 //! `sync_interval` (a power cut loses at most that window), sooner once `sync_bytes_max` bytes
 //! are written but unsynced (so a seal round's sync stays short), and a full buffer is written inline
 //! (never waiting for an fsync). After any failed write or sync the writer *fails closed*: every
-//! waiter and every later append gets [`WalError::WriterFailed`], and nothing not durable was
+//! waiter and every later append gets [`AppendError::WriterFailed`], and nothing not durable was
 //! ever reported durable. A segment open at a crash is never appended to again; opening always
 //! starts a new one.
 //!
@@ -78,15 +99,15 @@
 //! base loses nothing: it is reported and left in place. An LSN above the base that the log
 //! should hold (every segment header says where the log stood when it was created) but cannot
 //! read is a *loss*: [`RecoveryMode::RefuseLoss`], the default, refuses with
-//! [`WalError::WouldDropRecords`] naming file, offset and what each other mode would drop;
+//! [`OpenError::WouldDropRecords`] naming file, offset and what each other mode would drop;
 //! `PointInTime` and `SkipDamaged` drop by explicit choice. A header whose magic or version
 //! byte is damaged, or whose checksum fails while its fields stay consistent, is reported and
 //! still used; one beyond that loses its segment's records. The catch: damage to the very last
 //! record of the newest segment looks like a torn tail.
 //!
 //! Directory contents: `*.wal` files must be segments: one whose magic is far from ours, or
-//! intact with a newer version, is refused ([`WalError::NotASegment`] /
-//! [`WalError::UnsupportedVersion`]) and nothing is changed; `*.wal.tmp` files are
+//! intact with a newer version, is refused ([`OpenError::NotASegment`] /
+//! [`OpenError::UnsupportedVersion`]) and nothing is changed; `*.wal.tmp` files are
 //! half-created segments and are removed by an open; quarantined data goes to
 //! `*.quarantine`; any other file is ignored and never touched.
 //!
@@ -94,7 +115,7 @@
 //! With [`WalOptions::with_keyring`] every new segment gets a fresh random salt (its own
 //! subkey); each payload is sealed with counter = LSN and associated data = segment id ‖ LSN.
 //! The header carries algorithm, key id, salt and a key-check tag (counter 0), so a wrong key is
-//! [`WalError::WrongKey`], not damage: a key id the keyring lacks, or key bytes that open none
+//! [`OpenError::WrongKey`], not damage: a key id the keyring lacks, or key bytes that open none
 //! of the segments sealed under that id, refuse the open (naming the key id); a segment whose
 //! check fails while another under the same key opens is damage. Since segments are never appended to after a restart, a
 //! (subkey, counter) pair never repeats.
@@ -103,7 +124,7 @@
 #![doc = include_str!("../FORMAT.md")]
 #![forbid(unsafe_code)]
 
-pub use crate::error::WalError;
+pub use crate::error::{AppendError, CompactError, OpenError, ReplayError, WalError};
 pub use crate::findings::{
     DamageKind, DamagedRange, Found, HeaderFacts, HeaderState, LogFindings, LogLoss, LossCause,
     RecordRun, SegmentFindings,

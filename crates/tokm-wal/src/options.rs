@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokm_crypto_adaptive::Keyring;
 use tokm_domain::{Clock, SystemClock};
 
-use crate::error::WalError;
+use crate::error::OpenError;
 use crate::format::{FRAME_PAYLOAD_BYTES_LIMIT, SEGMENT_BYTES_MAX_LIMIT};
 use crate::recovery::RecoveryMode;
 use tokm_storage::{FsStorage, Storage};
@@ -168,9 +168,9 @@ impl WalOptions {
     /// their configuration before opening anything.
     ///
     /// # Errors
-    /// [`WalError::InvalidArgument`] (`TM-WAL-4001`) naming the limit out of range.
-    pub fn validate(&self) -> Result<(), WalError> {
-        let reject = |reason| Err(WalError::InvalidArgument { reason });
+    /// [`OpenError::InvalidArgument`] (`TM-WAL-4001`) naming the limit out of range.
+    pub fn validate(&self) -> Result<(), OpenError> {
+        let reject = |reason| Err(OpenError::InvalidArgument { reason });
         if self.record_bytes_max == 0 || self.record_bytes_max > FRAME_PAYLOAD_BYTES_LIMIT / 2 {
             return reject("record_bytes_max must be between 1 byte and 32 MiB");
         }

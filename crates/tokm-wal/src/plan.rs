@@ -20,7 +20,7 @@
 
 use std::fmt;
 
-use crate::error::WalError;
+use crate::error::OpenError;
 use crate::findings::{
     DamageKind, Found, HeaderState, LogFindings, LogLoss, LossCause, RecordRun, SegmentFindings,
 };
@@ -117,14 +117,14 @@ impl LogPlan {
     /// its oldest segment counts as covered, as for a standalone log that compacts itself.
     ///
     /// # Errors
-    /// [`WalError::WouldDropRecords`] when records above the base cannot all be read and the
-    /// mode is `RefuseLoss` or `Absolute`; [`WalError::Corrupt`] under `Absolute` for any
+    /// [`OpenError::WouldDropRecords`] when records above the base cannot all be read and the
+    /// mode is `RefuseLoss` or `Absolute`; [`OpenError::Corrupt`] under `Absolute` for any
     /// damage at all (the first one).
     pub fn decide(
         findings: &LogFindings,
         mode: RecoveryMode,
         base: Option<Lsn>,
-    ) -> Result<LogPlan, WalError> {
+    ) -> Result<LogPlan, OpenError> {
         let headers: Vec<(Lsn, &HeaderState)> = findings
             .segments
             .iter()
@@ -151,7 +151,7 @@ impl LogPlan {
                 .flat_map(SegmentFindings::damaged_ranges)
                 .next()
         {
-            return Err(WalError::Corrupt {
+            return Err(OpenError::Corrupt {
                 file: range.file.clone(),
                 offset: range.offset,
                 what: "damaged log data (RecoveryMode::Absolute refuses any damage)",
@@ -160,7 +160,7 @@ impl LogPlan {
         if let Some(loss) = &outcome.loss
             && matches!(mode, RecoveryMode::RefuseLoss | RecoveryMode::Absolute)
         {
-            return Err(WalError::WouldDropRecords {
+            return Err(OpenError::WouldDropRecords {
                 loss: Box::new(loss.clone()),
             });
         }
@@ -706,13 +706,13 @@ mod tests {
         ])
     }
 
-    fn decide(findings: &LogFindings, mode: RecoveryMode, base: u64) -> Result<LogPlan, WalError> {
+    fn decide(findings: &LogFindings, mode: RecoveryMode, base: u64) -> Result<LogPlan, OpenError> {
         LogPlan::decide(findings, mode, Some(Lsn::new(base)))
     }
 
-    fn refusal(error: WalError) -> LogLoss {
+    fn refusal(error: OpenError) -> LogLoss {
         match error {
-            WalError::WouldDropRecords { loss } => *loss,
+            OpenError::WouldDropRecords { loss } => *loss,
             other => panic!("expected a refusal, got {other}"),
         }
     }

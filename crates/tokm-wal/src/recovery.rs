@@ -14,7 +14,7 @@ use std::path::Path;
 
 use tokm_crypto_adaptive::KeyId;
 
-use crate::error::WalError;
+use crate::error::{OpenError, ReplayError};
 use crate::findings::{DamagedRange, LogFindings, LogLoss};
 use crate::ids::SegmentId;
 use crate::options::WalOptions;
@@ -30,7 +30,7 @@ use tokm_storage::Lsn;
 #[non_exhaustive]
 pub enum RecoveryMode {
     /// Open only if no acknowledged record above the base is lost; otherwise refuse with
-    /// [`WalError::WouldDropRecords`] (naming file, offset and how many records each other
+    /// [`OpenError::WouldDropRecords`] (naming file, offset and how many records each other
     /// mode would drop) and change nothing. The default: for a session store a dropped record
     /// may be a revoked session that works again, so dropping one is an explicit choice.
     #[default]
@@ -44,7 +44,7 @@ pub enum RecoveryMode {
     /// are lost silently except for the report: opt in only where availability beats
     /// completeness.
     SkipDamaged,
-    /// Refuse any damage at all, even where it loses nothing, with [`WalError::Corrupt`]
+    /// Refuse any damage at all, even where it loses nothing, with [`OpenError::Corrupt`]
     /// naming file and offset, and refuse losses like `RefuseLoss`. Changes nothing.
     Absolute,
 }
@@ -191,7 +191,10 @@ impl WalReader {
     /// # Errors
     /// As [`LogSurvey::read`] and [`LogPlan::decide`]: a refusal under the mode is an error
     /// (use `SkipDamaged` to read whatever can be read).
-    pub fn open(dir: &Path, options: &WalOptions) -> Result<(WalReader, RecoveryReport), WalError> {
+    pub fn open(
+        dir: &Path,
+        options: &WalOptions,
+    ) -> Result<(WalReader, RecoveryReport), OpenError> {
         let survey = LogSurvey::read(dir, options)?;
         let walk = survey
             .clone()
@@ -210,12 +213,12 @@ impl WalReader {
     /// again as they are read.
     ///
     /// # Errors
-    /// [`WalError::Io`]; [`WalError::Corrupt`] if a segment shrank since it was surveyed.
+    /// [`ReplayError::Io`]; [`ReplayError::Corrupt`] if a segment shrank since it was surveyed.
     pub fn replay(
         &self,
         after: Lsn,
         mut on_record: impl FnMut(Lsn, &[u8]) -> ControlFlow<()>,
-    ) -> Result<ReplaySummary, WalError> {
+    ) -> Result<ReplaySummary, ReplayError> {
         let headers: Vec<_> = self
             .survey
             .segments

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use tokm_crypto_adaptive::{Algorithm, FileCipher, FileSalt, KeyId, Keyring, TAG_LEN};
 
-use crate::error::WalError;
+use crate::error::SealFailure;
 use crate::format::{HeaderCipher, KEY_CHECK_LEN, key_check_aad, record_aad};
 use crate::ids::SegmentId;
 use tokm_storage::Lsn;
@@ -48,16 +48,14 @@ impl PayloadSeal {
     pub(crate) fn for_new_segment(
         keyring: Option<&Keyring>,
         file: &str,
-    ) -> Result<PayloadSeal, WalError> {
+    ) -> Result<PayloadSeal, SealFailure> {
         let Some(keyring) = keyring else {
             return Ok(PayloadSeal::Plain);
         };
-        let cipher = keyring
-            .new_file_cipher()
-            .map_err(|error| WalError::Crypto {
-                file: file.to_owned(),
-                crypto_code: error.code(),
-            })?;
+        let cipher = keyring.new_file_cipher().map_err(|error| SealFailure {
+            file: file.to_owned(),
+            crypto_code: error.code(),
+        })?;
         Ok(PayloadSeal::Sealed(Arc::new(cipher)))
     }
 
@@ -108,14 +106,14 @@ impl PayloadSeal {
         &self,
         segment_id: SegmentId,
         file: &str,
-    ) -> Result<HeaderCipher, WalError> {
+    ) -> Result<HeaderCipher, SealFailure> {
         let PayloadSeal::Sealed(cipher) = self else {
             return Ok(HeaderCipher::None);
         };
         let mut tag = Vec::with_capacity(KEY_CHECK_LEN);
         cipher
             .seal_into(KEY_CHECK_COUNTER, &key_check_aad(segment_id), &[], &mut tag)
-            .map_err(|error| WalError::Crypto {
+            .map_err(|error| SealFailure {
                 file: file.to_owned(),
                 crypto_code: error.code(),
             })?;
@@ -158,7 +156,7 @@ impl PayloadSeal {
         payload: &[u8],
         out: &mut Vec<u8>,
         file: &str,
-    ) -> Result<(), WalError> {
+    ) -> Result<(), SealFailure> {
         match self {
             PayloadSeal::Plain => {
                 out.extend_from_slice(payload);
@@ -166,7 +164,7 @@ impl PayloadSeal {
             }
             PayloadSeal::Sealed(cipher) => cipher
                 .seal_into(lsn.get(), &record_aad(segment_id, lsn), payload, out)
-                .map_err(|error| WalError::Crypto {
+                .map_err(|error| SealFailure {
                     file: file.to_owned(),
                     crypto_code: error.code(),
                 }),

@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::error::WalError;
+use crate::error::ReplayError;
 use crate::format::{
     FRAME_HEADER_LEN, FrameRead, SEGMENT_READ_BYTES_MAX, claimed_frame_len, peek_frame_lsn,
     read_frame,
@@ -41,13 +41,13 @@ impl SegmentReader {
         storage: &dyn Storage,
         dir: &Path,
         name: &str,
-    ) -> Result<SegmentReader, WalError> {
+    ) -> Result<SegmentReader, ReplayError> {
         let file = storage
             .open(&dir.join(name), Access::ReadOnly)
-            .map_err(|source| WalError::io("open", name, source))?;
+            .map_err(|source| ReplayError::io("open", name, source))?;
         let file_len_bytes = file
             .len_bytes()
-            .map_err(|source| WalError::io("stat", name, source))?;
+            .map_err(|source| ReplayError::io("stat", name, source))?;
         Ok(SegmentReader {
             file,
             name: name.to_owned(),
@@ -71,7 +71,7 @@ impl SegmentReader {
 
     /// Up to `want` bytes from `offset`: fewer only at the end of the file. Callers bound
     /// `want` by a frame's size limit.
-    pub(crate) fn bytes(&mut self, offset: u64, want: usize) -> Result<&[u8], WalError> {
+    pub(crate) fn bytes(&mut self, offset: u64, want: usize) -> Result<&[u8], ReplayError> {
         let end = offset
             .saturating_add(want as u64)
             .min(self.len_bytes)
@@ -89,7 +89,7 @@ impl SegmentReader {
 
     /// Moves the window to start at `offset`, holding at least `want` bytes (or the rest of
     /// the file).
-    fn refill(&mut self, offset: u64, want: usize) -> Result<(), WalError> {
+    fn refill(&mut self, offset: u64, want: usize) -> Result<(), ReplayError> {
         let available = self.len_bytes.saturating_sub(offset);
         let len = (want.max(WINDOW_BYTES) as u64).min(available) as usize;
         self.window.clear();
@@ -99,19 +99,19 @@ impl SegmentReader {
             .read_exact_at(offset, &mut self.window)
             .map_err(|source| {
                 if source.kind() == std::io::ErrorKind::UnexpectedEof {
-                    WalError::Corrupt {
+                    ReplayError::Corrupt {
                         file: self.name.clone(),
                         offset,
                         what: "segment shrank while it was read",
                     }
                 } else {
-                    WalError::io("read", &self.name, source)
+                    ReplayError::io("read", &self.name, source)
                 }
             })
     }
 
     /// The frame starting at `offset`.
-    pub(crate) fn frame(&mut self, offset: u64) -> Result<FrameRead<'_>, WalError> {
+    pub(crate) fn frame(&mut self, offset: u64) -> Result<FrameRead<'_>, ReplayError> {
         let header = self.bytes(offset, FRAME_HEADER_LEN)?;
         let Some(frame_len) = claimed_frame_len(header) else {
             return Ok(if header.len() < FRAME_HEADER_LEN {
@@ -131,7 +131,7 @@ impl SegmentReader {
     ///
     /// Bounded: every byte up to the end of the file is looked at once (a cheap test of its
     /// LSN field), and only plausible positions are read and checksummed as frames.
-    pub(crate) fn resync(&mut self, from: u64, floor: Lsn) -> Result<Option<u64>, WalError> {
+    pub(crate) fn resync(&mut self, from: u64, floor: Lsn) -> Result<Option<u64>, ReplayError> {
         let header_len = FRAME_HEADER_LEN as u64;
         let len_bytes = self.len_bytes;
         let mut start = from;

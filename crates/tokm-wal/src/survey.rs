@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use tokm_crypto_adaptive::KeyId;
 
-use crate::error::WalError;
+use crate::error::OpenError;
 use crate::findings::{HeaderFacts, HeaderState};
 use crate::format::{
     FileName, HEADER_LEN, HeaderCipher, HeaderRead, SegmentHeader, classify_name, read_header,
@@ -48,17 +48,17 @@ impl LogSurvey {
     /// log. Changes nothing.
     ///
     /// # Errors
-    /// [`WalError::NotASegment`] / [`WalError::UnsupportedVersion`] for a `*.wal` file this
-    /// crate did not write or cannot read; [`WalError::WrongKey`] naming the first segment
+    /// [`OpenError::NotASegment`] / [`OpenError::UnsupportedVersion`] for a `*.wal` file this
+    /// crate did not write or cannot read; [`OpenError::WrongKey`] naming the first segment
     /// and the key id it needs when that key is missing, or when it opens none of the
-    /// segments sealed under its id; [`WalError::Io`], also when `dir` is not a directory.
-    pub fn read(dir: &Path, options: &WalOptions) -> Result<LogSurvey, WalError> {
+    /// segments sealed under its id; [`OpenError::Io`], also when `dir` is not a directory.
+    pub fn read(dir: &Path, options: &WalOptions) -> Result<LogSurvey, OpenError> {
         options.validate()?;
         let storage = options.storage.as_ref();
         let names = match storage.list(dir) {
             Ok(names) => names,
             Err(error) if error.kind() == io::ErrorKind::NotFound => Vec::new(),
-            Err(source) => return Err(WalError::io("list", &dir.display().to_string(), source)),
+            Err(source) => return Err(OpenError::io("list", &dir.display().to_string(), source)),
         };
         let mut listed = Vec::new();
         let mut temp_files = Vec::new();
@@ -67,7 +67,7 @@ impl LogSurvey {
                 FileName::Segment(first_lsn) => listed.push((first_lsn, name)),
                 FileName::SegmentTemp => temp_files.push(name),
                 FileName::MalformedSegment => {
-                    return Err(WalError::NotASegment {
+                    return Err(OpenError::NotASegment {
                         file: name,
                         reason: "name ends in .wal but is not <20-digit LSN>.wal",
                     });
@@ -117,25 +117,25 @@ fn judge_header(
     dir: &Path,
     first_lsn: Lsn,
     name: String,
-) -> Result<Judged, WalError> {
+) -> Result<Judged, OpenError> {
     let file = storage
         .open(&dir.join(&name), Access::ReadOnly)
-        .map_err(|source| WalError::io("open", &name, source))?;
+        .map_err(|source| OpenError::io("open", &name, source))?;
     let size_bytes = file
         .len_bytes()
-        .map_err(|source| WalError::io("stat", &name, source))?;
+        .map_err(|source| OpenError::io("stat", &name, source))?;
     let mut head = vec![0u8; HEADER_LEN.min(usize::try_from(size_bytes).unwrap_or(HEADER_LEN))];
     file.read_exact_at(0, &mut head)
-        .map_err(|source| WalError::io("read", &name, source))?;
+        .map_err(|source| OpenError::io("read", &name, source))?;
     let read = match read_header(&head, first_lsn) {
         HeaderRead::Foreign => {
-            return Err(WalError::NotASegment {
+            return Err(OpenError::NotASegment {
                 file: name,
                 reason: "wrong magic",
             });
         }
         HeaderRead::UnsupportedVersion(version) => {
-            return Err(WalError::UnsupportedVersion {
+            return Err(OpenError::UnsupportedVersion {
                 file: name,
                 version,
             });
@@ -156,7 +156,7 @@ fn judge_header(
 fn check_keys(
     judged: Vec<Judged>,
     options: &WalOptions,
-) -> Result<(Vec<SurveyedSegment>, BTreeSet<KeyId>), WalError> {
+) -> Result<(Vec<SurveyedSegment>, BTreeSet<KeyId>), OpenError> {
     let keyring = options.keyring.as_deref();
     let checked: Vec<(Judged, Option<SealCheck>)> = judged
         .into_iter()
@@ -250,8 +250,8 @@ fn key_id(header: &SegmentHeader) -> Option<KeyId> {
     }
 }
 
-fn wrong_key(file: &str, key_id: KeyId) -> WalError {
-    WalError::WrongKey {
+fn wrong_key(file: &str, key_id: KeyId) -> OpenError {
+    OpenError::WrongKey {
         file: file.to_owned(),
         key_id: key_id.get(),
     }

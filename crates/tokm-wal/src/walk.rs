@@ -7,7 +7,7 @@
 
 use std::ops::ControlFlow;
 
-use crate::error::WalError;
+use crate::error::{OpenError, ReplayError};
 use crate::findings::{
     DamageKind, DamagedRange, Found, HeaderState, LogFindings, RecordRun, SegmentFindings,
 };
@@ -43,12 +43,13 @@ impl LogSurvey {
     /// refuses.
     ///
     /// # Errors
-    /// [`WalError::Io`]; [`WalError::Corrupt`] if a segment shrinks while it is read.
+    /// [`ReplayError::Io`]; [`ReplayError::Corrupt`] if a segment shrinks while it is read
+    /// (at open they become the same [`OpenError`] variants).
     pub fn walk(
         self,
         base: Option<Lsn>,
         on_record: &mut dyn FnMut(Lsn, &[u8]) -> ControlFlow<()>,
-    ) -> Result<LogWalk, WalError> {
+    ) -> Result<LogWalk, ReplayError> {
         let headers: Vec<(Lsn, &HeaderState)> = self
             .segments
             .iter()
@@ -141,11 +142,11 @@ impl LogWalk {
     /// Decides (see [`LogPlan::decide`]) under the walk's mode and base.
     ///
     /// # Errors
-    /// The refusals of [`LogPlan::decide`]; [`WalError::InvalidArgument`] when the walk was
+    /// The refusals of [`LogPlan::decide`]; [`OpenError::InvalidArgument`] when the walk was
     /// stopped early, since its findings do not cover the whole log.
-    pub fn plan(&self) -> Result<LogPlan, WalError> {
+    pub fn plan(&self) -> Result<LogPlan, OpenError> {
         if self.stopped_early {
-            return Err(WalError::InvalidArgument {
+            return Err(OpenError::InvalidArgument {
                 reason: "the walk was stopped before the end of the log",
             });
         }
@@ -194,7 +195,7 @@ impl SegmentWalk<'_> {
         newest: bool,
         scratch: &mut Vec<u8>,
         on_record: &mut dyn FnMut(Lsn, &[u8]) -> ControlFlow<()>,
-    ) -> Result<ControlFlow<()>, WalError> {
+    ) -> Result<ControlFlow<()>, ReplayError> {
         let end = reader.len_bytes();
         let mut offset = HEADER_LEN as u64;
         let mut last: Option<Lsn> = None;
@@ -266,7 +267,7 @@ impl SegmentWalk<'_> {
 
     /// For a segment whose header is unusable: the highest LSN of any intact frame, so that no
     /// LSN it may hold is ever used again.
-    fn scan_highest(&mut self, reader: &mut SegmentReader) -> Result<(), WalError> {
+    fn scan_highest(&mut self, reader: &mut SegmentReader) -> Result<(), ReplayError> {
         let end = reader.len_bytes();
         let mut offset = HEADER_LEN as u64;
         while offset < end {

@@ -38,7 +38,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use tokm_crypto_adaptive::KeyId;
 use tokm_domain::Timestamp;
 
-use crate::error::WalError;
+use crate::error::{AppendError, CompactError, IoFailure, OpenError, ReplayError, SealFailure};
 use crate::format::{
     FormatVersion, HEADER_LEN, SegmentHeader, abort_frame, begin_frame, finish_frame, frame_len,
     quarantine_name, segment_name, temp_name,
@@ -235,11 +235,11 @@ impl Wal {
     /// then [`LogWalk::plan`] and [`LogWalk::open`].
     ///
     /// # Errors
-    /// `InvalidArgument` for bad options; `NotASegment`/`UnsupportedVersion` when the directory
+    /// An [`OpenError`]: `InvalidArgument` for bad options; `NotASegment`/`UnsupportedVersion` when the directory
     /// holds a `.wal` file this crate did not write (left untouched); `WrongKey`;
     /// `WouldDropRecords` under `RefuseLoss`/`Absolute`, `Corrupt` under `Absolute`
     /// (nothing changed); `Io`; `Crypto`.
-    pub fn open(dir: &Path, options: WalOptions) -> Result<(Wal, RecoveryReport), WalError> {
+    pub fn open(dir: &Path, options: WalOptions) -> Result<(Wal, RecoveryReport), OpenError> {
         let walk =
             LogSurvey::read(dir, &options)?.walk(None, &mut |_, _| ControlFlow::Continue(()))?;
         let plan = walk.plan()?;
@@ -248,9 +248,10 @@ impl Wal {
 
     /// Appends one record and returns its LSN; see [`Durability`] for when it returns.
     ///
-    /// Errors: `RecordTooLarge` (nothing appended); `WriterFailed` when this or an earlier
-    /// write or sync failed (the writer then refuses all appends); `LsnExhausted`; `Crypto`.
-    pub fn append(&self, payload: &[u8], durability: Durability) -> Result<Lsn, WalError> {
+    /// Errors ([`AppendError`]): `RecordTooLarge` (nothing appended); `WriterFailed` when this
+    /// or an earlier write or sync failed (the writer then refuses all appends);
+    /// `LsnExhausted`; `Crypto`.
+    pub fn append(&self, payload: &[u8], durability: Durability) -> Result<Lsn, AppendError> {
         Ok(self.shared.append_batch(&[payload], durability)?.last)
     }
 
@@ -262,17 +263,17 @@ impl Wal {
         &self,
         payloads: &[&[u8]],
         durability: Durability,
-    ) -> Result<LsnRange, WalError> {
+    ) -> Result<LsnRange, AppendError> {
         self.shared.append_batch(payloads, durability)
     }
 
     /// Writes buffered records to the file without syncing them.
-    pub fn flush(&self) -> Result<(), WalError> {
+    pub fn flush(&self) -> Result<(), AppendError> {
         self.shared.flush()
     }
 
     /// Writes and syncs every record appended so far.
-    pub fn sync(&self) -> Result<(), WalError> {
+    pub fn sync(&self) -> Result<(), AppendError> {
         self.shared.sync()
     }
 
@@ -294,7 +295,7 @@ impl Wal {
     ///
     /// # Errors
     /// `WriterFailed` when a write or sync failed before `lsn` was durable.
-    pub fn wait_until_durable(&self, lsn: Lsn, timeout: Duration) -> Result<bool, WalError> {
+    pub fn wait_until_durable(&self, lsn: Lsn, timeout: Duration) -> Result<bool, AppendError> {
         let deadline = Instant::now() + timeout;
         let mut state = self.shared.state.lock();
         loop {
@@ -322,7 +323,7 @@ impl Wal {
         &self,
         after: Lsn,
         on_record: impl FnMut(Lsn, &[u8]) -> ControlFlow<()>,
-    ) -> Result<ReplaySummary, WalError> {
+    ) -> Result<ReplaySummary, ReplayError> {
         self.reader.replay(after, on_record)
     }
 
@@ -333,7 +334,7 @@ impl Wal {
     ///
     /// A segment is dropped from the writer's list before its file is removed, so if a removal
     /// fails the file stays on disk (still a valid part of the log) until a later open.
-    pub fn compact(&self, before: Lsn, keep_newest: usize) -> Result<Vec<String>, WalError> {
+    pub fn compact(&self, before: Lsn, keep_newest: usize) -> Result<Vec<String>, CompactError> {
         let victims: Vec<SegmentEntry> = {
             let mut segments = self.shared.segments.lock();
             let protected_from = segments.len().saturating_sub(keep_newest.max(1));
@@ -351,10 +352,10 @@ impl Wal {
         for victim in &victims {
             storage
                 .remove(&self.shared.dir.join(&victim.name))
-                .map_err(|source| WalError::io("remove", &victim.name, source))?;
+                .map_err(|source| CompactError::io("remove", &victim.name, source))?;
         }
         storage.sync_dir(&self.shared.dir).map_err(|source| {
-            WalError::io(
+            CompactError::io(
                 "sync directory",
                 &self.shared.dir.display().to_string(),
                 source,
@@ -364,7 +365,7 @@ impl Wal {
     }
 
     /// Flushes, syncs and stops the background flusher.
-    pub fn close(mut self) -> Result<(), WalError> {
+    pub fn close(mut self) -> Result<(), AppendError> {
         self.stop_flusher();
         self.shared.sync()
     }
@@ -403,14 +404,14 @@ impl LogWalk {
     /// # Errors
     /// `Io`; `Crypto` (the new segment's salt). A failure part-way leaves a directory that the
     /// next open decides the same way.
-    pub fn open(self, plan: &LogPlan) -> Result<(Wal, RecoveryReport), WalError> {
+    pub fn open(self, plan: &LogPlan) -> Result<(Wal, RecoveryReport), OpenError> {
         let LogWalk { survey, .. } = &self;
         let options = survey.options.clone();
         let dir = survey.dir.clone();
         let storage = Arc::clone(&options.storage);
         let dir_name = dir.display().to_string();
         tokm_storage::create_dir_all_durable(storage.as_ref(), &dir)
-            .map_err(|source| WalError::io("create directory", &dir_name, source))?;
+            .map_err(|source| OpenError::io("create directory", &dir_name, source))?;
         let quarantined = apply_repairs(&options, &dir, plan.repairs())?;
         let report = RecoveryReport::new(self.findings(), plan, quarantined);
         let kept = self.kept_survey(plan);
@@ -419,9 +420,9 @@ impl LogWalk {
         if let Some(newest) = kept.segments.last() {
             let file = storage
                 .open(&dir.join(&newest.name), Access::ReadWrite)
-                .map_err(|source| WalError::io("open", &newest.name, source))?;
+                .map_err(|source| OpenError::io("open", &newest.name, source))?;
             file.sync_data()
-                .map_err(|source| WalError::io("sync", &newest.name, source))?;
+                .map_err(|source| OpenError::io("sync", &newest.name, source))?;
         }
         let next_lsn = plan.next_lsn();
         let new_segment = prepare_segment(
@@ -482,7 +483,7 @@ impl Wal {
         segment: OpenSegment,
         segments: Vec<SegmentEntry>,
         reader: WalReader,
-    ) -> Result<Wal, WalError> {
+    ) -> Result<Wal, OpenError> {
         let recovered_lsn = segment_first_lsn(&segments).prev();
         let dir_name = dir.display().to_string();
         let state = State {
@@ -530,7 +531,7 @@ impl Wal {
             .spawn(move || {
                 flusher_shared.run_flusher(started, &stop_receiver, &sync_request_receiver)
             })
-            .map_err(|source| WalError::io("spawn flusher", &dir_name, source))?;
+            .map_err(|source| OpenError::io("spawn flusher", &dir_name, source))?;
         Ok(Wal {
             shared,
             reader,
@@ -599,7 +600,7 @@ impl State {
     /// Makes the next segment the open one at once, in memory: the full one's unwritten
     /// frames move aside for the seal round, which syncs it and then creates the new file.
     /// CPU only (a fresh salt and header), so it runs under the lock.
-    fn switch_segment(&mut self, options: &WalOptions) -> Result<(), WalError> {
+    fn switch_segment(&mut self, options: &WalOptions) -> Result<(), SealFailure> {
         let SegmentDisk::Created(file) = &self.segment.disk else {
             panic!("switching away from a segment that was never created");
         };
@@ -644,32 +645,31 @@ impl State {
 
     /// Fails the writer closed. Never retry a write or fsync on this file: after a failed fsync
     /// the kernel may have dropped the dirty pages, and a retry would "succeed".
-    fn fail(&mut self, error: &WalError, segment: &str) {
+    fn fail(&mut self, error: &IoFailure, segment: &str) {
         tracing::error!(
-            code = error.code(),
+            operation = error.operation,
             segment,
+            error = %error.source,
             "WAL i/o failed; the writer fails closed"
         );
-        let cause = match error {
-            WalError::Io { source, .. } => source.kind(),
-            _ => io::ErrorKind::Other,
-        };
-        self.failed.get_or_insert(Failure { cause });
+        self.failed.get_or_insert(Failure {
+            cause: error.source.kind(),
+        });
     }
 
-    fn failed_error(&self) -> Option<WalError> {
+    fn failed_error(&self) -> Option<AppendError> {
         let failure = self.failed?;
-        Some(WalError::WriterFailed {
+        Some(AppendError::WriterFailed {
             cause: failure.cause,
             durable_lsn: self.durable_lsn,
         })
     }
 
     /// Encodes one record into the pending buffer.
-    fn encode(&mut self, payload: &[u8]) -> Result<Lsn, WalError> {
+    fn encode(&mut self, payload: &[u8]) -> Result<Lsn, AppendError> {
         let lsn = self.next_lsn;
         if lsn.get() == u64::MAX {
-            return Err(WalError::LsnExhausted);
+            return Err(AppendError::LsnExhausted);
         }
         let segment = &mut self.segment;
         let start = begin_frame(&mut self.pending);
@@ -679,7 +679,7 @@ impl State {
                 .seal_into(segment.id, lsn, payload, &mut self.pending, &segment.name)
         {
             abort_frame(&mut self.pending, start);
-            return Err(error);
+            return Err(error.into());
         }
         finish_frame(&mut self.pending, start, lsn);
         self.pending_records += 1;
@@ -694,15 +694,15 @@ impl Shared {
         &self,
         payloads: &[&[u8]],
         durability: Durability,
-    ) -> Result<LsnRange, WalError> {
+    ) -> Result<LsnRange, AppendError> {
         let Some((first_payload, rest)) = payloads.split_first() else {
-            return Err(WalError::InvalidArgument {
+            return Err(AppendError::InvalidArgument {
                 reason: "empty batch",
             });
         };
         let limit_bytes = self.options.record_bytes_max;
         if let Some(too_large) = payloads.iter().find(|payload| payload.len() > limit_bytes) {
-            return Err(WalError::RecordTooLarge {
+            return Err(AppendError::RecordTooLarge {
                 size_bytes: too_large.len(),
                 limit_bytes,
             });
@@ -733,7 +733,7 @@ impl Shared {
         state: &mut MutexGuard<'_, State>,
         payload: &[u8],
         now_ms: u64,
-    ) -> Result<Lsn, WalError> {
+    ) -> Result<Lsn, AppendError> {
         // At most three passes: a wait for the open segment's file, a switch, then an empty
         // segment that accepts the record whatever its size.
         loop {
@@ -756,7 +756,7 @@ impl Shared {
 
     /// Blocks until `goal` is reached, doing whichever I/O round is free and needed, or waiting
     /// for the thread doing it.
-    fn advance(&self, state: &mut MutexGuard<'_, State>, goal: Goal) -> Result<(), WalError> {
+    fn advance(&self, state: &mut MutexGuard<'_, State>, goal: Goal) -> Result<(), AppendError> {
         // Bounded by writer progress: each round written or synced moves `written_lsn`,
         // `durable_lsn` or the segment forward, or fails the writer, which ends the loop.
         loop {
@@ -820,7 +820,7 @@ impl Shared {
         let name = state.segment.name.clone();
         let outcome = MutexGuard::unlocked(state, || {
             file.write_all_at(offset, &batch)
-                .map_err(|source| WalError::io("write", &name, source))
+                .map_err(|source| IoFailure::new("write", &name, source))
         });
         state.writing = false;
         match outcome {
@@ -857,7 +857,7 @@ impl Shared {
             let started = Instant::now();
             let synced = file
                 .sync_data()
-                .map_err(|source| WalError::io("sync", &name, source));
+                .map_err(|source| IoFailure::new("sync", &name, source));
             self.metrics.synced(started.elapsed());
             synced
         });
@@ -905,16 +905,16 @@ impl Shared {
         let (batch, batch_last) = state.take_pending();
         state.segment.written_bytes += batch.len() as u64;
         let mut sealed_durable = false;
-        let outcome = MutexGuard::unlocked(state, || -> Result<Arc<dyn StorageFile>, WalError> {
+        let outcome = MutexGuard::unlocked(state, || -> Result<Arc<dyn StorageFile>, IoFailure> {
             if !rest.is_empty() {
                 sealed_file
                     .write_all_at(rest_offset, &rest)
-                    .map_err(|source| WalError::io("write", &sealed_name, source))?;
+                    .map_err(|source| IoFailure::new("write", &sealed_name, source))?;
             }
             let started = Instant::now();
             sealed_file
                 .sync_data()
-                .map_err(|source| WalError::io("sync", &sealed_name, source))?;
+                .map_err(|source| IoFailure::new("sync", &sealed_name, source))?;
             self.metrics.synced(started.elapsed());
             sealed_durable = true;
             create_segment_file(&self.options, &self.dir, &header, &batch)
@@ -998,13 +998,13 @@ impl Shared {
         }
     }
 
-    fn flush(&self) -> Result<(), WalError> {
+    fn flush(&self) -> Result<(), AppendError> {
         let mut state = self.state.lock();
         let target = state.next_lsn.prev();
         self.advance(&mut state, Goal::Written(target))
     }
 
-    fn sync(&self) -> Result<(), WalError> {
+    fn sync(&self) -> Result<(), AppendError> {
         let mut state = self.state.lock();
         let target = state.next_lsn.prev();
         self.advance(&mut state, Goal::Durable(target))
@@ -1039,7 +1039,7 @@ fn prepare_segment(
     first_lsn: Lsn,
     previous_lsn: Lsn,
     id: SegmentId,
-) -> Result<NewSegment, WalError> {
+) -> Result<NewSegment, SealFailure> {
     let name = segment_name(first_lsn);
     let seal = PayloadSeal::for_new_segment(options.keyring.as_deref(), &name)?;
     let header = SegmentHeader {
@@ -1068,7 +1068,7 @@ fn create_segment_file(
     dir: &Path,
     header: &SegmentHeader,
     first_frames: &[u8],
-) -> Result<Arc<dyn StorageFile>, WalError> {
+) -> Result<Arc<dyn StorageFile>, IoFailure> {
     let storage = &options.storage;
     let name = segment_name(header.first_lsn);
     let temp = temp_name(header.first_lsn);
@@ -1076,22 +1076,22 @@ fn create_segment_file(
     // Renaming over an existing segment would destroy it; recovery removes any segment the new
     // one could collide with, so this is a bug or a foreign writer.
     if storage.open(&final_path, Access::ReadOnly).is_ok() {
-        return Err(WalError::io(
+        return Err(IoFailure::new(
             "create",
             &name,
             io::Error::new(io::ErrorKind::AlreadyExists, "segment already exists"),
         ));
     }
     let pending =
-        AtomicFile::create(storage.as_ref(), dir, &temp, &name).map_err(WalError::atomic)?;
+        AtomicFile::create(storage.as_ref(), dir, &temp, &name).map_err(IoFailure::atomic)?;
     let file = pending.file();
     file.write_all_at(0, &header.encode())
-        .map_err(|source| WalError::io("write", &temp, source))?;
+        .map_err(|source| IoFailure::new("write", &temp, source))?;
     if !first_frames.is_empty() {
         file.write_all_at(HEADER_LEN as u64, first_frames)
-            .map_err(|source| WalError::io("write", &temp, source))?;
+            .map_err(|source| IoFailure::new("write", &temp, source))?;
     }
-    pending.commit().map_err(WalError::atomic)
+    pending.commit().map_err(IoFailure::atomic)
 }
 
 /// Applies what recovery decided, then syncs the directory. Returns the quarantine files made.
@@ -1099,31 +1099,31 @@ fn apply_repairs(
     options: &WalOptions,
     dir: &Path,
     repairs: &[Repair],
-) -> Result<Vec<String>, WalError> {
+) -> Result<Vec<String>, OpenError> {
     let mut quarantined = Vec::new();
     if repairs.is_empty() {
         return Ok(quarantined);
     }
     let storage = &options.storage;
-    let truncate = |name: &str, offset: u64| -> Result<(), WalError> {
+    let truncate = |name: &str, offset: u64| -> Result<(), OpenError> {
         let file = storage
             .open(&dir.join(name), Access::ReadWrite)
-            .map_err(|source| WalError::io("open", name, source))?;
+            .map_err(|source| OpenError::io("open", name, source))?;
         file.set_len(offset)
-            .map_err(|source| WalError::io("truncate", name, source))?;
+            .map_err(|source| OpenError::io("truncate", name, source))?;
         file.sync_data()
-            .map_err(|source| WalError::io("sync", name, source))
+            .map_err(|source| OpenError::io("sync", name, source))
     };
     for repair in repairs {
         match repair {
             Repair::RemoveTemp { file } | Repair::RemoveEmpty { file } => storage
                 .remove(&dir.join(file))
-                .map_err(|source| WalError::io("remove", file, source))?,
+                .map_err(|source| OpenError::io("remove", file, source))?,
             Repair::QuarantineSegment { file } => {
                 let target = quarantine_name(file, 0);
                 storage
                     .rename(&dir.join(file), &dir.join(&target))
-                    .map_err(|source| WalError::io("rename", file, source))?;
+                    .map_err(|source| OpenError::io("rename", file, source))?;
                 quarantined.push(target);
             }
             Repair::QuarantineTail { file, offset } => {
@@ -1137,7 +1137,7 @@ fn apply_repairs(
     }
     storage
         .sync_dir(dir)
-        .map_err(|source| WalError::io("sync directory", &dir.display().to_string(), source))?;
+        .map_err(|source| OpenError::io("sync directory", &dir.display().to_string(), source))?;
     Ok(quarantined)
 }
 
@@ -1148,20 +1148,20 @@ fn copy_tail(
     name: &str,
     offset: u64,
     target: &str,
-) -> Result<(), WalError> {
+) -> Result<(), OpenError> {
     const CHUNK_BYTES: u64 = 1 << 20;
     let source_file = storage
         .open(&dir.join(name), Access::ReadOnly)
-        .map_err(|source| WalError::io("open", name, source))?;
+        .map_err(|source| OpenError::io("open", name, source))?;
     let len = source_file
         .len_bytes()
-        .map_err(|source| WalError::io("stat", name, source))?;
+        .map_err(|source| OpenError::io("stat", name, source))?;
     let target_path = dir.join(target);
     // A leftover from an interrupted earlier recovery holds the same bytes.
     let _ = storage.remove(&target_path);
     let copy = storage
         .create_new(&target_path)
-        .map_err(|source| WalError::io("create", target, source))?;
+        .map_err(|source| OpenError::io("create", target, source))?;
     let mut buffer = Vec::new();
     let mut position = offset;
     while position < len {
@@ -1169,11 +1169,11 @@ fn copy_tail(
         buffer.resize(chunk as usize, 0);
         source_file
             .read_exact_at(position, &mut buffer)
-            .map_err(|source| WalError::io("read", name, source))?;
+            .map_err(|source| OpenError::io("read", name, source))?;
         copy.write_all_at(position - offset, &buffer)
-            .map_err(|source| WalError::io("write", target, source))?;
+            .map_err(|source| OpenError::io("write", target, source))?;
         position += chunk;
     }
     copy.sync_data()
-        .map_err(|source| WalError::io("sync", target, source))
+        .map_err(|source| OpenError::io("sync", target, source))
 }

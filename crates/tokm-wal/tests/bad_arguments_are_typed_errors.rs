@@ -5,7 +5,7 @@ mod common;
 use common::{sim_dir, sim_options};
 use tokm_storage::Lsn;
 use tokm_storage::testkit::SimStorage;
-use tokm_wal::{Durability, Wal, WalError};
+use tokm_wal::{AppendError, Durability, OpenError, Wal, WalError};
 
 #[test]
 fn bad_arguments_are_typed_errors() {
@@ -17,7 +17,7 @@ fn bad_arguments_are_typed_errors() {
         .expect_err("too large");
     assert!(matches!(
         error,
-        WalError::RecordTooLarge {
+        AppendError::RecordTooLarge {
             size_bytes: 17,
             limit_bytes: 16
         }
@@ -48,6 +48,9 @@ fn bad_arguments_are_typed_errors() {
         sim_options(&sim).with_sync_bytes_max(0),
     ] {
         let error = Wal::open(&sim_dir().join("other"), options).expect_err("invalid options");
+        assert!(matches!(error, OpenError::InvalidArgument { .. }));
         assert_eq!(error.code(), "TM-WAL-4001");
+        // Through the umbrella type the code is the same.
+        assert_eq!(WalError::from(error).code(), "TM-WAL-4001");
     }
 }

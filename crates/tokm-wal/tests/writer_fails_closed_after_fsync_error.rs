@@ -59,7 +59,7 @@ fn failed_write_fails_every_waiter_of_the_group() {
         .expect_err("the group's write fails");
     assert!(matches!(
         error,
-        tokm_wal::WalError::WriterFailed { cause: std::io::ErrorKind::StorageFull, durable_lsn } if durable_lsn == Lsn::ZERO
+        tokm_wal::AppendError::WriterFailed { cause: std::io::ErrorKind::StorageFull, durable_lsn } if durable_lsn == Lsn::ZERO
     ));
     assert_eq!(wal.flush().expect_err("closed").code(), "TM-WAL-5002");
 }

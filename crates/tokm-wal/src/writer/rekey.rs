@@ -13,7 +13,7 @@ use parking_lot::MutexGuard;
 use tokm_crypto_adaptive::KeyId;
 
 use super::{Goal, SegmentDisk, Shared, State, Wal, create_segment_file, prepare_segment};
-use crate::error::WalError;
+use crate::error::{AppendError, IoFailure};
 
 impl Wal {
     /// Seals every record appended from now on under the keyring's active key: call it after
@@ -34,9 +34,10 @@ impl Wal {
     /// for, so none is lost or sealed twice.
     ///
     /// # Errors
-    /// `WriterFailed` if the writer failed before; `Io` if finishing the segment or creating
-    /// the new one fails (the writer then fails closed, as for any write error); `Crypto`.
-    pub fn adopt_active_key(&self) -> Result<(), WalError> {
+    /// [`AppendError::WriterFailed`] if the writer failed before, or if finishing the segment
+    /// or creating the new one fails (the writer then fails closed, as for any write error);
+    /// [`AppendError::Crypto`].
+    pub fn adopt_active_key(&self) -> Result<(), AppendError> {
         self.shared.adopt_active_key()
     }
 
@@ -54,7 +55,7 @@ impl Wal {
 }
 
 impl Shared {
-    fn adopt_active_key(&self) -> Result<(), WalError> {
+    fn adopt_active_key(&self) -> Result<(), AppendError> {
         let Some(keyring) = self.options.keyring.as_ref() else {
             return Ok(());
         };
@@ -98,7 +99,7 @@ impl Shared {
     /// otherwise be refused as a collision), and the directory synced after. A crash between
     /// the two leaves the log without its empty newest segment, which recovery treats like
     /// any log that ends there: nothing was in it.
-    fn replace_empty_segment(&self, state: &mut MutexGuard<'_, State>) -> Result<(), WalError> {
+    fn replace_empty_segment(&self, state: &mut MutexGuard<'_, State>) -> Result<(), AppendError> {
         let segment = &state.segment;
         debug_assert!(segment.records_count == 0 && !state.writing && !state.syncing);
         let next = prepare_segment(
@@ -116,7 +117,7 @@ impl Shared {
             .options
             .storage
             .remove(&self.dir.join(&name))
-            .map_err(|source| WalError::io("remove", &name, source))
+            .map_err(|source| IoFailure::new("remove", &name, source))
             .and_then(|()| create_segment_file(&self.options, &self.dir, &next.header, &[]));
         match created {
             Ok(file) => {
@@ -132,7 +133,10 @@ impl Shared {
                 state.fail(&error, &name);
                 self.write_done.notify_all();
                 self.notify_all_sync_waiters();
-                Err(error)
+                Err(state.failed_error().unwrap_or(AppendError::WriterFailed {
+                    cause: error.source.kind(),
+                    durable_lsn: state.durable_lsn,
+                }))
             }
         }
     }
