@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use tokm_crypto_adaptive::CryptoError;
 use tokm_engine::EngineError;
-use tokm_snapshot::SnapshotError;
+use tokm_snapshot::{LoadError, RetainError, SnapshotError, WriteError};
 use tokm_wal::{AppendError, CompactError, OpenError, ReplayError, WalError};
 
 /// Exit code: everything checked out.
@@ -162,6 +162,21 @@ macro_rules! from_wal_operation {
 
 from_wal_operation!(OpenError, AppendError, ReplayError, CompactError);
 
+/// Each snapshot operation's error, as the snapshot store's error.
+macro_rules! from_snapshot_operation {
+    ($($error:ty),*) => {$(
+        impl From<$error> for CliError {
+            fn from(error: $error) -> CliError {
+                CliError::Snapshot {
+                    source: SnapshotError::from(error),
+                }
+            }
+        }
+    )*};
+}
+
+from_snapshot_operation!(WriteError, LoadError, RetainError);
+
 impl From<SnapshotError> for CliError {
     fn from(source: SnapshotError) -> CliError {
         CliError::Snapshot { source }
@@ -205,9 +220,10 @@ mod tests {
                 source: AppendError::LsnExhausted.into(),
             },
             CliError::Snapshot {
-                source: SnapshotError::InvalidArgument {
+                source: WriteError::InvalidArgument {
                     reason: "x".to_owned(),
-                },
+                }
+                .into(),
             },
             CliError::Engine {
                 source: EngineError::ReadOnly,

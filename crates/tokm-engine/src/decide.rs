@@ -20,7 +20,7 @@
 use std::collections::BTreeSet;
 
 use tokm_crypto_adaptive::KeyId;
-use tokm_snapshot::SnapshotError;
+use tokm_snapshot::LoadError;
 use tokm_storage::Lsn;
 use tokm_wal::{LogFindings, LogPlan, OpenError, RecoveryMode};
 
@@ -41,9 +41,9 @@ pub(crate) enum SnapshotState {
     Usable,
     /// A check failed: a checksum, the structure, a block other than the first failing
     /// authentication, an undecodable session.
-    Damaged(SnapshotError),
+    Damaged(LoadError),
     /// The first block does not authenticate under the key the keyring holds for `key_id`.
-    KeyFailed { key_id: KeyId, error: SnapshotError },
+    KeyFailed { key_id: KeyId, error: LoadError },
     /// Older than the one chosen: never read.
     NotExamined,
 }
@@ -142,8 +142,8 @@ mod tests {
         Found, HeaderFacts, HeaderState, LossCause, RecordRun, SegmentFindings, SegmentId,
     };
 
-    fn damaged() -> SnapshotError {
-        SnapshotError::ChecksumMismatch {
+    fn damaged() -> LoadError {
+        LoadError::ChecksumMismatch {
             file: "s".to_owned(),
             offset: 0,
             what: "block",

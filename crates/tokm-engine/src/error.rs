@@ -8,8 +8,9 @@ use std::path::PathBuf;
 
 use tokm_crypto_adaptive::CryptoError;
 use tokm_domain::SessionError;
+use tokm_memory_store::MemoryStoreError;
 use tokm_proto::ProtoError;
-use tokm_snapshot::SnapshotError;
+use tokm_snapshot::{LoadError, RetainError, SnapshotError, WriteError};
 use tokm_storage::Lsn;
 use tokm_wal::{AppendError, CompactError, LogLoss, OpenError, ReplayError, WalError};
 
@@ -22,6 +23,15 @@ pub enum EngineError {
     InvalidConfig {
         /// What is wrong.
         reason: String,
+    },
+    /// The memory store refused the options the configuration gives it (quota, capacity), or
+    /// could not reserve the room they ask for. Same code as
+    /// [`InvalidConfig`](EngineError::InvalidConfig); the store's own code is the cause.
+    #[error("invalid engine configuration: the memory store refuses its options")]
+    InvalidStoreOptions {
+        /// The memory store's error; `source.code()` is its stable `TM-MEMS-*` code.
+        #[source]
+        source: MemoryStoreError,
     },
     /// [`EngineConfig::log`](crate::EngineConfig::log) holds a limit the log refuses.
     #[error("invalid log policy")]
@@ -90,12 +100,13 @@ pub enum EngineError {
         set_aside: Vec<String>,
     },
     /// A replayed record could not be applied (a logic error in the log's writer).
-    #[error("log record {lsn} cannot be applied: {reason}")]
+    #[error("log record {lsn} cannot be applied")]
     Replay {
         /// The record's LSN.
         lsn: Lsn,
-        /// The store's reason.
-        reason: String,
+        /// The store's refusal; `source.code()` is its stable code.
+        #[source]
+        source: SessionError,
     },
     /// An expiry sweep could not delete what it found (its log append failed; the engine is
     /// then read-only). Batches logged before the failure stay applied.
@@ -147,7 +158,9 @@ impl EngineError {
     /// The stable code of this error, `TM-ENG-NNNN`.
     pub fn code(&self) -> &'static str {
         match self {
-            EngineError::InvalidConfig { .. } => "TM-ENG-4001",
+            EngineError::InvalidConfig { .. } | EngineError::InvalidStoreOptions { .. } => {
+                "TM-ENG-4001"
+            }
             EngineError::InvalidLogPolicy { .. } => "TM-ENG-4002",
             EngineError::Locked { .. } => "TM-ENG-4231",
             EngineError::Io { .. } => "TM-ENG-5001",
@@ -171,6 +184,8 @@ impl EngineError {
             EngineError::InvalidLogPolicy { source } => Some(source.code()),
             EngineError::Snapshot { source } => Some(source.code()),
             EngineError::UndecodableRecord { source, .. } => Some(source.code()),
+            EngineError::InvalidStoreOptions { source } => Some(source.code()),
+            EngineError::Replay { source, .. } => Some(source.code()),
             EngineError::Sweep { source } => Some(source.code()),
             EngineError::KeyRejected { source } => Some(source.code()),
             _ => None,
@@ -192,6 +207,21 @@ macro_rules! from_wal_operation {
 }
 
 from_wal_operation!(OpenError, AppendError, ReplayError, CompactError);
+
+/// Each snapshot operation's error is the snapshot store's error.
+macro_rules! from_snapshot_operation {
+    ($($error:ty),*) => {$(
+        impl From<$error> for EngineError {
+            fn from(error: $error) -> EngineError {
+                EngineError::Snapshot {
+                    source: SnapshotError::from(error),
+                }
+            }
+        }
+    )*};
+}
+
+from_snapshot_operation!(WriteError, LoadError, RetainError);
 
 /// ", after setting aside a, b (they failed their checks)" when snapshots were set aside.
 fn fallback_note(set_aside: &[String]) -> String {
@@ -240,7 +270,12 @@ mod tests {
             },
             EngineError::Replay {
                 lsn: Lsn::new(1),
-                reason: String::new(),
+                source: SessionError::ReadOnly,
+            },
+            EngineError::InvalidStoreOptions {
+                source: MemoryStoreError::InvalidOptions {
+                    reason: "r".to_owned(),
+                },
             },
             EngineError::ReadOnly,
             EngineError::NoKeyring,

@@ -12,7 +12,7 @@ use std::io;
 use std::sync::atomic::Ordering;
 
 use tokm_crypto_adaptive::{Key, KeyId, Keyring};
-use tokm_snapshot::{Encryption, SnapshotError};
+use tokm_snapshot::{Encryption, LoadError};
 
 use crate::engine::{Engine, Shared};
 use crate::error::EngineError;
@@ -139,7 +139,7 @@ impl Shared {
                             }
                         }
                         // Removed by retention since the listing: no longer on disk.
-                        Err(SnapshotError::Io { source, .. })
+                        Err(LoadError::Io { source, .. })
                             if source.kind() == io::ErrorKind::NotFound => {}
                         Err(_) => unchecked.push(snapshot.file_name),
                     }

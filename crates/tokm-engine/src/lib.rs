@@ -181,7 +181,7 @@
 //! # Error codes
 //! | code | variant |
 //! |---|---|
-//! | `TM-ENG-4001` | `InvalidConfig` |
+//! | `TM-ENG-4001` | `InvalidConfig`, `InvalidStoreOptions` (the memory store's refusal; see `cause_code()`) |
 //! | `TM-ENG-4002` | `InvalidLogPolicy` (see `cause_code()`) |
 //! | `TM-ENG-4091` | `NoKeyring` (`rotate_key` on an engine opened without a keyring) |
 //! | `TM-ENG-4092` | `KeyRejected` (`rotate_key` with a key id the keyring holds; see `cause_code()`) |
@@ -190,7 +190,7 @@
 //! | `TM-ENG-5002` | `Wal` (see `cause_code()`) |
 //! | `TM-ENG-5003` | `Snapshot` (see `cause_code()`) |
 //! | `TM-ENG-5201` | `UndecodableRecord` |
-//! | `TM-ENG-5203` | `Replay` |
+//! | `TM-ENG-5203` | `Replay` (see `cause_code()`) |
 //! | `TM-ENG-5204` | `WouldDropRecords` (recovery refused; nothing changed) |
 //! | `TM-ENG-5004` | `Sweep` (the expiry sweep's log append failed; see `cause_code()`) |
 //! | `TM-ENG-5031` | `ReadOnly` |

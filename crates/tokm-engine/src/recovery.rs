@@ -16,8 +16,7 @@ use tokm_crypto_adaptive::KeyId;
 use tokm_domain::{Mutation, SessionRecord};
 use tokm_memory_store::{MemoryStore, MemoryStoreError, Replayed, StoreOptions};
 use tokm_snapshot::{
-    Encryption, Fallback, SnapshotError, SnapshotMeta, SnapshotOptions, SnapshotReader,
-    SnapshotStore,
+    Encryption, Fallback, LoadError, SnapshotMeta, SnapshotOptions, SnapshotReader, SnapshotStore,
 };
 use tokm_storage::Lsn;
 use tokm_wal::{LogSurvey, LogWalk, OpenError, Wal, WalOptions};
@@ -182,7 +181,7 @@ fn examine_snapshots(
                     Err(damage) => SnapshotState::Damaged(damage),
                 },
                 Err(error) if error.is_damage() => SnapshotState::Damaged(error),
-                Err(SnapshotError::WrongKey { key_id, file })
+                Err(LoadError::WrongKey { key_id, file })
                     if config
                         .keyring
                         .as_ref()
@@ -190,7 +189,7 @@ fn examine_snapshots(
                 {
                     SnapshotState::KeyFailed {
                         key_id: KeyId::new(key_id),
-                        error: SnapshotError::WrongKey { key_id, file },
+                        error: LoadError::WrongKey { key_id, file },
                     }
                 }
                 // A key id the keyring lacks, a foreign or newer file, an I/O error: not
@@ -280,12 +279,10 @@ fn refusal_error(refusal: Refusal, snapshots: &[SnapshotFound]) -> EngineError {
     match refusal {
         Refusal::WrongKey { snapshot } => {
             let found = &snapshots[snapshot];
-            EngineError::Snapshot {
-                source: SnapshotError::WrongKey {
-                    file: found.file.clone(),
-                    key_id: found.key_id.map_or(0, KeyId::get),
-                },
-            }
+            EngineError::from(LoadError::WrongKey {
+                file: found.file.clone(),
+                key_id: found.key_id.map_or(0, KeyId::get),
+            })
         }
         Refusal::Log(source) => EngineError::from(source),
     }
@@ -349,7 +346,7 @@ pub(crate) fn act(
 fn failed_snapshots(
     found: Vec<SnapshotFound>,
     set_aside: &[usize],
-) -> impl Iterator<Item = (String, SnapshotError)> {
+) -> impl Iterator<Item = (String, LoadError)> {
     found
         .into_iter()
         .enumerate()
@@ -406,17 +403,17 @@ fn apply_logged(store: &MemoryStore, lsn: Lsn, payload: &[u8]) -> Result<Replaye
 /// may still serve.
 ///
 /// # Errors
-/// [`EngineError::InvalidConfig`] when the store options are invalid.
+/// [`EngineError::InvalidStoreOptions`] when the store refuses its options.
 fn build_store(
     config: &EngineConfig,
     records: Vec<SessionRecord>,
     file: &str,
-) -> Result<Result<MemoryStore, SnapshotError>, EngineError> {
+) -> Result<Result<MemoryStore, LoadError>, EngineError> {
     // Room for an eighth more than the snapshot holds: the log replayed next and the first
     // writes after the open then fill the tables instead of doubling them shard by shard.
     let options = store_options(config, records.len() + records.len() / 8);
     let damaged = |what| {
-        Ok(Err(SnapshotError::Malformed {
+        Ok(Err(LoadError::Malformed {
             file: file.to_owned(),
             offset: 0,
             what,
@@ -432,10 +429,8 @@ fn build_store(
     }
 }
 
-fn invalid_store_options(error: MemoryStoreError) -> EngineError {
-    EngineError::InvalidConfig {
-        reason: error.to_string(),
-    }
+fn invalid_store_options(source: MemoryStoreError) -> EngineError {
+    EngineError::InvalidStoreOptions { source }
 }
 
 fn store_options(config: &EngineConfig, capacity: usize) -> StoreOptions {
@@ -448,8 +443,5 @@ fn store_options(config: &EngineConfig, capacity: usize) -> StoreOptions {
 fn apply(store: &MemoryStore, mutation: &Mutation, lsn: Lsn) -> Result<Replayed, EngineError> {
     store
         .apply_replayed(mutation)
-        .map_err(|error| EngineError::Replay {
-            lsn,
-            reason: error.to_string(),
-        })
+        .map_err(|source| EngineError::Replay { lsn, source })
 }

@@ -93,7 +93,10 @@ fn needed_key_id(error: &EngineError) -> Option<u32> {
             source: tokm_wal::WalError::Open(tokm_wal::OpenError::WrongKey { key_id, .. }),
         } => Some(*key_id),
         EngineError::Snapshot {
-            source: tokm_snapshot::SnapshotError::WrongKey { key_id, .. },
+            source:
+                tokm_snapshot::SnapshotError::Load(tokm_snapshot::LoadError::WrongKey {
+                    key_id, ..
+                }),
         } => Some(*key_id),
         _ => None,
     }

@@ -39,8 +39,10 @@ fn needed_key_id(error: &EngineError) -> Option<u32> {
         } => Some(*key_id),
         EngineError::Snapshot {
             source:
-                tokm_snapshot::SnapshotError::WrongKey { key_id, .. }
-                | tokm_snapshot::SnapshotError::KeyringMissing { key_id, .. },
+                tokm_snapshot::SnapshotError::Load(
+                    tokm_snapshot::LoadError::WrongKey { key_id, .. }
+                    | tokm_snapshot::LoadError::KeyringMissing { key_id, .. },
+                ),
         } => Some(*key_id),
         _ => None,
     }

@@ -9,7 +9,7 @@
 use prost::Message;
 use tokm_proto::{ProtoError, pb};
 
-use crate::error::SnapshotError;
+use crate::error::LoadError;
 use crate::format::{BLOCK_LEN_LIMIT, BLOCK_SESSIONS_MAX, CHECKSUM_LEN};
 use crate::walk::{self, WalkError};
 
@@ -44,7 +44,7 @@ pub(crate) fn decode_index(
     file: &str,
     index: &[u8],
     bounds: IndexBounds,
-) -> Result<Vec<BlockHandle>, SnapshotError> {
+) -> Result<Vec<BlockHandle>, LoadError> {
     let mut checked = CheckedHandles {
         bounds,
         handles: Vec::new(),
@@ -57,18 +57,18 @@ pub(crate) fn decode_index(
         let handle = decode_handle(file, entry_offset, entry.bytes)?;
         checked
             .push(handle)
-            .map_err(|what| SnapshotError::malformed(file, entry_offset, what))?;
+            .map_err(|what| LoadError::malformed(file, entry_offset, what))?;
     }
     checked
         .finish()
-        .map_err(|what| SnapshotError::malformed(file, bounds.index_offset, what))
+        .map_err(|what| LoadError::malformed(file, bounds.index_offset, what))
 }
 
-fn decode_handle(file: &str, offset: u64, bytes: &[u8]) -> Result<BlockHandle, SnapshotError> {
+fn decode_handle(file: &str, offset: u64, bytes: &[u8]) -> Result<BlockHandle, LoadError> {
     // One handle is a few dozen bytes unless crafted; a crafted one allocates at most its own
     // length here, and only until it is refused.
     let message = pb::BlockHandle::decode(bytes).map_err(|source| {
-        SnapshotError::decode(
+        LoadError::decode(
             file,
             offset,
             ProtoError::Decode {
@@ -77,10 +77,11 @@ fn decode_handle(file: &str, offset: u64, bytes: &[u8]) -> Result<BlockHandle, S
             },
         )
     })?;
-    let checksum =
-        message.checksum.as_slice().try_into().map_err(|_| {
-            SnapshotError::malformed(file, offset, "block checksum is not 16 bytes")
-        })?;
+    let checksum = message
+        .checksum
+        .as_slice()
+        .try_into()
+        .map_err(|_| LoadError::malformed(file, offset, "block checksum is not 16 bytes"))?;
     Ok(BlockHandle {
         offset: message.offset,
         length: message.length,
@@ -89,9 +90,9 @@ fn decode_handle(file: &str, offset: u64, bytes: &[u8]) -> Result<BlockHandle, S
     })
 }
 
-fn walk_error(file: &str, index_offset: u64, error: WalkError) -> SnapshotError {
+fn walk_error(file: &str, index_offset: u64, error: WalkError) -> LoadError {
     match error {
-        WalkError::Decode { position, source } => SnapshotError::decode(
+        WalkError::Decode { position, source } => LoadError::decode(
             file,
             index_offset + position as u64,
             ProtoError::Decode {
@@ -99,7 +100,7 @@ fn walk_error(file: &str, index_offset: u64, error: WalkError) -> SnapshotError 
                 source,
             },
         ),
-        WalkError::PastEnd { position } => SnapshotError::malformed(
+        WalkError::PastEnd { position } => LoadError::malformed(
             file,
             index_offset + position as u64,
             "a block handle runs past the end of the index",
@@ -190,9 +191,9 @@ mod tests {
         pb::BlockIndex { blocks: handles }.encode_to_vec()
     }
 
-    fn what(result: Result<Vec<BlockHandle>, SnapshotError>) -> &'static str {
+    fn what(result: Result<Vec<BlockHandle>, LoadError>) -> &'static str {
         match result {
-            Err(SnapshotError::Malformed { what, .. }) => what,
+            Err(LoadError::Malformed { what, .. }) => what,
             other => panic!("expected Malformed, got {other:?}"),
         }
     }
@@ -308,7 +309,7 @@ mod tests {
         let bytes = index(vec![handle(100, 200, 20), handle(999, 100, 10)]);
         let second = 2 + handle(100, 200, 20).encoded_len() as u64;
         match decode_index("f", &bytes, BOUNDS) {
-            Err(SnapshotError::Malformed { offset, .. }) => {
+            Err(LoadError::Malformed { offset, .. }) => {
                 assert_eq!(offset, BOUNDS.index_offset + second);
             }
             other => panic!("expected Malformed, got {other:?}"),
@@ -330,7 +331,7 @@ mod tests {
         // 2-byte empty handles: prost would build all of them before any check.
         let bytes = [0x0A, 0x00].repeat(1 << 20);
         match decode_index("f", &bytes, BOUNDS) {
-            Err(SnapshotError::Malformed { offset, what, .. }) => {
+            Err(LoadError::Malformed { offset, what, .. }) => {
                 assert_eq!(offset, BOUNDS.index_offset);
                 assert_eq!(what, "block checksum is not 16 bytes");
             }

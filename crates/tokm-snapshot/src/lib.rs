@@ -130,10 +130,10 @@
 //! [`SnapshotReader::load`]. Checks, in order: magic and version (foreign or newer files stop
 //! loading and are left untouched), header checksum, trailer and footer checksum, the index's
 //! checksum, structure, each block's checksum, the whole-file checksum; then each block's tag
-//! and each session's validity. A snapshot that is damaged ([`SnapshotError::is_damage`]) is
+//! and each session's validity. A snapshot that is damaged ([`LoadError::is_damage`]) is
 //! set aside as by [`SnapshotStore::set_aside`] (renamed to `*.broken`, never deleted) and
-//! reported in [`LoadReport::fallbacks`] with its error ([`SnapshotError::code`] and
-//! [`SnapshotError::cause_code`]); the next newest is tried. Any other error stops loading and
+//! reported in [`LoadReport::fallbacks`] with its error ([`LoadError::code`] and
+//! [`LoadError::cause_code`]); the next newest is tried. Any other error stops loading and
 //! renames nothing. Blocks are decoded on up to four threads while the calling thread reads
 //! and verifies the next ones.
 //!
@@ -141,11 +141,11 @@
 //! A wrong or missing key must never cost a snapshot. A sealed snapshot whose key id the
 //! keyring lacks, or whose block 0 does not authenticate although its checksum matched (with
 //! the wrong key every block fails; a random flip would break the checksum first, and block 0
-//! is always opened first), returns [`SnapshotError::WrongKey`] naming the file and the key id;
-//! without any keyring, [`SnapshotError::KeyringMissing`]. Neither is damage: the file is left
+//! is always opened first), returns [`LoadError::WrongKey`] naming the file and the key id;
+//! without any keyring, [`LoadError::KeyringMissing`]. Neither is damage: the file is left
 //! alone and loads once the right key is supplied. A later block that fails authentication
 //! after block 0 authenticated was forged or moved, so it is damage
-//! ([`SnapshotError::Crypto`]). Messages name key ids, never key bytes.
+//! ([`LoadError::Crypto`]). Messages name key ids, never key bytes.
 //!
 //! # Bounded memory on any input
 //! Checksums are unkeyed, so a crafted file can carry valid ones; the reader's limits hold on
@@ -170,27 +170,35 @@
 //!
 //! # Error codes
 //!
-//! | code | variant | meaning |
-//! |---|---|---|
-//! | `TM-SNAP-4001` | `NotASnapshot` | a `*.snap` file without our magic; untouched |
-//! | `TM-SNAP-4002` | `UnsupportedVersion` | a newer format version; untouched |
-//! | `TM-SNAP-4003` | `InvalidArgument` | bad option or an iterator whose `len()` lied |
-//! | `TM-SNAP-4031` | `KeyringMissing` | encrypted snapshot, no keyring configured |
-//! | `TM-SNAP-4032` | `WrongKey` | the keyring lacks the file's key id or holds other bytes for it; not damage |
-//! | `TM-SNAP-4091` | `AlreadyExists` | same LSN and millisecond as an existing snapshot |
-//! | `TM-SNAP-5001` | `Io` | a storage call failed; names the operation and file |
-//! | `TM-SNAP-5201` | `ChecksumMismatch` | stored bytes differ from their checksum |
-//! | `TM-SNAP-5202` | `Malformed` | lengths, offsets or counts are inconsistent |
-//! | `TM-SNAP-5203` | `Truncated` | the file ends before its structure does |
-//! | `TM-SNAP-5204` | `Crypto` | a block after block 0 fails authentication; carries the `TM-CRYP-` code |
-//! | `TM-SNAP-5205` | `Decode` | a message or session is invalid; carries the `TM-PROTO-` code |
-//! | `TM-SNAP-5206` | `NoValidSnapshot` | snapshots exist but every one failed |
+//! Each operation has its own error type, so a caller matches only what that operation can
+//! return: [`WriteError`] ([`SnapshotStore::open`], [`SnapshotStore::write`],
+//! [`SnapshotStore::write_records`]), [`LoadError`] (listing, verifying, loading, setting
+//! aside; also each [`Fallback`]'s reason) and [`RetainError`]
+//! ([`SnapshotStore::apply_retention`], [`SnapshotStore::oldest_retained_lsn`]). Each is
+//! `#[non_exhaustive]` and converts into the umbrella [`SnapshotError`]; a code means the same
+//! in every type.
+//!
+//! | code | variant | in | meaning |
+//! |---|---|---|---|
+//! | `TM-SNAP-4001` | `NotASnapshot` | load | a `*.snap` file without our magic; untouched |
+//! | `TM-SNAP-4002` | `UnsupportedVersion` | load | a newer format version; untouched |
+//! | `TM-SNAP-4003` | `InvalidArgument` | write, load | bad option or an iterator whose `len()` lied; a name that is not a snapshot's |
+//! | `TM-SNAP-4031` | `KeyringMissing` | load | encrypted snapshot, no keyring configured |
+//! | `TM-SNAP-4032` | `WrongKey` | load | the keyring lacks the file's key id or holds other bytes for it; not damage |
+//! | `TM-SNAP-4091` | `AlreadyExists` | write | same LSN and millisecond as an existing snapshot |
+//! | `TM-SNAP-5001` | `Io` | write, load, retain | a storage call failed; names the operation and file |
+//! | `TM-SNAP-5201` | `ChecksumMismatch` | load | stored bytes differ from their checksum |
+//! | `TM-SNAP-5202` | `Malformed` | load | lengths, offsets or counts are inconsistent |
+//! | `TM-SNAP-5203` | `Truncated` | load | the file ends before its structure does |
+//! | `TM-SNAP-5204` | `Crypto` | write, load | the random source or sealing failed (write); a block after block 0 fails authentication (load); carries the `TM-CRYP-` code |
+//! | `TM-SNAP-5205` | `Decode` | load | a message or session is invalid; carries the `TM-PROTO-` code |
+//! | `TM-SNAP-5206` | `NoValidSnapshot` | load | snapshots exist but every one failed |
 //!
 //! # On-disk format
 #![doc = include_str!("../FORMAT.md")]
 #![forbid(unsafe_code)]
 
-pub use crate::error::SnapshotError;
+pub use crate::error::{LoadError, RetainError, SnapshotError, WriteError};
 pub use crate::meta::{
     Encryption, Fallback, LoadOutcome, LoadReport, LoadedSnapshot, RetentionReport, SnapshotInfo,
     SnapshotMeta,

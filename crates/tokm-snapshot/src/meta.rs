@@ -4,7 +4,7 @@ use tokm_crypto_adaptive::{Algorithm, KeyId};
 use tokm_domain::{SessionRecord, Timestamp};
 use tokm_storage::Lsn;
 
-use crate::error::SnapshotError;
+use crate::error::LoadError;
 
 /// How a snapshot's blocks are stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,7 +58,7 @@ pub struct Fallback {
     /// What it was renamed to (`<file_name>.broken`); rename it back to retry it.
     pub renamed_to: String,
     /// Why it was refused; `error.code()` and `error.cause_code()` give the codes.
-    pub error: SnapshotError,
+    pub error: LoadError,
 }
 
 /// Everything `load_newest` skipped on its way to the snapshot it returned.
@@ -88,7 +88,7 @@ pub struct SnapshotInfo {
     pub created_at: Timestamp,
     /// Its header and footer, checked against their checksums; blocks are not read, so a
     /// listed snapshot can still fail to load.
-    pub meta: Result<SnapshotMeta, SnapshotError>,
+    pub meta: Result<SnapshotMeta, LoadError>,
 }
 
 /// What [`SnapshotStore::apply_retention`](crate::SnapshotStore::apply_retention) did.

@@ -23,7 +23,7 @@ use tokm_domain::SessionRecord;
 use tokm_proto::{ProtoError, pb};
 use tokm_storage::{Access, Lsn, Storage, StorageFile};
 
-use crate::error::SnapshotError;
+use crate::error::LoadError;
 use crate::format::{
     self, CHECKSUM_LEN, FOOTER_LEN_LIMIT, FormatVersion, HEADER_LEN_LIMIT, INDEX_LEN_LIMIT, MAGIC,
     PRELUDE_LEN, Prelude, PreludeError, SALT_LEN, SESSION_BYTES_LIMIT, SnapshotName, TRAILER_LEN,
@@ -50,7 +50,7 @@ struct Source<'a> {
 impl Source<'_> {
     /// Reads `len` bytes at `offset`. Callers bound `len` by the file's length and a format
     /// limit first: this is where a length from disk becomes an allocation.
-    fn read(&self, offset: u64, len: u64) -> Result<Vec<u8>, SnapshotError> {
+    fn read(&self, offset: u64, len: u64) -> Result<Vec<u8>, LoadError> {
         let len = usize::try_from(len).map_err(|_| self.malformed(offset, "length too large"))?;
         let mut buf = vec![0_u8; len];
         self.read_into(offset, &mut buf)?;
@@ -58,44 +58,44 @@ impl Source<'_> {
     }
 
     /// Reads a fixed-size part of the file (prelude, trailer).
-    fn read_array<const N: usize>(&self, offset: u64) -> Result<[u8; N], SnapshotError> {
+    fn read_array<const N: usize>(&self, offset: u64) -> Result<[u8; N], LoadError> {
         let mut buf = [0_u8; N];
         self.read_into(offset, &mut buf)?;
         Ok(buf)
     }
 
-    fn read_into(&self, offset: u64, buf: &mut [u8]) -> Result<(), SnapshotError> {
+    fn read_into(&self, offset: u64, buf: &mut [u8]) -> Result<(), LoadError> {
         self.file.read_exact_at(offset, buf).map_err(|source| {
             if source.kind() == std::io::ErrorKind::UnexpectedEof {
                 self.truncated("shorter than when it was opened")
             } else {
-                SnapshotError::io("read", self.name, source)
+                LoadError::io("read", self.name, source)
             }
         })
     }
 
-    fn malformed(&self, offset: u64, what: &'static str) -> SnapshotError {
-        SnapshotError::malformed(self.name, offset, what)
+    fn malformed(&self, offset: u64, what: &'static str) -> LoadError {
+        LoadError::malformed(self.name, offset, what)
     }
 
-    fn truncated(&self, what: &'static str) -> SnapshotError {
-        SnapshotError::Truncated {
+    fn truncated(&self, what: &'static str) -> LoadError {
+        LoadError::Truncated {
             file: self.name.to_owned(),
             len_bytes: self.len_bytes,
             what,
         }
     }
 
-    fn checksum(&self, offset: u64, what: &'static str) -> SnapshotError {
-        SnapshotError::ChecksumMismatch {
+    fn checksum(&self, offset: u64, what: &'static str) -> LoadError {
+        LoadError::ChecksumMismatch {
             file: self.name.to_owned(),
             offset,
             what,
         }
     }
 
-    fn not_a_snapshot(&self) -> SnapshotError {
-        SnapshotError::NotASnapshot {
+    fn not_a_snapshot(&self) -> LoadError {
+        LoadError::NotASnapshot {
             file: self.name.to_owned(),
             reason: "wrong magic",
         }
@@ -107,9 +107,9 @@ impl Source<'_> {
         offset: u64,
         bytes: &[u8],
         name: &'static str,
-    ) -> Result<M, SnapshotError> {
+    ) -> Result<M, LoadError> {
         M::decode(bytes).map_err(|source| {
-            SnapshotError::decode(
+            LoadError::decode(
                 self.name,
                 offset,
                 ProtoError::Decode {
@@ -152,13 +152,13 @@ fn open_source<'a>(
     storage: &dyn Storage,
     dir: &Path,
     name: &'a str,
-) -> Result<Source<'a>, SnapshotError> {
+) -> Result<Source<'a>, LoadError> {
     let file = storage
         .open(&dir.join(name), Access::ReadOnly)
-        .map_err(|source| SnapshotError::io("open", name, source))?;
+        .map_err(|source| LoadError::io("open", name, source))?;
     let len_bytes = file
         .len_bytes()
-        .map_err(|source| SnapshotError::io("stat", name, source))?;
+        .map_err(|source| LoadError::io("stat", name, source))?;
     Ok(Source {
         file,
         name,
@@ -171,7 +171,7 @@ pub(crate) fn read_meta(
     storage: &dyn Storage,
     dir: &Path,
     name: &str,
-) -> Result<SnapshotMeta, SnapshotError> {
+) -> Result<SnapshotMeta, LoadError> {
     let source = open_source(storage, dir, name)?;
     Ok(read_layout(&source)?.meta)
 }
@@ -182,7 +182,7 @@ pub(crate) fn verify(
     storage: &dyn Storage,
     dir: &Path,
     name: &str,
-) -> Result<SnapshotMeta, SnapshotError> {
+) -> Result<SnapshotMeta, LoadError> {
     let source = open_source(storage, dir, name)?;
     let layout = read_layout(&source)?;
     scan_blocks(&source, &layout, |_| Ok(()))?;
@@ -195,7 +195,7 @@ pub(crate) fn load(
     dir: &Path,
     name: &str,
     keyring: Option<&Keyring>,
-) -> Result<LoadedSnapshot, SnapshotError> {
+) -> Result<LoadedSnapshot, LoadError> {
     let source = open_source(storage, dir, name)?;
     let layout = read_layout(&source)?;
     let cipher = file_cipher(&source, &layout, keyring)?;
@@ -240,7 +240,7 @@ fn file_cipher(
     source: &Source<'_>,
     layout: &Layout,
     keyring: Option<&Keyring>,
-) -> Result<Option<FileCipher>, SnapshotError> {
+) -> Result<Option<FileCipher>, LoadError> {
     let Encryption::Sealed { algorithm, key_id } = layout.meta.encryption else {
         return Ok(None);
     };
@@ -248,7 +248,7 @@ fn file_cipher(
         .salt
         .expect("read_layout gives every sealed snapshot a salt");
     let Some(keyring) = keyring else {
-        return Err(SnapshotError::KeyringMissing {
+        return Err(LoadError::KeyringMissing {
             file: source.name.to_owned(),
             key_id: key_id.get(),
         });
@@ -257,13 +257,13 @@ fn file_cipher(
         .file_cipher(key_id, algorithm, &salt)
         .map(Some)
         .map_err(|error| match error {
-            CryptoError::UnknownKeyId { .. } => SnapshotError::WrongKey {
+            CryptoError::UnknownKeyId { .. } => LoadError::WrongKey {
                 file: source.name.to_owned(),
                 key_id: key_id.get(),
             },
             // `file_cipher` fails only for an unknown key id; should that change, the error
             // keeps its own code.
-            other => SnapshotError::Crypto {
+            other => LoadError::Crypto {
                 file: source.name.to_owned(),
                 offset: 0,
                 source: other,
@@ -271,7 +271,7 @@ fn file_cipher(
         })
 }
 
-fn read_layout(source: &Source<'_>) -> Result<Layout, SnapshotError> {
+fn read_layout(source: &Source<'_>) -> Result<Layout, LoadError> {
     let (prelude, trailer) = read_prelude_and_trailer(source)?;
     let head = read_head(source, prelude)?;
     let header_bytes = format::verify_head(&head)
@@ -333,9 +333,7 @@ fn read_layout(source: &Source<'_>) -> Result<Layout, SnapshotError> {
 
 /// The prelude, and the trailer if the file ends with one. Magic and version come first, so a
 /// foreign or newer file is reported as such and never as damage.
-fn read_prelude_and_trailer(
-    source: &Source<'_>,
-) -> Result<(Prelude, Option<Trailer>), SnapshotError> {
+fn read_prelude_and_trailer(source: &Source<'_>) -> Result<(Prelude, Option<Trailer>), LoadError> {
     let len = source.len_bytes;
     if len < PRELUDE_LEN as u64 {
         let start = source.read(0, len)?;
@@ -366,7 +364,7 @@ fn read_prelude_and_trailer(
         {
             Err(source.checksum(format::VERSION_OFFSET, "version byte is damaged"))
         }
-        Err(PreludeError::UnsupportedVersion(version)) => Err(SnapshotError::UnsupportedVersion {
+        Err(PreludeError::UnsupportedVersion(version)) => Err(LoadError::UnsupportedVersion {
             file: source.name.to_owned(),
             version,
         }),
@@ -377,7 +375,7 @@ fn read_prelude_and_trailer(
 fn any_known_version_verifies(
     source: &Source<'_>,
     prelude_bytes: [u8; PRELUDE_LEN],
-) -> Result<bool, SnapshotError> {
+) -> Result<bool, LoadError> {
     for version in FormatVersion::KNOWN {
         if head_verifies(source, format::with_version(prelude_bytes, version))? {
             return Ok(true);
@@ -387,10 +385,7 @@ fn any_known_version_verifies(
 }
 
 /// Whether the head that `prelude_bytes` starts verifies against its checksum.
-fn head_verifies(
-    source: &Source<'_>,
-    prelude_bytes: [u8; PRELUDE_LEN],
-) -> Result<bool, SnapshotError> {
+fn head_verifies(source: &Source<'_>, prelude_bytes: [u8; PRELUDE_LEN]) -> Result<bool, LoadError> {
     let Ok(prelude) = Prelude::decode(&prelude_bytes) else {
         return Ok(false);
     };
@@ -402,7 +397,7 @@ fn head_verifies(
 }
 
 /// Prelude, header message and header checksum, not yet verified.
-fn read_head(source: &Source<'_>, prelude: Prelude) -> Result<Vec<u8>, SnapshotError> {
+fn read_head(source: &Source<'_>, prelude: Prelude) -> Result<Vec<u8>, LoadError> {
     if prelude.header_len as usize > HEADER_LEN_LIMIT {
         return Err(source.malformed(format::HEADER_LEN_OFFSET, "header length out of range"));
     }
@@ -419,7 +414,7 @@ fn read_footer(
     source: &Source<'_>,
     trailer: Trailer,
     blocks_start: u64,
-) -> Result<Footer, SnapshotError> {
+) -> Result<Footer, LoadError> {
     let len = source.len_bytes;
     let footer_offset = trailer
         .footer_offset(len)
@@ -464,7 +459,7 @@ fn read_footer(
 
 /// The encoded index, checked against its checksum (when the footer has one) before anyone
 /// decodes it.
-fn read_index(source: &Source<'_>, footer: &Footer) -> Result<Vec<u8>, SnapshotError> {
+fn read_index(source: &Source<'_>, footer: &Footer) -> Result<Vec<u8>, LoadError> {
     let index_bytes = source.read(footer.index_offset, footer.index_length)?;
     if let Some(stored) = footer.index_checksum
         && format::index_checksum(&index_bytes) != stored
@@ -477,10 +472,10 @@ fn read_index(source: &Source<'_>, footer: &Footer) -> Result<Vec<u8>, SnapshotE
 fn header_encryption(
     source: &Source<'_>,
     header: &pb::SnapshotHeader,
-) -> Result<(Encryption, Option<FileSalt>), SnapshotError> {
+) -> Result<(Encryption, Option<FileSalt>), LoadError> {
     let offset = format::HEADER_OFFSET;
     if header.compression != pb::Compression::None as i32 {
-        return Err(SnapshotError::decode(
+        return Err(LoadError::decode(
             source.name,
             offset,
             ProtoError::UnknownEnum {
@@ -490,7 +485,7 @@ fn header_encryption(
         ));
     }
     let unknown_cipher = || {
-        SnapshotError::decode(
+        LoadError::decode(
             source.name,
             offset,
             ProtoError::UnknownEnum {
@@ -538,8 +533,8 @@ struct BlockJob {
 fn scan_blocks(
     source: &Source<'_>,
     layout: &Layout,
-    mut visit: impl FnMut(BlockJob) -> Result<(), SnapshotError>,
-) -> Result<(), SnapshotError> {
+    mut visit: impl FnMut(BlockJob) -> Result<(), LoadError>,
+) -> Result<(), LoadError> {
     let mut file_hasher = blake3::Hasher::new();
     file_hasher.update(&layout.head);
     for (block_index, handle) in layout.index.iter().enumerate() {
@@ -572,7 +567,7 @@ struct BlockDecoder<'a> {
 }
 
 impl BlockDecoder<'_> {
-    fn decode(&self, job: &BlockJob) -> Result<Vec<SessionRecord>, SnapshotError> {
+    fn decode(&self, job: &BlockJob) -> Result<Vec<SessionRecord>, LoadError> {
         let mut opened = Vec::new();
         let plain = match self.cipher {
             None => job.stored.as_slice(),
@@ -593,18 +588,16 @@ impl BlockDecoder<'_> {
         cipher: &FileCipher,
         job: &BlockJob,
         opened: &mut Vec<u8>,
-    ) -> Result<(), SnapshotError> {
+    ) -> Result<(), LoadError> {
         let aad = format::block_aad(self.snapshot_id, job.block_index);
         cipher
             .open_into(job.block_index, &aad, &job.stored, opened)
             .map_err(|source| match source {
-                CryptoError::AuthenticationFailed if job.block_index == 0 => {
-                    SnapshotError::WrongKey {
-                        file: self.file_name.to_owned(),
-                        key_id: cipher.key_id().get(),
-                    }
-                }
-                source => SnapshotError::Crypto {
+                CryptoError::AuthenticationFailed if job.block_index == 0 => LoadError::WrongKey {
+                    file: self.file_name.to_owned(),
+                    key_id: cipher.key_id().get(),
+                },
+                source => LoadError::Crypto {
                     file: self.file_name.to_owned(),
                     offset: job.offset,
                     source,
@@ -623,12 +616,12 @@ fn decode_sessions(
     version: FormatVersion,
     job: &BlockJob,
     plain: &[u8],
-) -> Result<Vec<SessionRecord>, SnapshotError> {
+) -> Result<Vec<SessionRecord>, LoadError> {
     let declared = job.session_count as usize;
     let mut sessions = Vec::with_capacity(declared);
     for entry in walk::entries(plain) {
         let entry = entry.map_err(|error| match error {
-            WalkError::Decode { source, .. } => SnapshotError::decode(
+            WalkError::Decode { source, .. } => LoadError::decode(
                 file,
                 job.offset,
                 ProtoError::Decode {
@@ -636,21 +629,19 @@ fn decode_sessions(
                     source,
                 },
             ),
-            WalkError::PastEnd { .. } => SnapshotError::malformed(
-                file,
-                job.offset,
-                "a session runs past the end of its block",
-            ),
+            WalkError::PastEnd { .. } => {
+                LoadError::malformed(file, job.offset, "a session runs past the end of its block")
+            }
         })?;
         if sessions.len() == declared {
-            return Err(SnapshotError::malformed(
+            return Err(LoadError::malformed(
                 file,
                 job.offset,
                 "block holds more sessions than its handle says",
             ));
         }
         if entry.bytes.len() > SESSION_BYTES_LIMIT {
-            return Err(SnapshotError::malformed(
+            return Err(LoadError::malformed(
                 file,
                 job.offset,
                 "a session is longer than any valid session",
@@ -662,11 +653,11 @@ fn decode_sessions(
             FormatVersion::V2 => SessionRecord::from_bytes(entry.bytes)
                 .map_err(|source| ProtoError::Invalid { source }),
         }
-        .map_err(|source| SnapshotError::decode(file, job.offset, source))?;
+        .map_err(|source| LoadError::decode(file, job.offset, source))?;
         sessions.push(record);
     }
     if sessions.len() != declared {
-        return Err(SnapshotError::malformed(
+        return Err(LoadError::malformed(
             file,
             job.offset,
             "block holds fewer sessions than its handle says",
@@ -675,7 +666,7 @@ fn decode_sessions(
     Ok(sessions)
 }
 
-type DecodedBlock = (usize, Result<Vec<SessionRecord>, SnapshotError>);
+type DecodedBlock = (usize, Result<Vec<SessionRecord>, LoadError>);
 
 /// The calling thread reads and checks blocks (I/O and hashing are sequential by nature) and
 /// hands them to `threads` decoders through a bounded queue; results are reassembled in order.
@@ -686,7 +677,7 @@ fn decode_in_parallel(
     layout: &Layout,
     decoder: &BlockDecoder<'_>,
     threads: usize,
-) -> Result<Vec<Vec<SessionRecord>>, SnapshotError> {
+) -> Result<Vec<Vec<SessionRecord>>, LoadError> {
     let blocks_count = layout.index.len();
     let (job_sender, job_receiver) = mpsc::sync_channel::<(usize, BlockJob)>(DECODE_QUEUE_BLOCKS);
     let job_receiver = Mutex::new(job_receiver);
@@ -746,7 +737,7 @@ fn decode_in_parallel(
     if let Some(slot) = decoded.first_mut() {
         *slot = first_block;
     }
-    let mut first_error: Option<(usize, SnapshotError)> = None;
+    let mut first_error: Option<(usize, LoadError)> = None;
     for (position, result) in result_receiver {
         match result {
             Ok(sessions) => decoded[position] = Some(sessions),
@@ -852,9 +843,9 @@ mod tests {
         }
     }
 
-    fn malformed_what(result: Result<Vec<SessionRecord>, SnapshotError>) -> &'static str {
+    fn malformed_what(result: Result<Vec<SessionRecord>, LoadError>) -> &'static str {
         match result {
-            Err(SnapshotError::Malformed { what, offset, .. }) => {
+            Err(LoadError::Malformed { what, offset, .. }) => {
                 assert_eq!(offset, 100, "errors name the block's offset");
                 what
             }
@@ -974,7 +965,7 @@ mod tests {
         assert!(
             matches!(
                 error,
-                SnapshotError::ChecksumMismatch {
+                LoadError::ChecksumMismatch {
                     what: "block index",
                     offset,
                     ..
@@ -1024,7 +1015,7 @@ mod tests {
         assert!(
             matches!(
                 error,
-                SnapshotError::ChecksumMismatch {
+                LoadError::ChecksumMismatch {
                     what: "whole file",
                     ..
                 }
@@ -1050,10 +1041,7 @@ mod tests {
         // wrong: nothing else changes what it authenticates against.
         let other_snapshot = decoder(snapshot_id ^ 1).decode(&job);
         assert!(
-            matches!(
-                other_snapshot,
-                Err(SnapshotError::WrongKey { key_id: 1, .. })
-            ),
+            matches!(other_snapshot, Err(LoadError::WrongKey { key_id: 1, .. })),
             "{other_snapshot:?}"
         );
         // Any later block failing is damage: block 0 already proved the key.
@@ -1064,7 +1052,7 @@ mod tests {
         let other_position = decoder(snapshot_id).decode(&moved);
         assert!(matches!(
             other_position,
-            Err(SnapshotError::Crypto {
+            Err(LoadError::Crypto {
                 source: CryptoError::AuthenticationFailed,
                 ..
             })

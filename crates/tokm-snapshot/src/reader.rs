@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokm_crypto_adaptive::Keyring;
 use tokm_storage::Storage;
 
-use crate::error::SnapshotError;
+use crate::error::{ListFailure, LoadError};
 use crate::format::SnapshotName;
 use crate::meta::{LoadedSnapshot, SnapshotInfo, SnapshotMeta};
 use crate::read;
@@ -19,7 +19,7 @@ use crate::read;
 /// It calls nothing on its [`Storage`] but `list` and `open` (read-only); a directory that
 /// does not exist holds no snapshots. Each call checks what it reads as
 /// [`SnapshotStore::load_newest`](crate::SnapshotStore::load_newest) does, and its errors
-/// tell damage ([`SnapshotError::is_damage`]) from a key problem, a foreign file or I/O.
+/// tell damage ([`LoadError::is_damage`]) from a key problem, a foreign file or I/O.
 ///
 /// `Send + Sync` and cheap to clone; it takes no lock. It never sees a half-written
 /// snapshot: writers fill `*.snap.tmp` files, which it ignores, and rename them into place.
@@ -54,10 +54,10 @@ impl SnapshotReader {
     /// (blocks are not read). Temp files, `*.broken` files and other names are not listed.
     ///
     /// # Errors
-    /// [`SnapshotError::Io`] if the directory cannot be listed, for one thing because its
+    /// [`LoadError::Io`] if the directory cannot be listed, for one thing because its
     /// path names something else than a directory; a directory that does not exist lists
     /// nothing. Problems with one file are in its [`SnapshotInfo::meta`].
-    pub fn list(&self) -> Result<Vec<SnapshotInfo>, SnapshotError> {
+    pub fn list(&self) -> Result<Vec<SnapshotInfo>, LoadError> {
         let mut names = match self.list_names() {
             Ok(names) => names,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -83,12 +83,12 @@ impl SnapshotReader {
     /// without decoding sessions.
     ///
     /// # Errors
-    /// [`SnapshotError::InvalidArgument`] if `file_name` is not a snapshot file name
-    /// (`<20 digits>-<20 digits>.snap`); [`SnapshotError::NotASnapshot`] or
-    /// [`SnapshotError::UnsupportedVersion`] for a file that is not ours or is newer;
-    /// [`SnapshotError::Io`] if it cannot be read; else the damage found
-    /// ([`SnapshotError::is_damage`]).
-    pub fn verify(&self, file_name: &str) -> Result<SnapshotMeta, SnapshotError> {
+    /// [`LoadError::InvalidArgument`] if `file_name` is not a snapshot file name
+    /// (`<20 digits>-<20 digits>.snap`); [`LoadError::NotASnapshot`] or
+    /// [`LoadError::UnsupportedVersion`] for a file that is not ours or is newer;
+    /// [`LoadError::Io`] if it cannot be read; else the damage found
+    /// ([`LoadError::is_damage`]).
+    pub fn verify(&self, file_name: &str) -> Result<SnapshotMeta, LoadError> {
         parse_file_name(file_name)?;
         read::verify(self.storage.as_ref(), &self.dir, file_name)
     }
@@ -96,11 +96,11 @@ impl SnapshotReader {
     /// Reads snapshot `file_name` with every check, opens its blocks and decodes every session.
     ///
     /// # Errors
-    /// As [`verify`](SnapshotReader::verify), and also [`SnapshotError::KeyringMissing`] for a
-    /// sealed snapshot without a keyring, [`SnapshotError::WrongKey`] when the keyring lacks
-    /// its key id or holds other bytes for it, [`SnapshotError::Crypto`] and
-    /// [`SnapshotError::Decode`] for blocks that do not open or decode.
-    pub fn load(&self, file_name: &str) -> Result<LoadedSnapshot, SnapshotError> {
+    /// As [`verify`](SnapshotReader::verify), and also [`LoadError::KeyringMissing`] for a
+    /// sealed snapshot without a keyring, [`LoadError::WrongKey`] when the keyring lacks
+    /// its key id or holds other bytes for it, [`LoadError::Crypto`] and
+    /// [`LoadError::Decode`] for blocks that do not open or decode.
+    pub fn load(&self, file_name: &str) -> Result<LoadedSnapshot, LoadError> {
         parse_file_name(file_name)?;
         read::load(
             self.storage.as_ref(),
@@ -113,8 +113,11 @@ impl SnapshotReader {
     /// Names of the snapshot files, oldest first. Unlike [`list`](SnapshotReader::list), a
     /// missing directory is an error: a [`SnapshotStore`](crate::SnapshotStore) created it, so
     /// its absence is a fault to report, not a fresh start.
-    pub(crate) fn snapshot_names(&self) -> Result<Vec<SnapshotName>, SnapshotError> {
-        self.list_names().map_err(|error| self.list_error(error))
+    pub(crate) fn snapshot_names(&self) -> Result<Vec<SnapshotName>, ListFailure> {
+        self.list_names().map_err(|source| ListFailure {
+            dir: self.dir.display().to_string(),
+            source,
+        })
     }
 
     fn list_names(&self) -> io::Result<Vec<SnapshotName>> {
@@ -128,15 +131,15 @@ impl SnapshotReader {
         Ok(names)
     }
 
-    fn list_error(&self, source: io::Error) -> SnapshotError {
-        SnapshotError::io("list", &self.dir.display().to_string(), source)
+    fn list_error(&self, source: io::Error) -> LoadError {
+        LoadError::io("list", &self.dir.display().to_string(), source)
     }
 }
 
 /// What a snapshot file name says, or an `InvalidArgument` error for any other name: callers
 /// name snapshots, never other files (and never paths).
-pub(crate) fn parse_file_name(file_name: &str) -> Result<SnapshotName, SnapshotError> {
-    SnapshotName::parse(file_name).ok_or_else(|| SnapshotError::InvalidArgument {
+pub(crate) fn parse_file_name(file_name: &str) -> Result<SnapshotName, LoadError> {
+    SnapshotName::parse(file_name).ok_or_else(|| LoadError::InvalidArgument {
         reason: format!(
             "{file_name:?} is not a snapshot file name \
              (<covered LSN, 20 digits>-<created at ms, 20 digits>.snap)"

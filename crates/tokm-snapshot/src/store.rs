@@ -9,7 +9,7 @@ use tokm_domain::{Clock, Session, SessionRecord, SystemClock};
 use tokm_proto::pb;
 use tokm_storage::{FsStorage, Lsn, Storage};
 
-use crate::error::SnapshotError;
+use crate::error::{LoadError, RetainError, WriteError};
 use crate::format::{self, NODE_ID_LEN_MAX, SnapshotName};
 use crate::meta::{
     Encryption, Fallback, LoadOutcome, LoadReport, RetentionReport, SnapshotInfo, SnapshotMeta,
@@ -78,11 +78,11 @@ impl SnapshotStore {
     /// were never renamed into place, so nothing depends on them. Other files are not touched.
     ///
     /// # Errors
-    /// [`SnapshotError::InvalidArgument`] for a node id over 128 bytes,
-    /// [`SnapshotError::Io`] if the directory cannot be created, listed or cleaned.
-    pub fn open(dir: &Path, options: SnapshotOptions) -> Result<SnapshotStore, SnapshotError> {
+    /// [`WriteError::InvalidArgument`] for a node id over 128 bytes,
+    /// [`WriteError::Io`] if the directory cannot be created, listed or cleaned.
+    pub fn open(dir: &Path, options: SnapshotOptions) -> Result<SnapshotStore, WriteError> {
         if options.node_id.len() > NODE_ID_LEN_MAX {
-            return Err(SnapshotError::InvalidArgument {
+            return Err(WriteError::InvalidArgument {
                 reason: format!(
                     "node id is {} bytes, at most {NODE_ID_LEN_MAX} allowed",
                     options.node_id.len()
@@ -92,10 +92,10 @@ impl SnapshotStore {
         let dir_name = dir.display().to_string();
         let storage = &options.storage;
         tokm_storage::create_dir_all_durable(storage.as_ref(), dir)
-            .map_err(|source| SnapshotError::io("create directory", &dir_name, source))?;
+            .map_err(|source| WriteError::io("create directory", &dir_name, source))?;
         let names = storage
             .list(dir)
-            .map_err(|source| SnapshotError::io("list", &dir_name, source))?;
+            .map_err(|source| WriteError::io("list", &dir_name, source))?;
         let stale: Vec<&String> = names
             .iter()
             .filter(|name| format::is_temp_file_name(name))
@@ -103,13 +103,13 @@ impl SnapshotStore {
         for name in &stale {
             storage
                 .remove(&dir.join(name))
-                .map_err(|source| SnapshotError::io("remove stale temp file", name, source))?;
+                .map_err(|source| WriteError::io("remove stale temp file", name, source))?;
             tracing::info!(file = %name, "removed a snapshot temp file left by an unfinished write");
         }
         if !stale.is_empty() {
             storage
                 .sync_dir(dir)
-                .map_err(|source| SnapshotError::io("sync directory", &dir_name, source))?;
+                .map_err(|source| WriteError::io("sync directory", &dir_name, source))?;
         }
         let reader = SnapshotReader::new(dir, options.storage.clone(), options.keyring.clone());
         Ok(SnapshotStore {
@@ -135,15 +135,15 @@ impl SnapshotStore {
     /// new name. The file is never deleted or modified: rename it back to try it again.
     ///
     /// For a caller that loaded through [`reader`](SnapshotStore::reader), found damage
-    /// ([`SnapshotError::is_damage`]) and decided to go on without that snapshot; this is what
+    /// ([`LoadError::is_damage`]) and decided to go on without that snapshot; this is what
     /// [`load_newest`](SnapshotStore::load_newest) does to each damaged snapshot it skips. An
     /// existing `<file_name>.broken` is replaced.
     ///
     /// # Errors
-    /// [`SnapshotError::InvalidArgument`] if `file_name` is not a snapshot file name,
-    /// [`SnapshotError::Io`] if the rename or the directory sync fails (a missing file
+    /// [`LoadError::InvalidArgument`] if `file_name` is not a snapshot file name,
+    /// [`LoadError::Io`] if the rename or the directory sync fails (a missing file
     /// included).
-    pub fn set_aside(&self, file_name: &str) -> Result<String, SnapshotError> {
+    pub fn set_aside(&self, file_name: &str) -> Result<String, LoadError> {
         reader::parse_file_name(file_name)?;
         let _directory = self.lock_directory();
         self.rename_aside(file_name)
@@ -159,15 +159,15 @@ impl SnapshotStore {
     /// failure the temp file is removed and earlier snapshots are as they were.
     ///
     /// # Errors
-    /// [`SnapshotError::AlreadyExists`] if a snapshot of the same LSN was taken in the same
-    /// millisecond, [`SnapshotError::InvalidArgument`] if the chunks did not hold
-    /// `source.session_count()` records, [`SnapshotError::Io`] on a failed write, sync or
-    /// rename (ENOSPC included), [`SnapshotError::Crypto`] if the random source fails.
+    /// [`WriteError::AlreadyExists`] if a snapshot of the same LSN was taken in the same
+    /// millisecond, [`WriteError::InvalidArgument`] if the chunks did not hold
+    /// `source.session_count()` records, [`WriteError::Io`] on a failed write, sync or
+    /// rename (ENOSPC included), [`WriteError::Crypto`] if the random source fails.
     pub fn write_records(
         &self,
         covered_lsn: Lsn,
         source: &dyn RecordSource,
-    ) -> Result<SnapshotMeta, SnapshotError> {
+    ) -> Result<SnapshotMeta, WriteError> {
         self.write_declared(covered_lsn, source.session_count(), source)
     }
 
@@ -178,7 +178,7 @@ impl SnapshotStore {
     /// # Errors
     /// As [`write_records`](SnapshotStore::write_records); `InvalidArgument` if the iterator's
     /// length was wrong.
-    pub fn write<I>(&self, covered_lsn: Lsn, sessions: I) -> Result<SnapshotMeta, SnapshotError>
+    pub fn write<I>(&self, covered_lsn: Lsn, sessions: I) -> Result<SnapshotMeta, WriteError>
     where
         I: IntoIterator,
         I::IntoIter: ExactSizeIterator,
@@ -197,7 +197,7 @@ impl SnapshotStore {
         covered_lsn: Lsn,
         declared: u64,
         source: &dyn RecordSource,
-    ) -> Result<SnapshotMeta, SnapshotError> {
+    ) -> Result<SnapshotMeta, WriteError> {
         let _directory = self.lock_directory();
         let (mut pending, mut meta) = self.begin_write(covered_lsn, declared)?;
         let encoders = std::thread::available_parallelism().map_or(1, usize::from);
@@ -218,16 +218,16 @@ impl SnapshotStore {
         &self,
         covered_lsn: Lsn,
         session_count: u64,
-    ) -> Result<(PendingSnapshot<'_>, SnapshotMeta), SnapshotError> {
+    ) -> Result<(PendingSnapshot<'_>, SnapshotMeta), WriteError> {
         let name = SnapshotName {
             covered_lsn,
             created_at: self.options.clock.now(),
         };
         let final_name = name.file_name();
         if self.reader.snapshot_names()?.contains(&name) {
-            return Err(SnapshotError::AlreadyExists { file: final_name });
+            return Err(WriteError::AlreadyExists { file: final_name });
         }
-        let crypto_error = |source| SnapshotError::Crypto {
+        let crypto_error = |source| WriteError::Crypto {
             file: final_name.clone(),
             offset: 0,
             source,
@@ -289,22 +289,22 @@ impl SnapshotStore {
 
     /// Loads the newest snapshot that passes every check, falling back to older ones.
     ///
-    /// A damaged snapshot ([`SnapshotError::is_damage`]: truncated, failing a checksum,
+    /// A damaged snapshot ([`LoadError::is_damage`]: truncated, failing a checksum,
     /// inconsistent, a block other than the first failing authentication, undecodable or invalid
     /// sessions) is renamed to `<name>.broken` (never deleted) and reported in
     /// [`LoadReport::fallbacks`]; the next newest is tried. Any other error stops loading and
     /// renames nothing.
     ///
     /// # Errors
-    /// - [`SnapshotError::NoValidSnapshot`] if snapshots exist but all failed (each renamed).
-    /// - [`SnapshotError::NotASnapshot`] / [`SnapshotError::UnsupportedVersion`] for a
+    /// - [`LoadError::NoValidSnapshot`] if snapshots exist but all failed (each renamed).
+    /// - [`LoadError::NotASnapshot`] / [`LoadError::UnsupportedVersion`] for a
     ///   `*.snap` file that is not ours or is newer: it is left untouched and loading stops,
     ///   since skipping it could mean silently loading older data.
-    /// - [`SnapshotError::WrongKey`] when the keyring lacks the snapshot's key id or holds
-    ///   other bytes for it, [`SnapshotError::KeyringMissing`] when there is no keyring: the
+    /// - [`LoadError::WrongKey`] when the keyring lacks the snapshot's key id or holds
+    ///   other bytes for it, [`LoadError::KeyringMissing`] when there is no keyring: the
     ///   file is fine and loads with the right key, so nothing is renamed.
-    /// - [`SnapshotError::Io`] when reading fails: the file may be fine, so nothing is renamed.
-    pub fn load_newest(&self) -> Result<LoadOutcome, SnapshotError> {
+    /// - [`LoadError::Io`] when reading fails: the file may be fine, so nothing is renamed.
+    pub fn load_newest(&self) -> Result<LoadOutcome, LoadError> {
         let _directory = self.lock_directory();
         let mut names = self.reader.snapshot_names()?;
         names.reverse();
@@ -342,7 +342,7 @@ impl SnapshotStore {
                 report,
             });
         }
-        Err(SnapshotError::NoValidSnapshot {
+        Err(LoadError::NoValidSnapshot {
             fallbacks: report.fallbacks,
         })
     }
@@ -351,9 +351,9 @@ impl SnapshotStore {
     /// are not read): [`SnapshotReader::list`]. `*.broken` and temp files are not listed.
     ///
     /// # Errors
-    /// [`SnapshotError::Io`] if the directory cannot be listed; problems with one file are in
+    /// [`LoadError::Io`] if the directory cannot be listed; problems with one file are in
     /// its [`SnapshotInfo::meta`].
-    pub fn list(&self) -> Result<Vec<SnapshotInfo>, SnapshotError> {
+    pub fn list(&self) -> Result<Vec<SnapshotInfo>, LoadError> {
         self.reader.list()
     }
 
@@ -363,8 +363,8 @@ impl SnapshotStore {
     /// this LSN, not only after the newest snapshot's.
     ///
     /// # Errors
-    /// [`SnapshotError::Io`] if the directory cannot be listed.
-    pub fn oldest_retained_lsn(&self) -> Result<Option<Lsn>, SnapshotError> {
+    /// [`RetainError::Io`] if the directory cannot be listed.
+    pub fn oldest_retained_lsn(&self) -> Result<Option<Lsn>, RetainError> {
         Ok(self
             .reader
             .snapshot_names()?
@@ -381,9 +381,9 @@ impl SnapshotStore {
     /// `*.broken` files are never removed.
     ///
     /// # Errors
-    /// [`SnapshotError::Io`] if listing, reading or removing fails; files removed before the
+    /// [`RetainError::Io`] if listing, reading or removing fails; files removed before the
     /// failure stay removed.
-    pub fn apply_retention(&self) -> Result<RetentionReport, SnapshotError> {
+    pub fn apply_retention(&self) -> Result<RetentionReport, RetainError> {
         let _directory = self.lock_directory();
         let mut names = self.reader.snapshot_names()?;
         names.reverse();
@@ -420,27 +420,38 @@ impl SnapshotStore {
             self.options
                 .storage
                 .remove(&self.dir.join(&file_name))
-                .map_err(|source| SnapshotError::io("remove", &file_name, source))?;
+                .map_err(|source| RetainError::io("remove", &file_name, source))?;
             tracing::info!(file = %file_name, "snapshot removed by retention");
             report.removed.push(file_name);
         }
         if !report.removed.is_empty() {
-            self.sync_dir()?;
+            self.sync_dir()
+                .map_err(|(dir, source)| RetainError::io("sync directory", &dir, source))?;
         }
         Ok(report)
     }
 
-    fn any_intact(&self, names: &[SnapshotName]) -> Result<bool, SnapshotError> {
+    fn any_intact(&self, names: &[SnapshotName]) -> Result<bool, RetainError> {
         Ok(self.first_intact(names)?.is_some())
     }
 
     /// Position of the first snapshot in `names` that verifies; I/O errors are returned, any
     /// other failure means "not intact".
-    fn first_intact(&self, names: &[SnapshotName]) -> Result<Option<usize>, SnapshotError> {
+    fn first_intact(&self, names: &[SnapshotName]) -> Result<Option<usize>, RetainError> {
         for (position, name) in names.iter().enumerate() {
             match self.reader.verify(&name.file_name()) {
                 Ok(_) => return Ok(Some(position)),
-                Err(error @ SnapshotError::Io { .. }) => return Err(error),
+                Err(LoadError::Io {
+                    operation,
+                    file,
+                    source,
+                }) => {
+                    return Err(RetainError::Io {
+                        operation,
+                        file,
+                        source,
+                    });
+                }
                 Err(_) => {}
             }
         }
@@ -448,20 +459,22 @@ impl SnapshotStore {
     }
 
     /// `set_aside` without the lock, for callers that hold it.
-    fn rename_aside(&self, file_name: &str) -> Result<String, SnapshotError> {
+    fn rename_aside(&self, file_name: &str) -> Result<String, LoadError> {
         let renamed_to = format::broken_file_name(file_name);
         self.options
             .storage
             .rename(&self.dir.join(file_name), &self.dir.join(&renamed_to))
-            .map_err(|source| SnapshotError::io("rename to *.broken", file_name, source))?;
-        self.sync_dir()?;
+            .map_err(|source| LoadError::io("rename to *.broken", file_name, source))?;
+        self.sync_dir()
+            .map_err(|(dir, source)| LoadError::io("sync directory", &dir, source))?;
         Ok(renamed_to)
     }
 
-    fn sync_dir(&self) -> Result<(), SnapshotError> {
-        self.options.storage.sync_dir(&self.dir).map_err(|source| {
-            SnapshotError::io("sync directory", &self.dir.display().to_string(), source)
-        })
+    fn sync_dir(&self) -> Result<(), (String, std::io::Error)> {
+        self.options
+            .storage
+            .sync_dir(&self.dir)
+            .map_err(|source| (self.dir.display().to_string(), source))
     }
 
     fn lock_directory(&self) -> std::sync::MutexGuard<'_, ()> {

@@ -17,7 +17,7 @@ use tokm_domain::SessionRecord;
 use tokm_proto::pb;
 use tokm_storage::{AtomicFile, AtomicStep, Storage, StorageFile};
 
-use crate::error::SnapshotError;
+use crate::error::WriteError;
 use crate::format::{self, BLOCK_BYTES_TARGET, BLOCK_SESSIONS_MAX, SESSION_BYTES_LIMIT};
 
 /// Most encoder threads a snapshot uses.
@@ -31,7 +31,7 @@ const BLOCKS_IN_FLIGHT_PER_ENCODER: u64 = 4;
 /// [`RecordSlice`] implements it over a slice.
 pub trait RecordSource: Sync {
     /// How many records the chunks hold in total. The header records it before the first
-    /// block, and the write fails with [`SnapshotError::InvalidArgument`] if the chunks
+    /// block, and the write fails with [`WriteError::InvalidArgument`] if the chunks
     /// disagree.
     fn session_count(&self) -> u64;
 
@@ -118,7 +118,7 @@ pub(crate) struct Target<'a> {
 
 impl<'a> PendingSnapshot<'a> {
     /// Creates the temp file (0600) and writes prelude, header and header checksum.
-    pub(crate) fn create(target: Target<'a>) -> Result<PendingSnapshot<'a>, SnapshotError> {
+    pub(crate) fn create(target: Target<'a>) -> Result<PendingSnapshot<'a>, WriteError> {
         let atomic = AtomicFile::create(
             target.storage,
             target.dir,
@@ -129,9 +129,9 @@ impl<'a> PendingSnapshot<'a> {
             if error.step == AtomicStep::Create
                 && error.source.kind() == std::io::ErrorKind::AlreadyExists
             {
-                SnapshotError::AlreadyExists { file: error.file }
+                WriteError::AlreadyExists { file: error.file }
             } else {
-                SnapshotError::atomic(error)
+                WriteError::atomic(error)
             }
         })?;
         let head = format::encode_head(&target.header.encode_to_vec());
@@ -161,7 +161,7 @@ impl<'a> PendingSnapshot<'a> {
         &mut self,
         source: &dyn RecordSource,
         encoders: usize,
-    ) -> Result<(), SnapshotError> {
+    ) -> Result<(), WriteError> {
         let encoders = encoders.clamp(1, ENCODERS_MAX);
         let line = Line::new(encoders, BLOCKS_IN_FLIGHT_PER_ENCODER * encoders as u64);
         let sealer = Sealer::new(self.cipher.as_ref(), self.snapshot_id, &self.blocks);
@@ -196,10 +196,10 @@ impl<'a> PendingSnapshot<'a> {
     /// Writes the last block (every file has at least one, so a wrong key is detected even in
     /// an empty snapshot), the index, footer and trailer; syncs; renames into place; syncs the
     /// directory. Returns the file's size.
-    pub(crate) fn commit(mut self) -> Result<u64, SnapshotError> {
+    pub(crate) fn commit(mut self) -> Result<u64, WriteError> {
         let blocks = &mut self.blocks;
         if blocks.sessions_written != blocks.sessions_declared {
-            return Err(SnapshotError::InvalidArgument {
+            return Err(WriteError::InvalidArgument {
                 reason: format!(
                     "the record source yielded {} sessions but declared {}",
                     blocks.sessions_written, blocks.sessions_declared
@@ -227,14 +227,14 @@ impl<'a> PendingSnapshot<'a> {
         };
         sink.write_at_end(&format::encode_tail(&footer.encode_to_vec()))?;
         let size_bytes = sink.offset;
-        self.file.commit().map_err(SnapshotError::atomic)?;
+        self.file.commit().map_err(WriteError::atomic)?;
         Ok(size_bytes)
     }
 }
 
 impl BlockWriter {
     /// Appends one sealed block (the next number in order) and its handle.
-    fn write_block(&mut self, block: &SealedBlock) -> Result<(), SnapshotError> {
+    fn write_block(&mut self, block: &SealedBlock) -> Result<(), WriteError> {
         debug_assert_eq!(
             block.number,
             self.handles.len() as u64,
@@ -242,7 +242,7 @@ impl BlockWriter {
         );
         let sessions_after = self.sessions_written + u64::from(block.session_count);
         if sessions_after > self.sessions_declared {
-            return Err(SnapshotError::InvalidArgument {
+            return Err(WriteError::InvalidArgument {
                 reason: format!(
                     "the record source yielded more than the {} sessions it declared",
                     self.sessions_declared
@@ -267,11 +267,7 @@ impl BlockWriter {
 }
 
 /// One encoder thread: fills blocks from the chunks it pulls and hands each over sealed.
-fn encode(
-    source: &dyn RecordSource,
-    sealer: &Sealer<'_>,
-    line: &Line,
-) -> Result<(), SnapshotError> {
+fn encode(source: &dyn RecordSource, sealer: &Sealer<'_>, line: &Line) -> Result<(), WriteError> {
     let mut block = PlainBlock::default();
     while !line.has_failed() {
         let Some(chunk) = source.next_chunk() else {
@@ -291,11 +287,7 @@ fn encode(
 }
 
 /// Numbers, seals and delivers `block`, leaving it empty.
-fn hand_over(
-    block: &mut PlainBlock,
-    sealer: &Sealer<'_>,
-    line: &Line,
-) -> Result<(), SnapshotError> {
+fn hand_over(block: &mut PlainBlock, sealer: &Sealer<'_>, line: &Line) -> Result<(), WriteError> {
     let Some(number) = line.reserve_number() else {
         // Another thread failed; its error is the one reported.
         return Ok(());
@@ -369,7 +361,7 @@ impl<'a> Sealer<'a> {
 
     /// Seals `block` as block `number`, taking its entries (a plain block is stored as it is,
     /// without a copy) and leaving it empty.
-    fn seal(&self, number: u64, block: &mut PlainBlock) -> Result<SealedBlock, SnapshotError> {
+    fn seal(&self, number: u64, block: &mut PlainBlock) -> Result<SealedBlock, WriteError> {
         let (plain, session_count) = block.take();
         let stored = match self.cipher {
             None => plain,
@@ -380,7 +372,7 @@ impl<'a> Sealer<'a> {
                 // fresh, so (subkey, nonce) never repeats.
                 cipher
                     .seal_into(number, &aad, &plain, &mut sealed)
-                    .map_err(|source| SnapshotError::Crypto {
+                    .map_err(|source| WriteError::Crypto {
                         file: self.file_name.clone(),
                         offset: 0,
                         source,
@@ -414,7 +406,7 @@ struct LineState {
     next_to_write: u64,
     delivered: BTreeMap<u64, SealedBlock>,
     encoders_running: usize,
-    error: Option<SnapshotError>,
+    error: Option<WriteError>,
 }
 
 /// Counts an encoder as finished when dropped, even if it panicked.
@@ -495,7 +487,7 @@ impl Line {
     }
 
     /// Records the first error and wakes everyone, so every thread stops.
-    fn fail(&self, error: SnapshotError) {
+    fn fail(&self, error: WriteError) {
         let mut state = self.state.lock();
         state.error.get_or_insert(error);
         drop(state);
@@ -507,7 +499,7 @@ impl Line {
         self.state.lock().error.is_some()
     }
 
-    fn take_error(&self) -> Option<SnapshotError> {
+    fn take_error(&self) -> Option<WriteError> {
         self.state.lock().error.take()
     }
 }
@@ -523,15 +515,15 @@ struct Sink {
 }
 
 impl Sink {
-    fn write_hashed(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
+    fn write_hashed(&mut self, bytes: &[u8]) -> Result<(), WriteError> {
         self.file_hasher.update(bytes);
         self.write_at_end(bytes)
     }
 
-    fn write_at_end(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
+    fn write_at_end(&mut self, bytes: &[u8]) -> Result<(), WriteError> {
         self.file
             .write_all_at(self.offset, bytes)
-            .map_err(|source| SnapshotError::io("write", &self.temp_name, source))?;
+            .map_err(|source| WriteError::io("write", &self.temp_name, source))?;
         self.offset += bytes.len() as u64;
         Ok(())
     }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use tokm_crypto_adaptive::Algorithm;
 use tokm_domain::ManualClock;
-use tokm_snapshot::{SnapshotError, SnapshotReader, SnapshotStore};
+use tokm_snapshot::{LoadError, SnapshotReader, SnapshotStore};
 use tokm_storage::testkit::SimStorage;
 
 use common::craft;
@@ -73,7 +73,7 @@ fn a_later_block_failing_authentication_is_damage_and_falls_back() {
         assert_eq!(meta.session_count, count as u64);
         let error = reader.load(&newer).map(|_| ()).expect_err("a moved block");
         assert!(
-            matches!(&error, SnapshotError::Crypto { offset: at, .. } if *at == offset),
+            matches!(&error, LoadError::Crypto { offset: at, .. } if *at == offset),
             "{blocks_count} blocks: {error}"
         );
         assert_eq!(error.code(), "TM-SNAP-5204");
@@ -106,7 +106,7 @@ fn block_0_failing_authentication_reads_as_a_wrong_key_and_is_left_alone() {
             .map(|_| ())
             .expect_err("block 0 moved");
         assert!(
-            matches!(&error, SnapshotError::WrongKey { key_id: 1, .. }),
+            matches!(&error, LoadError::WrongKey { key_id: 1, .. }),
             "{error}"
         );
 

@@ -8,13 +8,13 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-use tokm_snapshot::{SnapshotError, SnapshotReader};
+use tokm_snapshot::{LoadError, SnapshotReader};
 use tokm_storage::FsStorage;
 use tokm_storage::testkit::SimStorage;
 
-fn io_kind(error: SnapshotError) -> io::ErrorKind {
+fn io_kind(error: LoadError) -> io::ErrorKind {
     match error {
-        SnapshotError::Io { source, .. } => source.kind(),
+        LoadError::Io { source, .. } => source.kind(),
         other => panic!("expected an I/O error, got {other}"),
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use tokm_crypto_adaptive::{Algorithm, Keyring};
 use tokm_domain::ManualClock;
-use tokm_snapshot::{SnapshotError, SnapshotReader, SnapshotStore};
+use tokm_snapshot::{LoadError, SnapshotReader, SnapshotStore};
 use tokm_storage::testkit::SimStorage;
 
 use common::{START, dir_contents, keyring, reopen, sessions, sim_dir, sim_options};
@@ -30,11 +30,7 @@ fn two_sealed_snapshots() -> (SimStorage, String) {
 
 /// Loads the newest snapshot with `ring` through the reader and the store, expecting the
 /// same key error from both; checks the directory is exactly as it was. Returns the error.
-fn load_fails_untouched(
-    sim: &SimStorage,
-    ring: Option<Arc<Keyring>>,
-    newer: &str,
-) -> SnapshotError {
+fn load_fails_untouched(sim: &SimStorage, ring: Option<Arc<Keyring>>, newer: &str) -> LoadError {
     let before = dir_contents(sim, &sim_dir());
     let reader = SnapshotReader::new(&sim_dir(), Arc::new(sim.clone()), ring.clone());
     let meta = reader
@@ -73,7 +69,7 @@ fn a_key_id_missing_from_the_keyring_is_a_key_error() {
     let (sim, newer) = two_sealed_snapshots();
     let error = load_fails_untouched(&sim, Some(keyring(2, 0x11, Algorithm::Aes256Gcm)), &newer);
     assert!(
-        matches!(&error, SnapshotError::WrongKey { file, key_id: 1 } if *file == newer),
+        matches!(&error, LoadError::WrongKey { file, key_id: 1 } if *file == newer),
         "{error}"
     );
     assert_eq!(error.code(), "TM-SNAP-4032");
@@ -87,7 +83,7 @@ fn other_bytes_under_the_same_key_id_are_a_key_error() {
     let (sim, newer) = two_sealed_snapshots();
     let error = load_fails_untouched(&sim, Some(keyring(1, 0x22, Algorithm::Aes256Gcm)), &newer);
     assert!(
-        matches!(&error, SnapshotError::WrongKey { file, key_id: 1 } if *file == newer),
+        matches!(&error, LoadError::WrongKey { file, key_id: 1 } if *file == newer),
         "{error}"
     );
     // The message names the key id, never key bytes.
@@ -100,7 +96,7 @@ fn without_a_keyring_loading_stops_with_the_key_id_it_needs() {
     let (sim, newer) = two_sealed_snapshots();
     let error = load_fails_untouched(&sim, None, &newer);
     assert!(
-        matches!(&error, SnapshotError::KeyringMissing { file, key_id: 1 } if *file == newer),
+        matches!(&error, LoadError::KeyringMissing { file, key_id: 1 } if *file == newer),
         "{error}"
     );
     assert_eq!(error.code(), "TM-SNAP-4031");

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use tokm_crypto_adaptive::{Algorithm, FileSalt, KeyId};
 use tokm_proto::pb;
-use tokm_snapshot::{SnapshotError, SnapshotReader};
+use tokm_snapshot::{LoadError, SnapshotError, SnapshotReader};
 
 use common::craft;
 use common::{dir_contents, keyring, sessions, sim_dir, sim_with};
@@ -295,7 +295,7 @@ fn build(header: &Header, bodies: &[Body], index: &Index, edit: &FooterEdit) -> 
 }
 
 /// An error, if any, is one of the crate's own, with a listed code.
-fn assert_typed<T>(result: &Result<T, SnapshotError>) {
+fn assert_typed<T>(result: &Result<T, LoadError>) {
     if let Err(error) = result {
         assert!(SnapshotError::CODES.contains(&error.code()), "{error}");
     }

@@ -10,7 +10,7 @@ mod common;
 use std::sync::Arc;
 
 use tokm_proto::pb;
-use tokm_snapshot::{SnapshotError, SnapshotReader};
+use tokm_snapshot::{LoadError, SnapshotReader};
 
 use common::craft;
 use common::{sessions, sim_dir, sim_with};
@@ -28,9 +28,9 @@ fn reader_of(header: &pb::SnapshotHeader, bytes: &[u8]) -> (SnapshotReader, Stri
 }
 
 /// What a `Malformed` error says is wrong; any other outcome fails the test.
-fn malformed(result: Result<tokm_snapshot::SnapshotMeta, SnapshotError>) -> &'static str {
+fn malformed(result: Result<tokm_snapshot::SnapshotMeta, LoadError>) -> &'static str {
     match result {
-        Err(SnapshotError::Malformed { what, .. }) => what,
+        Err(LoadError::Malformed { what, .. }) => what,
         other => panic!("expected Malformed, got {other:?}"),
     }
 }
@@ -67,7 +67,7 @@ fn a_64_mib_index_of_empty_handles_is_refused_at_its_first_handle() {
     let index_offset = head.len() as u64;
     for result in [reader.verify(&name), reader.load(&name).map(|s| s.meta)] {
         match result {
-            Err(SnapshotError::Malformed { offset, what, .. }) => {
+            Err(LoadError::Malformed { offset, what, .. }) => {
                 assert_eq!(offset, index_offset);
                 assert_eq!(what, "block checksum is not 16 bytes");
             }

@@ -4,7 +4,7 @@
 mod common;
 
 use proptest::prelude::*;
-use tokm_snapshot::SnapshotError;
+use tokm_snapshot::LoadError;
 use tokm_storage::testkit::SimStorage;
 
 use common::{reopen, sessions, sim_dir, sim_store, sim_with};
@@ -34,7 +34,7 @@ fn check_load(bytes: &[u8]) {
             let snapshot = outcome.snapshot.expect("the only file loaded");
             assert_eq!(snapshot.records.len() as u64, snapshot.meta.session_count);
         }
-        Err(SnapshotError::NoValidSnapshot { fallbacks }) => {
+        Err(LoadError::NoValidSnapshot { fallbacks }) => {
             assert_eq!(fallbacks.len(), 1);
             let broken = sim_dir().join(format!("{NAME}.broken"));
             assert_eq!(sim.file_bytes(&broken).as_deref(), Some(bytes));

@@ -17,7 +17,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use tokm_proto::pb;
-use tokm_snapshot::{SnapshotError, SnapshotReader};
+use tokm_snapshot::{LoadError, SnapshotReader};
 use tokm_storage::{FsStorage, Storage};
 
 use common::craft;
@@ -103,7 +103,7 @@ fn run_case(case: &str) {
     }
 }
 
-fn code(result: Result<tokm_snapshot::SnapshotMeta, SnapshotError>) -> &'static str {
+fn code(result: Result<tokm_snapshot::SnapshotMeta, LoadError>) -> &'static str {
     match result {
         Ok(meta) => panic!("a hostile file loaded: {meta:?}"),
         Err(error) => error.code(),

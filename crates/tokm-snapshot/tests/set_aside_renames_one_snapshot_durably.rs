@@ -4,7 +4,7 @@
 
 mod common;
 
-use tokm_snapshot::SnapshotError;
+use tokm_snapshot::LoadError;
 use tokm_storage::testkit::{CrashCut, SimStorage};
 
 use common::{dir_contents, file_names, reopen, sessions, sim_dir, sim_store};
@@ -59,7 +59,7 @@ fn set_aside_refuses_other_names_and_reports_a_missing_snapshot() {
     }
     let missing = "00000000000000000099-00000000000000000001.snap";
     match store.set_aside(missing) {
-        Err(SnapshotError::Io { source, file, .. }) => {
+        Err(LoadError::Io { source, file, .. }) => {
             assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
             assert_eq!(file, missing);
         }

@@ -65,7 +65,7 @@ fn when_every_snapshot_is_damaged_loading_fails_and_renames_them_all() {
     }
     let error = reopen(&sim, None).load_newest().expect_err("nothing valid");
     assert_eq!(error.code(), "TM-SNAP-5206");
-    let tokm_snapshot::SnapshotError::NoValidSnapshot { fallbacks } = &error else {
+    let tokm_snapshot::LoadError::NoValidSnapshot { fallbacks } = &error else {
         panic!("{error}");
     };
     let tried: Vec<&str> = fallbacks.iter().map(|f| f.file_name.as_str()).collect();

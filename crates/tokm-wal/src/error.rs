@@ -3,6 +3,7 @@
 use std::io;
 
 use crate::findings::LogLoss;
+use tokm_crypto_adaptive::CryptoError;
 use tokm_storage::{AtomicWriteError, Lsn};
 
 /// Why [`Wal::open`](crate::Wal::open), [`WalReader::open`](crate::WalReader::open) or a
@@ -69,12 +70,13 @@ pub enum OpenError {
         key_id: u32,
     },
     /// Sealing the header of the new segment failed inside the crypto layer.
-    #[error("encryption failure for {file} ({crypto_code})")]
+    #[error("encryption failure for {file} ({code})", code = .source.code())]
     Crypto {
         /// File name inside the WAL directory.
         file: String,
-        /// The crypto crate's own error code.
-        crypto_code: &'static str,
+        /// The crypto layer's error; `source.code()` is its stable code.
+        #[source]
+        source: CryptoError,
     },
     /// An operating-system I/O call failed.
     #[error("i/o error during {operation} on {file}")]
@@ -114,12 +116,13 @@ pub enum AppendError {
         limit_bytes: usize,
     },
     /// Sealing a record or a new segment's header failed inside the crypto layer.
-    #[error("encryption failure for {file} ({crypto_code})")]
+    #[error("encryption failure for {file} ({code})", code = .source.code())]
     Crypto {
         /// File name inside the WAL directory.
         file: String,
-        /// The crypto crate's own error code.
-        crypto_code: &'static str,
+        /// The crypto layer's error; `source.code()` is its stable code.
+        #[source]
+        source: CryptoError,
     },
     /// An earlier write or sync failed, so the writer failed closed and refuses appends; records
     /// after `durable_lsn` were never reported durable. Reopen the directory to recover.
@@ -218,6 +221,15 @@ impl OpenError {
         }
     }
 
+    /// The code of the lower-layer error behind this one: `TM-CRYP-NNNN` for
+    /// [`OpenError::Crypto`], else `None`.
+    pub fn cause_code(&self) -> Option<&'static str> {
+        match self {
+            OpenError::Crypto { source, .. } => Some(source.code()),
+            _ => None,
+        }
+    }
+
     pub(crate) fn io(operation: &'static str, file: &str, source: io::Error) -> OpenError {
         OpenError::Io {
             operation,
@@ -236,6 +248,15 @@ impl AppendError {
             AppendError::Crypto { .. } => "TM-WAL-5202",
             AppendError::WriterFailed { .. } => "TM-WAL-5002",
             AppendError::LsnExhausted => "TM-WAL-5071",
+        }
+    }
+
+    /// The code of the lower-layer error behind this one: `TM-CRYP-NNNN` for
+    /// [`AppendError::Crypto`], else `None`.
+    pub fn cause_code(&self) -> Option<&'static str> {
+        match self {
+            AppendError::Crypto { source, .. } => Some(source.code()),
+            _ => None,
         }
     }
 }
@@ -286,6 +307,15 @@ impl WalError {
             WalError::Compact(error) => error.code(),
         }
     }
+
+    /// The code of the lower-layer error behind this one (`TM-CRYP-NNNN`), if any.
+    pub fn cause_code(&self) -> Option<&'static str> {
+        match self {
+            WalError::Open(error) => error.cause_code(),
+            WalError::Append(error) => error.cause_code(),
+            WalError::Replay(_) | WalError::Compact(_) => None,
+        }
+    }
 }
 
 /// A failed storage call on a path shared by open and the write path (creating a segment):
@@ -330,14 +360,14 @@ impl From<IoFailure> for OpenError {
 #[derive(Debug)]
 pub(crate) struct SealFailure {
     pub(crate) file: String,
-    pub(crate) crypto_code: &'static str,
+    pub(crate) source: CryptoError,
 }
 
 impl From<SealFailure> for OpenError {
     fn from(failure: SealFailure) -> OpenError {
         OpenError::Crypto {
             file: failure.file,
-            crypto_code: failure.crypto_code,
+            source: failure.source,
         }
     }
 }
@@ -346,7 +376,7 @@ impl From<SealFailure> for AppendError {
     fn from(failure: SealFailure) -> AppendError {
         AppendError::Crypto {
             file: failure.file,
-            crypto_code: failure.crypto_code,
+            source: failure.source,
         }
     }
 }
@@ -410,7 +440,7 @@ mod tests {
             .into(),
             OpenError::Crypto {
                 file: "f".into(),
-                crypto_code: "TM-CRYPTO-0000",
+                source: CryptoError::AuthenticationFailed,
             }
             .into(),
             OpenError::WouldDropRecords {
@@ -456,12 +486,12 @@ mod tests {
             (
                 OpenError::Crypto {
                     file: "f".into(),
-                    crypto_code: "c",
+                    source: CryptoError::AuthenticationFailed,
                 }
                 .code(),
                 AppendError::Crypto {
                     file: "f".into(),
-                    crypto_code: "c",
+                    source: CryptoError::AuthenticationFailed,
                 }
                 .code(),
             ),
@@ -506,5 +536,19 @@ mod tests {
         let source = error.source().expect("the i/o error");
         assert_eq!(source.to_string(), "disk");
         assert!(source.source().is_none());
+    }
+
+    #[test]
+    fn a_crypto_failure_names_its_code_once_and_keeps_the_typed_source() {
+        use std::error::Error as _;
+        let error = WalError::from(AppendError::Crypto {
+            file: "f".into(),
+            source: CryptoError::AuthenticationFailed,
+        });
+        assert_eq!(error.code(), "TM-WAL-5202");
+        assert_eq!(error.cause_code(), Some("TM-CRYP-5201"));
+        let source = error.source().expect("the crypto error").to_string();
+        assert!(error.to_string().contains("TM-CRYP-5201"), "{error}");
+        assert!(!error.to_string().contains(&source), "{error}");
     }
 }

@@ -57,7 +57,7 @@
 //! | `TM-WAL-5002` | `WriterFailed` | append |
 //! | `TM-WAL-5071` | `LsnExhausted` | append |
 //! | `TM-WAL-5201` | `Corrupt` | open, replay |
-//! | `TM-WAL-5202` | `Crypto` | open, append |
+//! | `TM-WAL-5202` | `Crypto` (the `TM-CRYP-` code is `cause_code()`) | open, append |
 //! | `TM-WAL-5203` | `WouldDropRecords` | open |
 //!
 //! # Durability

@@ -54,7 +54,7 @@ impl PayloadSeal {
         };
         let cipher = keyring.new_file_cipher().map_err(|error| SealFailure {
             file: file.to_owned(),
-            crypto_code: error.code(),
+            source: error,
         })?;
         Ok(PayloadSeal::Sealed(Arc::new(cipher)))
     }
@@ -115,7 +115,7 @@ impl PayloadSeal {
             .seal_into(KEY_CHECK_COUNTER, &key_check_aad(segment_id), &[], &mut tag)
             .map_err(|error| SealFailure {
                 file: file.to_owned(),
-                crypto_code: error.code(),
+                source: error,
             })?;
         // Sealing an empty plaintext yields exactly the tag.
         let Ok(key_check) = <[u8; KEY_CHECK_LEN]>::try_from(tag.as_slice()) else {
@@ -166,7 +166,7 @@ impl PayloadSeal {
                 .seal_into(lsn.get(), &record_aad(segment_id, lsn), payload, out)
                 .map_err(|error| SealFailure {
                     file: file.to_owned(),
-                    crypto_code: error.code(),
+                    source: error,
                 }),
         }
     }
