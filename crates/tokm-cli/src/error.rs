@@ -45,29 +45,17 @@ pub(crate) enum CliError {
     #[error("damage found in {damaged_count} place(s)")]
     DamageFound { damaged_count: usize },
     /// The key could not be loaded.
-    #[error("key: {source}")]
-    Crypto {
-        #[source]
-        source: CryptoError,
-    },
+    #[error(transparent)]
+    Crypto { source: CryptoError },
     /// The log refused or failed.
-    #[error("wal: {source}")]
-    Wal {
-        #[source]
-        source: WalError,
-    },
+    #[error(transparent)]
+    Wal { source: WalError },
     /// The snapshot store refused or failed.
-    #[error("snapshot: {source}")]
-    Snapshot {
-        #[source]
-        source: SnapshotError,
-    },
+    #[error(transparent)]
+    Snapshot { source: SnapshotError },
     /// The engine refused or failed (e.g. the directory is locked by a running service).
-    #[error("engine: {source}")]
-    Engine {
-        #[source]
-        source: EngineError,
-    },
+    #[error(transparent)]
+    Engine { source: EngineError },
 }
 
 impl CliError {

@@ -62,6 +62,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tokm_domain::ErrorChain;
 
 use crate::cli::{Cli, Command, DumpTarget};
 use crate::error::CliError;
@@ -121,9 +122,9 @@ fn run(command: Command, out: &mut dyn Write) -> Result<(), CliError> {
     }
 }
 
-/// `error[TM-CLI-5003]: wal: ... (cause TM-WAL-4031)` on stderr.
+/// `error[TM-CLI-5003]: <what failed>: <its causes> (cause TM-WAL-4031)` on stderr.
 fn report_error(error: &CliError) {
-    let mut line = format!("error[{}]: {error}", error.code());
+    let mut line = format!("error[{}]: {}", error.code(), ErrorChain(error));
     if let Some(cause) = error.cause_code() {
         line.push_str(&format!(" (cause {cause})"));
     }

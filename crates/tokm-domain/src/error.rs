@@ -135,6 +135,41 @@ impl SessionError {
     }
 }
 
+/// Displays an error followed by each of its sources, joined by `": "`.
+///
+/// Errors in tokm say what failed in their own message and keep the cause as their
+/// [`source`](std::error::Error::source), never both, so a cause is printed once: print an
+/// error for a person (a log line, a status message, a command-line report) through this.
+///
+/// ```
+/// use std::io;
+/// use tokm_domain::ErrorChain;
+///
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("writing segment 7")]
+/// struct WriteFailed(#[source] io::Error);
+///
+/// let error = WriteFailed(io::Error::other("no space left on device"));
+/// assert_eq!(
+///     ErrorChain(&error).to_string(),
+///     "writing segment 7: no space left on device"
+/// );
+/// ```
+#[derive(Debug)]
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'a));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

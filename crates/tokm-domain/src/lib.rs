@@ -100,7 +100,7 @@
 //!   session generator.
 #![forbid(unsafe_code)]
 
-pub use crate::error::SessionError;
+pub use crate::error::{ErrorChain, SessionError};
 pub use crate::id::{ApiKeyId, DeviceId, ID_LEN_MAX, SessionId, UserId};
 pub use crate::mutation::Mutation;
 pub use crate::query::{

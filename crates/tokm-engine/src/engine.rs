@@ -11,9 +11,9 @@ use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender};
 use parking_lot::{Mutex, RwLock};
 use tokm_cmap::ShardedMap;
 use tokm_domain::{
-    CreateOutcome, Cursor, CursorPage, ListResult, Mutation, NewSession, Page, PageSize, Session,
-    SessionError, SessionFilter, SessionId, SessionRecord, SessionRepository, Sort, Timestamp,
-    TokenHash, TokenRepository, UserId,
+    CreateOutcome, Cursor, CursorPage, ErrorChain, ListResult, Mutation, NewSession, Page,
+    PageSize, Session, SessionError, SessionFilter, SessionId, SessionRecord, SessionRepository,
+    Sort, Timestamp, TokenHash, TokenRepository, UserId,
 };
 use tokm_memory_store::{Capture, MemoryStore, MemoryUsage, PreparedWrite};
 use tokm_snapshot::{RecordSource, SnapshotMeta, SnapshotStore};
@@ -275,7 +275,7 @@ impl Drop for Engine {
     fn drop(&mut self) {
         self.stop_background();
         if let Err(error) = self.shared.wal.sync() {
-            tracing::warn!(code = error.code(), %error, "final log sync on drop failed");
+            tracing::warn!(code = error.code(), error = %ErrorChain(&error), "final log sync on drop failed");
         }
     }
 }
@@ -426,8 +426,8 @@ impl Shared {
     fn fail(&self, error: AppendError) -> SessionError {
         self.read_only.store(true, Ordering::Release);
         self.metrics.read_only(true);
-        self.record_error(error.code(), error.to_string());
-        tracing::error!(code = error.code(), %error, "log write failed; engine is read-only");
+        self.record_error(error.code(), ErrorChain(&error).to_string());
+        tracing::error!(code = error.code(), error = %ErrorChain(&error), "log write failed; engine is read-only");
         SessionError::Storage {
             layer_code: error.code(),
             source: Box::new(error),
@@ -477,7 +477,7 @@ impl Shared {
                 self.published.lock().sweep.total_removed_count += removed;
                 self.record_error(
                     error.cause_code().unwrap_or(error.code()),
-                    error.to_string(),
+                    ErrorChain(&error).to_string(),
                 );
                 Err(error)
             }
@@ -579,7 +579,7 @@ impl Shared {
                 self.metrics.snapshot_failed();
                 self.record_error(
                     error.cause_code().unwrap_or(error.code()),
-                    error.to_string(),
+                    ErrorChain(&error).to_string(),
                 );
             }
         }
@@ -704,7 +704,7 @@ fn maintenance_loop(shared: &Shared, stopped: &Receiver<()>, check_interval: Dur
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }
         if let Err(error) = shared.maintain() {
-            tracing::warn!(code = error.code(), %error, "background maintenance failed");
+            tracing::warn!(code = error.code(), error = %ErrorChain(&error), "background maintenance failed");
         }
     }
 }

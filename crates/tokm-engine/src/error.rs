@@ -56,14 +56,14 @@ pub enum EngineError {
         source: std::io::Error,
     },
     /// The write-ahead log failed.
-    #[error("write-ahead log: {source}")]
+    #[error(transparent)]
     Wal {
         /// The log's error; `source.code()` is its stable code.
         #[from]
         source: WalError,
     },
     /// The snapshot store failed.
-    #[error("snapshots: {source}")]
+    #[error(transparent)]
     Snapshot {
         /// The snapshot store's error; `source.code()` is its stable code.
         #[from]
@@ -126,10 +126,9 @@ pub enum EngineError {
     NoKeyring,
     /// [`Engine::rotate_key`](crate::Engine::rotate_key) refused the new key (an id the
     /// keyring already holds); nothing changed.
-    #[error("key rotation refused: {source}")]
+    #[error(transparent)]
     KeyRejected {
         /// The keyring's error; `source.code()` is its stable code. Names the key id only.
-        #[source]
         source: CryptoError,
     },
 }

@@ -12,6 +12,7 @@ use std::io;
 use std::sync::atomic::Ordering;
 
 use tokm_crypto_adaptive::{Key, KeyId, Keyring};
+use tokm_domain::ErrorChain;
 use tokm_snapshot::{Encryption, LoadError};
 
 use crate::engine::{Engine, Shared};
@@ -103,10 +104,10 @@ impl Shared {
             .map_err(|source| EngineError::KeyRejected { source })?;
         if let Err(error) = self.wal.adopt_active_key() {
             self.read_only.store(true, Ordering::Release);
-            self.record_error(error.code(), error.to_string());
+            self.record_error(error.code(), ErrorChain(&error).to_string());
             tracing::error!(
                 code = error.code(),
-                %error,
+                error = %ErrorChain(&error),
                 "starting a log segment under the new key failed; engine is read-only"
             );
             return Err(error.into());

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
 use tokm_cmap::ShardedMap;
+use tokm_domain::ErrorChain;
 use tokm_storage::FsStorage;
 
 use crate::config::EngineConfig;
@@ -152,7 +153,7 @@ fn snapshot_after_recovery(
         Ok(meta) => Ok(Some(meta)),
         Err(error) if lossy => Err(error),
         Err(error) => {
-            tracing::warn!(code = error.code(), %error, "snapshot after recovery failed");
+            tracing::warn!(code = error.code(), error = %ErrorChain(&error), "snapshot after recovery failed");
             Ok(None)
         }
     }

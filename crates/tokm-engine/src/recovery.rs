@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokm_crypto_adaptive::KeyId;
-use tokm_domain::{Mutation, SessionRecord};
+use tokm_domain::{ErrorChain, Mutation, SessionRecord};
 use tokm_memory_store::{MemoryStore, MemoryStoreError, Replayed, StoreOptions};
 use tokm_snapshot::{
     Encryption, Fallback, LoadError, SnapshotMeta, SnapshotOptions, SnapshotReader, SnapshotStore,
@@ -321,7 +321,7 @@ pub(crate) fn act(
             file = %file_name,
             renamed_to = %renamed_to,
             code = error.code(),
-            %error,
+            error = %ErrorChain(&error),
             "snapshot failed a check; recovery fell back past it"
         );
         report.snapshot_fallbacks.push(Fallback {

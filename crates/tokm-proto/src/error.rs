@@ -7,7 +7,7 @@ use tokm_domain::SessionError;
 #[non_exhaustive]
 pub enum ProtoError {
     /// The bytes are not a valid protobuf encoding of the expected message.
-    #[error("damaged {message} message: {source}")]
+    #[error("damaged {message} message")]
     Decode {
         /// The message type being decoded.
         message: &'static str,
@@ -42,7 +42,7 @@ pub enum ProtoError {
         value: i32,
     },
     /// A value breaks a domain rule (an over-long id, a bad ULID, expiry before creation...).
-    #[error("invalid stored value: {source}")]
+    #[error(transparent)]
     Invalid {
         /// The domain's reason.
         #[from]

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokm_crypto_adaptive::{Algorithm, FileSalt, Keyring};
-use tokm_domain::{Clock, Session, SessionRecord, SystemClock};
+use tokm_domain::{Clock, ErrorChain, Session, SessionRecord, SystemClock};
 use tokm_proto::pb;
 use tokm_storage::{FsStorage, Lsn, Storage};
 
@@ -327,7 +327,7 @@ impl SnapshotStore {
                 renamed_to = %renamed_to,
                 code = error.code(),
                 cause_code = error.cause_code().unwrap_or("-"),
-                %error,
+                error = %ErrorChain(&error),
                 "snapshot failed a check; falling back to the next newest"
             );
             report.fallbacks.push(Fallback {
