@@ -71,7 +71,7 @@ fn store(keyring: Option<Arc<Keyring>>) -> (tempfile::TempDir, SnapshotStore, Ar
         keyring,
         clock: clock.clone(),
         retention_count: 1,
-        retention_days: 0,
+        retention_age: Duration::ZERO,
         ..SnapshotOptions::default()
     };
     let store = SnapshotStore::open(temp.path(), options).expect("open store");

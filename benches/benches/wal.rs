@@ -127,7 +127,10 @@ fn bench_batch(c: &mut Criterion) {
 fn bench_encryption(c: &mut Criterion) {
     let mut group = c.benchmark_group("wal_encryption_300B");
     group.throughput(Throughput::Elements(1));
-    let encrypted = || WalOptions::default().with_keyring(keyring());
+    let encrypted = || WalOptions {
+        keyring: Some(keyring()),
+        ..WalOptions::default()
+    };
     bench_wal(
         &mut group,
         "batch_1_thread/plain",

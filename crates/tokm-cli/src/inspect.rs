@@ -56,10 +56,10 @@ pub(crate) fn log_report(
 }
 
 pub(crate) fn wal_options(keyring: Option<Arc<Keyring>>, mode: RecoveryMode) -> WalOptions {
-    let options = WalOptions::default().with_recovery_mode(mode);
-    match keyring {
-        Some(keyring) => options.with_keyring(keyring),
-        None => options,
+    WalOptions {
+        keyring,
+        recovery_mode: mode,
+        ..WalOptions::default()
     }
 }
 
@@ -186,7 +186,10 @@ mod tests {
     #[test]
     fn segment_lines_show_range_state_and_key() {
         let dir = tempfile::tempdir().unwrap();
-        let options = WalOptions::default().with_segment_records_max(2);
+        let options = WalOptions {
+            segment_records_max: 2,
+            ..WalOptions::default()
+        };
         let (wal, _) = Wal::open(dir.path(), options.clone()).unwrap();
         for payload in [b"a", b"b", b"c"] {
             wal.append(payload, tokm_wal::Durability::Sync).unwrap();

@@ -67,8 +67,8 @@ pub struct SnapshotPolicy {
     pub after_replay_records: Option<u64>,
     /// Keep at least this many snapshots (default 5).
     pub retention_count: usize,
-    /// Keep every snapshot younger than this many days (default 7).
-    pub retention_days: u32,
+    /// Keep every snapshot younger than this, by the engine's clock (default 7 days).
+    pub retention_age: Duration,
     /// Log segments the compactor always keeps (default 3).
     pub wal_segments_kept: usize,
     /// How often the background thread checks the triggers (default 1 s).
@@ -82,7 +82,7 @@ impl Default for SnapshotPolicy {
             wal_bytes: Some(1 << 30),
             after_replay_records: Some(100_000),
             retention_count: 5,
-            retention_days: 7,
+            retention_age: Duration::from_secs(7 * 24 * 60 * 60),
             wal_segments_kept: 3,
             check_interval: Duration::from_secs(1),
         }

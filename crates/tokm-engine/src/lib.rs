@@ -151,7 +151,7 @@
 //! let mut config = EngineConfig::new(dir.path());
 //! config.keyring = Some(Arc::new(Keyring::new(KeyId::new(1), Key::generate()?, Algorithm::detect())));
 //! config.snapshots.retention_count = 1;
-//! config.snapshots.retention_days = 0;
+//! config.snapshots.retention_age = std::time::Duration::ZERO;
 //! config.snapshots.wal_segments_kept = 1;
 //! let (engine, _report) = Engine::open(config)?;
 //! let now = SystemClock.now();

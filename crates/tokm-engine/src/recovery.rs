@@ -360,23 +360,21 @@ fn failed_snapshots(
 }
 
 pub(crate) fn wal_options(config: &EngineConfig) -> WalOptions {
-    let mut options = WalOptions::default()
-        .with_storage(Arc::clone(&config.storage))
-        .with_clock(Arc::clone(&config.clock))
-        .with_node_id(config.node_id)
-        .with_recovery_mode(config.recovery_mode)
-        .with_segment_bytes_max(config.log.segment_bytes_max)
-        .with_segment_records_max(config.log.segment_records_max)
-        .with_segment_age_max(config.log.segment_age_max)
-        .with_sync_interval(config.log.sync_interval)
-        .with_sync_bytes_max(config.log.sync_bytes_max)
-        .with_group_commit_records_max(config.log.group_commit_records_max)
-        .with_group_commit_bytes_max(config.log.group_commit_bytes_max)
-        .with_record_bytes_max(config.log.record_bytes_max);
-    if let Some(keyring) = &config.keyring {
-        options = options.with_keyring(Arc::clone(keyring));
+    WalOptions {
+        storage: Arc::clone(&config.storage),
+        clock: Arc::clone(&config.clock),
+        keyring: config.keyring.clone(),
+        node_id: config.node_id,
+        recovery_mode: config.recovery_mode,
+        segment_bytes_max: config.log.segment_bytes_max,
+        segment_records_max: config.log.segment_records_max,
+        segment_age_max: config.log.segment_age_max,
+        sync_interval: config.log.sync_interval,
+        sync_bytes_max: config.log.sync_bytes_max,
+        group_commit_records_max: config.log.group_commit_records_max,
+        group_commit_bytes_max: config.log.group_commit_bytes_max,
+        record_bytes_max: config.log.record_bytes_max,
     }
-    options
 }
 
 pub(crate) fn snapshot_options(config: &EngineConfig) -> SnapshotOptions {
@@ -384,7 +382,7 @@ pub(crate) fn snapshot_options(config: &EngineConfig) -> SnapshotOptions {
         storage: Arc::clone(&config.storage),
         keyring: config.keyring.clone(),
         retention_count: config.snapshots.retention_count,
-        retention_days: config.snapshots.retention_days,
+        retention_age: config.snapshots.retention_age,
         clock: Arc::clone(&config.clock),
         node_id: config.node_id.to_string(),
     }

@@ -136,7 +136,7 @@ fn run_child(dir: &Path, cycle: u64) {
     let mut config = common::config(dir, &clock);
     config.durability = Durability::Sync;
     config.snapshots.retention_count = 2;
-    config.snapshots.retention_days = 0;
+    config.snapshots.retention_age = std::time::Duration::ZERO;
     config.snapshots.wal_segments_kept = 1;
     let (engine, _) = Engine::open(config).expect("child open");
     let engine = Arc::new(engine);

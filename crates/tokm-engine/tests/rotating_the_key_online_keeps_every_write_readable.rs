@@ -64,7 +64,7 @@ impl Dir {
         let mut config = sim_config(self.lock_dir.path(), &self.sim, &self.clock);
         config.keyring = keys;
         config.snapshots.retention_count = 1;
-        config.snapshots.retention_days = 0;
+        config.snapshots.retention_age = std::time::Duration::ZERO;
         config.snapshots.wal_segments_kept = 1;
         config
     }

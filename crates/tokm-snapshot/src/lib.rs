@@ -30,7 +30,7 @@
 //! let options = SnapshotOptions {
 //!     clock: clock.clone(),
 //!     retention_count: 2,
-//!     retention_days: 0,
+//!     retention_age: std::time::Duration::ZERO,
 //!     ..SnapshotOptions::default()
 //! };
 //! let store = SnapshotStore::open(dir.path(), options)?;
@@ -164,7 +164,7 @@
 //!
 //! # Retention
 //! [`SnapshotStore::apply_retention`] keeps the newest `retention_count` snapshots and all
-//! younger than `retention_days` (by the injected [`tokm_domain::Clock`]), and never fewer than
+//! younger than `retention_age` (by the injected [`tokm_domain::Clock`]), and never fewer than
 //! one intact snapshot. [`SnapshotStore::oldest_retained_lsn`] is what the WAL compactor must
 //! keep entries after.
 //!

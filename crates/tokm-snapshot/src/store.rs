@@ -3,6 +3,7 @@
 use std::borrow::Borrow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use tokm_crypto_adaptive::{Algorithm, FileSalt, Keyring};
 use tokm_domain::{Clock, ErrorChain, Session, SessionRecord, SystemClock};
@@ -17,9 +18,6 @@ use crate::meta::{
 use crate::reader::{self, SnapshotReader};
 use crate::write::{PendingSnapshot, RecordSlice, RecordSource, Target};
 
-/// Milliseconds in a day, for `retention_days`.
-const DAY_MS: u64 = 24 * 60 * 60 * 1000;
-
 /// How a [`SnapshotStore`] stores, encrypts, dates and retains snapshots.
 #[derive(Clone, Debug)]
 pub struct SnapshotOptions {
@@ -30,8 +28,8 @@ pub struct SnapshotOptions {
     pub keyring: Option<Arc<Keyring>>,
     /// Retention keeps at least this many newest snapshots (default 5).
     pub retention_count: usize,
-    /// Retention also keeps every snapshot younger than this many days (default 7).
-    pub retention_days: u32,
+    /// Retention also keeps every snapshot younger than this, by `clock` (default 7 days).
+    pub retention_age: Duration,
     /// Source of `created_at` and of "now" for retention.
     pub clock: Arc<dyn Clock>,
     /// Written into each header to say which node took the snapshot; at most 128 bytes.
@@ -44,7 +42,7 @@ impl Default for SnapshotOptions {
             storage: Arc::new(FsStorage),
             keyring: None,
             retention_count: 5,
-            retention_days: 7,
+            retention_age: Duration::from_secs(7 * 24 * 60 * 60),
             clock: Arc::new(SystemClock),
             node_id: String::new(),
         }
@@ -374,7 +372,7 @@ impl SnapshotStore {
 
     /// Removes snapshots outside the retention policy; returns what it removed and kept.
     ///
-    /// Kept: the newest `retention_count`, and every snapshot younger than `retention_days`
+    /// Kept: the newest `retention_count`, and every snapshot younger than `retention_age`
     /// by the clock. Never fewer than one *intact* snapshot (every checksum and the structure
     /// verified; keys are not needed): if no kept snapshot is intact, the newest intact one
     /// among the rest is kept too. If no snapshot at all is intact, nothing is removed.
@@ -388,7 +386,8 @@ impl SnapshotStore {
         let mut names = self.reader.snapshot_names()?;
         names.reverse();
         let now = self.options.clock.now();
-        let age_limit_ms = u64::from(self.options.retention_days).saturating_mul(DAY_MS);
+        let age_limit_ms =
+            u64::try_from(self.options.retention_age.as_millis()).unwrap_or(u64::MAX);
         let mut kept = Vec::new();
         let mut candidates = Vec::new();
         for (position, name) in names.iter().enumerate() {

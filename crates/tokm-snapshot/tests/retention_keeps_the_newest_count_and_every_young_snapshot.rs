@@ -1,5 +1,5 @@
 //! Retention keeps the newest `retention_count` snapshots and every one younger than
-//! `retention_days` by the injected clock, removes the rest, and never touches `*.broken`.
+//! `retention_age` by the injected clock, removes the rest, and never touches `*.broken`.
 
 mod common;
 
@@ -21,7 +21,7 @@ fn eight_daily(count: usize, days: u32) -> (SimStorage, SnapshotStore, Vec<Strin
     let clock = Arc::new(ManualClock::new(START));
     let mut options = sim_options(&sim, &clock, None);
     options.retention_count = count;
-    options.retention_days = days;
+    options.retention_age = DAY * days;
     let store = SnapshotStore::open(&sim_dir(), options).expect("open");
     let body = sessions(2, 1);
     let mut names = Vec::new();
@@ -76,7 +76,7 @@ fn age_keeps_everything_younger_than_the_limit() {
 fn defaults_are_five_snapshots_and_seven_days() {
     let options = tokm_snapshot::SnapshotOptions::default();
     assert_eq!(options.retention_count, 5);
-    assert_eq!(options.retention_days, 7);
+    assert_eq!(options.retention_age, DAY * 7);
 }
 
 #[test]

@@ -18,7 +18,7 @@ fn store_with_three(count: usize) -> (SimStorage, SnapshotStore, Vec<String>) {
     let clock = Arc::new(ManualClock::new(START));
     let mut options = sim_options(&sim, &clock, None);
     options.retention_count = count;
-    options.retention_days = 0;
+    options.retention_age = Duration::ZERO;
     let store = SnapshotStore::open(&sim_dir(), options).expect("open");
     let names = (1..=3)
         .map(|lsn| common::write_at(&store, &clock, lsn, &sessions(4, lsn)))

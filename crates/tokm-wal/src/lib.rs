@@ -112,7 +112,7 @@
 //! `*.quarantine`; any other file is ignored and never touched.
 //!
 //! # Encryption
-//! With [`WalOptions::with_keyring`] every new segment gets a fresh random salt (its own
+//! With a keyring in [`WalOptions::keyring`] every new segment gets a fresh random salt (its own
 //! subkey); each payload is sealed with counter = LSN and associated data = segment id ‖ LSN.
 //! The header carries algorithm, key id, salt and a key-check tag (counter 0), so a wrong key is
 //! [`OpenError::WrongKey`], not damage: a key id the keyring lacks, or key bytes that open none

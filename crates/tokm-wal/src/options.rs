@@ -14,26 +14,50 @@ use tokm_storage::{FsStorage, Storage};
 
 /// Options for [`Wal::open`](crate::Wal::open) and [`WalReader::open`](crate::WalReader::open).
 ///
-/// Start from `WalOptions::default()` and adjust with the `with_*` methods. Defaults: real file
+/// Public fields with defaults: start from `WalOptions::default()` and set what differs,
+/// `WalOptions { segment_records_max: 1_000, ..WalOptions::default() }`;
+/// [`validate`](WalOptions::validate) (and every open) checks the limits. Defaults: real file
 /// system, system clock, node id 0, `RecoveryMode::PointInTime`, no encryption, rotation at
 /// 64 MiB / 100,000 records / 1 hour, background sync every second or once 4 MiB are
 /// written but unsynced, group commit of at most 100 records or 1 MiB, records of at most
 /// 1 MiB.
 #[derive(Clone)]
 pub struct WalOptions {
-    pub(crate) storage: Arc<dyn Storage>,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) keyring: Option<Arc<Keyring>>,
-    pub(crate) node_id: u64,
-    pub(crate) recovery_mode: RecoveryMode,
-    pub(crate) segment_bytes_max: u64,
-    pub(crate) segment_records_max: u64,
-    pub(crate) segment_age_max: Duration,
-    pub(crate) sync_interval: Duration,
-    pub(crate) sync_bytes_max: u64,
-    pub(crate) group_commit_records_max: usize,
-    pub(crate) group_commit_bytes_max: usize,
-    pub(crate) record_bytes_max: usize,
+    /// Where the bytes go: `FsStorage` for real, `tokm_storage::testkit::SimStorage` in tests.
+    pub storage: Arc<dyn Storage>,
+    /// Source of wall-clock time (segment age, the batch flusher's interval).
+    pub clock: Arc<dyn Clock>,
+    /// When set, new segments are sealed with the keyring's active key and existing ones
+    /// opened by their key id. Without one, new segments are plain and encrypted ones are
+    /// refused.
+    pub keyring: Option<Arc<Keyring>>,
+    /// Node id written into segment headers.
+    pub node_id: u64,
+    /// How damage found while opening is handled.
+    pub recovery_mode: RecoveryMode,
+    /// Rotates once a segment would grow beyond this many bytes (a single larger record still
+    /// gets a segment of its own). At most 1 GiB, so readers can bound what they load.
+    pub segment_bytes_max: u64,
+    /// Rotates once a segment holds this many records.
+    pub segment_records_max: u64,
+    /// Rotates before appending to a segment older than this (by the injected clock).
+    pub segment_age_max: Duration,
+    /// How often the background flusher writes and syncs `Durability::Batch` records: the
+    /// bound on what a power cut may lose in batch mode.
+    pub sync_interval: Duration,
+    /// How many bytes may be written but not yet synced before the background flusher syncs
+    /// without waiting for `sync_interval`.
+    ///
+    /// Appenders never wait for these syncs, but a rotation must sync its segment before the
+    /// next one starts, and appenders do wait for a rotation: this bound keeps that sync short
+    /// (under load, a second of `Durability::Batch` writes can be tens of MiB).
+    pub sync_bytes_max: u64,
+    /// Most records buffered before a write is forced (and so in one group commit).
+    pub group_commit_records_max: usize,
+    /// Most bytes buffered before a write is forced.
+    pub group_commit_bytes_max: usize,
+    /// Largest payload `append` accepts, in bytes.
+    pub record_bytes_max: usize,
 }
 
 impl Default for WalOptions {
@@ -78,92 +102,6 @@ impl fmt::Debug for WalOptions {
 }
 
 impl WalOptions {
-    /// Uses `storage` for all I/O (e.g. `tokm_storage::testkit::SimStorage` in tests).
-    pub fn with_storage(mut self, storage: Arc<dyn Storage>) -> WalOptions {
-        self.storage = storage;
-        self
-    }
-
-    /// Reads wall-clock time from `clock`.
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> WalOptions {
-        self.clock = clock;
-        self
-    }
-
-    /// Seals new segments with the keyring's active key and opens existing ones by their key
-    /// id. Without a keyring, new segments are plain and encrypted ones are refused.
-    pub fn with_keyring(mut self, keyring: Arc<Keyring>) -> WalOptions {
-        self.keyring = Some(keyring);
-        self
-    }
-
-    /// Node id written into segment headers.
-    pub fn with_node_id(mut self, node_id: u64) -> WalOptions {
-        self.node_id = node_id;
-        self
-    }
-
-    /// How damage found while opening is handled.
-    pub fn with_recovery_mode(mut self, recovery_mode: RecoveryMode) -> WalOptions {
-        self.recovery_mode = recovery_mode;
-        self
-    }
-
-    /// Rotates once a segment would grow beyond this many bytes (a single larger record still
-    /// gets a segment of its own). At most 1 GiB, so readers can bound what they load.
-    pub fn with_segment_bytes_max(mut self, segment_bytes_max: u64) -> WalOptions {
-        self.segment_bytes_max = segment_bytes_max;
-        self
-    }
-
-    /// Rotates once a segment holds this many records.
-    pub fn with_segment_records_max(mut self, segment_records_max: u64) -> WalOptions {
-        self.segment_records_max = segment_records_max;
-        self
-    }
-
-    /// Rotates before appending to a segment older than this (by the injected clock).
-    pub fn with_segment_age_max(mut self, segment_age_max: Duration) -> WalOptions {
-        self.segment_age_max = segment_age_max;
-        self
-    }
-
-    /// How often the background flusher writes and syncs `Durability::Batch` records: the
-    /// bound on what a power cut may lose in batch mode.
-    pub fn with_sync_interval(mut self, sync_interval: Duration) -> WalOptions {
-        self.sync_interval = sync_interval;
-        self
-    }
-
-    /// How many bytes may be written but not yet synced before the background flusher syncs
-    /// without waiting for `sync_interval`.
-    ///
-    /// Appenders never wait for these syncs, but a rotation must sync its segment before the
-    /// next one starts, and appenders do wait for a rotation: this bound keeps that sync short
-    /// (under load, a second of `Durability::Batch` writes can be tens of MiB).
-    pub fn with_sync_bytes_max(mut self, sync_bytes_max: u64) -> WalOptions {
-        self.sync_bytes_max = sync_bytes_max;
-        self
-    }
-
-    /// Most records buffered before a write is forced (and so in one group commit).
-    pub fn with_group_commit_records_max(mut self, records_max: usize) -> WalOptions {
-        self.group_commit_records_max = records_max;
-        self
-    }
-
-    /// Most bytes buffered before a write is forced.
-    pub fn with_group_commit_bytes_max(mut self, bytes_max: usize) -> WalOptions {
-        self.group_commit_bytes_max = bytes_max;
-        self
-    }
-
-    /// Largest payload `append` accepts, in bytes.
-    pub fn with_record_bytes_max(mut self, record_bytes_max: usize) -> WalOptions {
-        self.record_bytes_max = record_bytes_max;
-        self
-    }
-
     /// Checks the limits as [`Wal::open`](crate::Wal::open) does, for callers that validate
     /// their configuration before opening anything.
     ///

@@ -34,13 +34,15 @@ fn keyring(ids: &[u32]) -> Arc<Keyring> {
 }
 
 fn options(storage: Arc<dyn tokm_storage::Storage>, keys: Arc<Keyring>) -> WalOptions {
-    WalOptions::default()
-        .with_storage(storage)
-        .with_keyring(keys)
-        .with_recovery_mode(RecoveryMode::RefuseLoss)
-        .with_segment_records_max(4)
-        .with_sync_interval(Duration::from_secs(3600))
-        .with_sync_bytes_max(u64::MAX)
+    WalOptions {
+        storage,
+        keyring: Some(keys),
+        recovery_mode: RecoveryMode::RefuseLoss,
+        segment_records_max: 4,
+        sync_interval: Duration::from_secs(3600),
+        sync_bytes_max: u64::MAX,
+        ..WalOptions::default()
+    }
 }
 
 fn payload(index: usize) -> Vec<u8> {

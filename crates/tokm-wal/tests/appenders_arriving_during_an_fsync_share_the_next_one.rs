@@ -18,9 +18,11 @@ fn appenders_arriving_during_an_fsync_share_the_next_one() {
         inner: sim.clone(),
         hook: Arc::clone(&gate) as Arc<dyn FileHook>,
     };
-    let options = WalOptions::default()
-        .with_storage(Arc::new(storage))
-        .with_sync_interval(std::time::Duration::from_secs(3600));
+    let options = WalOptions {
+        storage: Arc::new(storage),
+        sync_interval: std::time::Duration::from_secs(3600),
+        ..WalOptions::default()
+    };
     let (wal, _) = Wal::open(&sim_dir(), options).expect("open");
     let wal = Arc::new(wal);
 

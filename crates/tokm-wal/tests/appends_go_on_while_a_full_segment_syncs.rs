@@ -19,11 +19,13 @@ fn appends_go_on_while_a_full_segment_syncs() {
         inner: sim.clone(),
         hook: Arc::clone(&gate) as Arc<dyn FileHook>,
     };
-    let options = WalOptions::default()
-        .with_storage(Arc::new(storage))
-        .with_segment_records_max(4)
-        .with_sync_interval(Duration::from_secs(3600))
-        .with_sync_bytes_max(u64::MAX);
+    let options = WalOptions {
+        storage: Arc::new(storage),
+        segment_records_max: 4,
+        sync_interval: Duration::from_secs(3600),
+        sync_bytes_max: u64::MAX,
+        ..WalOptions::default()
+    };
     let (wal, _) = Wal::open(&sim_dir(), options).expect("open");
     let wal = Arc::new(wal);
     for index in 0..4u8 {

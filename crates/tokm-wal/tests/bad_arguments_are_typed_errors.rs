@@ -5,13 +5,19 @@ mod common;
 use common::{sim_dir, sim_options};
 use tokm_storage::Lsn;
 use tokm_storage::testkit::SimStorage;
-use tokm_wal::{AppendError, Durability, OpenError, Wal, WalError};
+use tokm_wal::{AppendError, Durability, OpenError, Wal, WalError, WalOptions};
 
 #[test]
 fn bad_arguments_are_typed_errors() {
     let sim = SimStorage::new();
-    let (wal, _) =
-        Wal::open(&sim_dir(), sim_options(&sim).with_record_bytes_max(16)).expect("open");
+    let (wal, _) = Wal::open(
+        &sim_dir(),
+        WalOptions {
+            record_bytes_max: 16,
+            ..sim_options(&sim)
+        },
+    )
+    .expect("open");
     let error = wal
         .append(&[0u8; 17], Durability::Sync)
         .expect_err("too large");
@@ -41,11 +47,26 @@ fn bad_arguments_are_typed_errors() {
     );
 
     for options in [
-        sim_options(&sim).with_record_bytes_max(0),
-        sim_options(&sim).with_segment_records_max(0),
-        sim_options(&sim).with_group_commit_bytes_max(0),
-        sim_options(&sim).with_sync_interval(std::time::Duration::ZERO),
-        sim_options(&sim).with_sync_bytes_max(0),
+        WalOptions {
+            record_bytes_max: 0,
+            ..sim_options(&sim)
+        },
+        WalOptions {
+            segment_records_max: 0,
+            ..sim_options(&sim)
+        },
+        WalOptions {
+            group_commit_bytes_max: 0,
+            ..sim_options(&sim)
+        },
+        WalOptions {
+            sync_interval: std::time::Duration::ZERO,
+            ..sim_options(&sim)
+        },
+        WalOptions {
+            sync_bytes_max: 0,
+            ..sim_options(&sim)
+        },
     ] {
         let error = Wal::open(&sim_dir().join("other"), options).expect_err("invalid options");
         assert!(matches!(error, OpenError::InvalidArgument { .. }));

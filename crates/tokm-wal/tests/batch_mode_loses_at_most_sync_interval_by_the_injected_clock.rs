@@ -11,7 +11,7 @@ use common::{open_and_replay, sim_dir, sim_options};
 use tokm_domain::{Clock, ManualClock, Timestamp};
 use tokm_storage::Lsn;
 use tokm_storage::testkit::{CrashCut, SimStorage};
-use tokm_wal::{Durability, Wal};
+use tokm_wal::{Durability, Wal, WalOptions};
 
 const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// Far beyond the couple of milliseconds a manual-clock flusher takes to notice; only a
@@ -35,9 +35,11 @@ impl Steps {
 fn a_power_cut_loses_at_most_sync_interval_of_acknowledged_batch_writes() {
     let sim = SimStorage::new();
     let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_700_000_000_000)));
-    let options = sim_options(&sim)
-        .with_clock(clock.clone())
-        .with_sync_interval(SYNC_INTERVAL);
+    let options = WalOptions {
+        clock: clock.clone(),
+        sync_interval: SYNC_INTERVAL,
+        ..sim_options(&sim)
+    };
     let (wal, _) = Wal::open(&sim_dir(), options).expect("open");
     let mut next_timer_sync = clock.now().checked_add(SYNC_INTERVAL).unwrap();
     let mut acknowledged: Vec<(Lsn, Timestamp)> = Vec::new();
@@ -96,9 +98,11 @@ fn without_the_clock_moving_batch_writes_are_never_synced_by_the_timer() {
     let sim = SimStorage::new();
     let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_700_000_000_000)));
     // A wall-clock timer this short would fire many times during the test.
-    let options = sim_options(&sim)
-        .with_clock(clock.clone())
-        .with_sync_interval(Duration::from_millis(1));
+    let options = WalOptions {
+        clock: clock.clone(),
+        sync_interval: Duration::from_millis(1),
+        ..sim_options(&sim)
+    };
     let (wal, _) = Wal::open(&sim_dir(), options).expect("open");
     let last = wal.append(b"record", Durability::Batch).expect("append");
     assert!(

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{open_and_replay, sim_dir, sim_options};
 use tokm_storage::Lsn;
 use tokm_storage::testkit::{CrashCut, SimStorage};
-use tokm_wal::{Durability, Wal};
+use tokm_wal::{Durability, Wal, WalOptions};
 
 const RECORD: [u8; 300] = [0x5a; 300];
 const RECORD_COUNT: usize = 1_000;
@@ -18,7 +18,10 @@ const RECORD_COUNT: usize = 1_000;
 fn batch_writes_are_synced_early_once_sync_bytes_max_pile_up() {
     let sim = SimStorage::new();
     // The interval alone would not sync within the test; 64 KiB of the ~300 KiB written will.
-    let options = sim_options(&sim).with_sync_bytes_max(64 * 1024);
+    let options = WalOptions {
+        sync_bytes_max: 64 * 1024,
+        ..sim_options(&sim)
+    };
     let (wal, _) = Wal::open(&sim_dir(), options).expect("open");
     let syncs_at_open = sim.sync_calls();
     for _ in 0..RECORD_COUNT {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use common::{open_and_replay, payload, segment_names, sim_dir, sim_options, with_mode};
 use tokm_storage::testkit::SimStorage;
-use tokm_wal::{Durability, RecoveryMode, Wal};
+use tokm_wal::{Durability, RecoveryMode, Wal, WalOptions};
 
 const SEALED_RECORDS: usize = 4;
 const TOTAL_RECORDS: usize = 6;
@@ -131,7 +131,10 @@ fn observe(files: &[(String, Vec<u8>)], mode: RecoveryMode) -> (Outcome, Vec<u64
 fn written_log() -> Vec<(String, Vec<u8>)> {
     let sim = SimStorage::new();
     let dir = sim_dir();
-    let options = sim_options(&sim).with_segment_records_max(SEALED_RECORDS as u64);
+    let options = WalOptions {
+        segment_records_max: SEALED_RECORDS as u64,
+        ..sim_options(&sim)
+    };
     let (wal, _) = Wal::open(&dir, options).expect("open");
     for index in 0..TOTAL_RECORDS {
         wal.append(&payload(index), Durability::Sync)

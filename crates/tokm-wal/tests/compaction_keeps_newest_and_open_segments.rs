@@ -5,13 +5,16 @@ mod common;
 use common::{open_and_replay, payload, segment_names, sim_dir, sim_options};
 use tokm_storage::Lsn;
 use tokm_storage::testkit::SimStorage;
-use tokm_wal::{Durability, Wal};
+use tokm_wal::{Durability, Wal, WalOptions};
 
 #[test]
 fn compaction_keeps_newest_and_open_segments() {
     let sim = SimStorage::new();
     let dir = sim_dir();
-    let options = sim_options(&sim).with_segment_records_max(2);
+    let options = WalOptions {
+        segment_records_max: 2,
+        ..sim_options(&sim)
+    };
     let (wal, _) = Wal::open(&dir, options.clone()).expect("open");
     for index in 0..10 {
         wal.append(&payload(index), Durability::Sync)
@@ -49,7 +52,10 @@ fn compaction_keeps_newest_and_open_segments() {
 fn lsns_continue_after_everything_but_an_empty_segment_was_compacted() {
     let sim = SimStorage::new();
     let dir = sim_dir();
-    let options = sim_options(&sim).with_segment_records_max(2);
+    let options = WalOptions {
+        segment_records_max: 2,
+        ..sim_options(&sim)
+    };
     let (wal, _) = Wal::open(&dir, options.clone()).expect("open");
     for index in 0..4 {
         wal.append(&payload(index), Durability::Sync)

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use common::{open_and_replay, sim_dir, sim_options};
 use tokm_storage::Lsn;
 use tokm_storage::testkit::SimStorage;
-use tokm_wal::{Durability, Wal};
+use tokm_wal::{Durability, Wal, WalOptions};
 
 const THREADS: usize = 8;
 const APPENDS_PER_THREAD: usize = 300;
@@ -16,9 +16,11 @@ const APPENDS_PER_THREAD: usize = 300;
 #[test]
 fn concurrent_appenders_all_complete_and_replay_in_lsn_order() {
     let sim = SimStorage::new();
-    let options = sim_options(&sim)
-        .with_segment_records_max(97)
-        .with_group_commit_records_max(7);
+    let options = WalOptions {
+        segment_records_max: 97,
+        group_commit_records_max: 7,
+        ..sim_options(&sim)
+    };
     let (wal, _) = Wal::open(&sim_dir(), options.clone()).expect("open");
     let wal = Arc::new(wal);
     let threads: Vec<_> = (0..THREADS)

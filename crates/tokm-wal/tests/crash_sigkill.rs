@@ -34,7 +34,10 @@ fn digest(bytes: &[u8]) -> String {
 
 fn options() -> WalOptions {
     // Small segments so kills also land around rotations.
-    WalOptions::default().with_segment_records_max(64)
+    WalOptions {
+        segment_records_max: 64,
+        ..WalOptions::default()
+    }
 }
 
 fn child(dir: &Path) {

@@ -8,7 +8,7 @@ use common::{open_and_replay, payload, segment_names, sim_dir, sim_options, with
 use tokm_crypto_adaptive::{Algorithm, Key, KeyId, Keyring};
 use tokm_storage::Lsn;
 use tokm_storage::testkit::SimStorage;
-use tokm_wal::{DamageKind, Durability, RecoveryMode, Wal};
+use tokm_wal::{DamageKind, Durability, RecoveryMode, Wal, WalOptions};
 
 fn keyring(key_byte: u8, algorithm: Algorithm) -> Arc<Keyring> {
     let key = Key::from_bytes(&[key_byte; 32]).expect("32-byte key");
@@ -16,9 +16,11 @@ fn keyring(key_byte: u8, algorithm: Algorithm) -> Arc<Keyring> {
 }
 
 fn written(sim: &SimStorage, keys: &Arc<Keyring>) {
-    let options = sim_options(sim)
-        .with_keyring(Arc::clone(keys))
-        .with_segment_records_max(3);
+    let options = WalOptions {
+        keyring: Some(Arc::clone(keys)),
+        segment_records_max: 3,
+        ..sim_options(sim)
+    };
     let (wal, _) = Wal::open(&sim_dir(), options).expect("open");
     for index in 0..5 {
         wal.append(&payload(index), Durability::Sync)
@@ -33,7 +35,10 @@ fn encrypted_log_round_trips_with_either_algorithm() {
         let sim = SimStorage::new();
         let keys = keyring(1, algorithm);
         written(&sim, &keys);
-        let options = sim_options(&sim).with_keyring(keys);
+        let options = WalOptions {
+            keyring: Some(keys),
+            ..sim_options(&sim)
+        };
         let (_wal, report, records) = open_and_replay(&sim_dir(), options).expect("reopen");
         assert!(report.damaged.is_empty());
         let expected: Vec<_> = (0..5)
@@ -59,12 +64,21 @@ fn wrong_or_missing_key_is_refused_and_nothing_changes() {
         .map(|name| sim.file_bytes(&sim_dir().join(&name)))
         .collect();
     for options in [
-        sim_options(&sim).with_keyring(keyring(2, Algorithm::ChaCha20Poly1305)),
+        WalOptions {
+            keyring: Some(keyring(2, Algorithm::ChaCha20Poly1305)),
+            ..sim_options(&sim)
+        },
         sim_options(&sim),
     ] {
         for mode in [RecoveryMode::PointInTime, RecoveryMode::SkipDamaged] {
-            let error = Wal::open(&sim_dir(), options.clone().with_recovery_mode(mode))
-                .expect_err("wrong key");
+            let error = Wal::open(
+                &sim_dir(),
+                WalOptions {
+                    recovery_mode: mode,
+                    ..options.clone()
+                },
+            )
+            .expect_err("wrong key");
             assert_eq!(error.code(), "TM-WAL-4031", "{error}");
         }
     }
@@ -106,7 +120,10 @@ fn a_sealed_payload_moved_to_another_lsn_fails_authentication() {
     forged.extend_from_slice(&frame(3, second_stored));
     sim.put_file(&dir.join(&names[0]), &forged);
 
-    let options = sim_options(&sim).with_keyring(keys);
+    let options = WalOptions {
+        keyring: Some(keys),
+        ..sim_options(&sim)
+    };
     let refused = open_and_replay(&dir, options.clone()).expect_err("a lost record refuses");
     assert_eq!(refused.code(), "TM-WAL-5203");
     assert!(

@@ -6,13 +6,16 @@ mod common;
 use common::{open_and_replay, payload, sim_dir, sim_options};
 use tokm_storage::testkit::{Fault, SimStorage};
 use tokm_storage::{Lsn, Storage};
-use tokm_wal::{Durability, Wal};
+use tokm_wal::{Durability, Wal, WalOptions};
 
 #[test]
 fn enospc_during_rotation_fails_closed() {
     let sim = SimStorage::new();
     let dir = sim_dir();
-    let options = sim_options(&sim).with_segment_records_max(3);
+    let options = WalOptions {
+        segment_records_max: 3,
+        ..sim_options(&sim)
+    };
     let (wal, _) = Wal::open(&dir, options.clone()).expect("open");
     for index in 0..3 {
         wal.append(&payload(index), Durability::Sync)

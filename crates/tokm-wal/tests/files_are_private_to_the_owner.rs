@@ -8,8 +8,14 @@ use tokm_wal::{Durability, Wal, WalOptions};
 fn files_are_private_to_the_owner() {
     let temp = tempfile::tempdir().expect("temp dir");
     let dir = temp.path().join("nested").join("wal");
-    let (wal, _) =
-        Wal::open(&dir, WalOptions::default().with_segment_records_max(1)).expect("open");
+    let (wal, _) = Wal::open(
+        &dir,
+        WalOptions {
+            segment_records_max: 1,
+            ..WalOptions::default()
+        },
+    )
+    .expect("open");
     wal.append(b"one", Durability::Sync).expect("append");
     wal.append(b"two", Durability::Sync).expect("append");
     wal.close().expect("close");

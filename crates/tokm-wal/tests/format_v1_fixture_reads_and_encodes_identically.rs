@@ -10,7 +10,7 @@ use common::{open_and_replay, sim_dir, sim_options};
 use tokm_domain::{ManualClock, Timestamp};
 use tokm_storage::Lsn;
 use tokm_storage::testkit::SimStorage;
-use tokm_wal::{Durability, Wal};
+use tokm_wal::{Durability, Wal, WalOptions};
 
 const SEGMENT: &str = "00000000000000000001.wal";
 const RECORDS: [&[u8]; 3] = [b"create", b"", b"delete session 01J0000000000000000000000"];
@@ -23,11 +23,11 @@ fn fixture_path() -> PathBuf {
 
 fn written_today() -> Vec<u8> {
     let sim = SimStorage::new();
-    let options = sim_options(&sim)
-        .with_clock(Arc::new(ManualClock::new(Timestamp::from_millis(
-            1_700_000_000_000,
-        ))))
-        .with_node_id(7);
+    let options = WalOptions {
+        clock: Arc::new(ManualClock::new(Timestamp::from_millis(1_700_000_000_000))),
+        node_id: 7,
+        ..sim_options(&sim)
+    };
     let (wal, _) = Wal::open(&sim_dir(), options).expect("open");
     wal.append_batch(&RECORDS, Durability::Sync)
         .expect("append");

@@ -21,13 +21,15 @@ const DURABILITIES: [Durability; 20] = {
 };
 
 fn options(storage: Arc<dyn tokm_storage::Storage>) -> WalOptions {
-    WalOptions::default()
-        .with_storage(storage)
-        .with_recovery_mode(RecoveryMode::RefuseLoss)
-        .with_segment_records_max(3)
-        .with_group_commit_records_max(2)
-        .with_sync_interval(Duration::from_secs(3600))
-        .with_sync_bytes_max(u64::MAX)
+    WalOptions {
+        storage,
+        recovery_mode: RecoveryMode::RefuseLoss,
+        segment_records_max: 3,
+        group_commit_records_max: 2,
+        sync_interval: Duration::from_secs(3600),
+        sync_bytes_max: u64::MAX,
+        ..WalOptions::default()
+    }
 }
 
 fn payload(index: usize) -> Vec<u8> {

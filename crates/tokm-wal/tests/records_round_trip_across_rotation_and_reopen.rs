@@ -6,13 +6,16 @@ use std::ops::ControlFlow;
 use common::{open_and_replay, payload, segment_names, sim_dir, sim_options};
 use tokm_storage::Lsn;
 use tokm_storage::testkit::SimStorage;
-use tokm_wal::{Durability, Wal};
+use tokm_wal::{Durability, Wal, WalOptions};
 
 #[test]
 fn records_round_trip_across_rotation_and_reopen() {
     let sim = SimStorage::new();
     let dir = sim_dir();
-    let options = sim_options(&sim).with_segment_records_max(4);
+    let options = WalOptions {
+        segment_records_max: 4,
+        ..sim_options(&sim)
+    };
     let (wal, report) = Wal::open(&dir, options.clone()).expect("open");
     assert_eq!(report.records_count, 0);
     for index in 0..10 {

@@ -6,7 +6,7 @@ use common::{replay_all, sim_dir, sim_options};
 use proptest::prelude::*;
 use tokm_storage::Lsn;
 use tokm_storage::testkit::{CrashCut, SimStorage};
-use tokm_wal::{Durability, Wal};
+use tokm_wal::{Durability, Wal, WalOptions};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -76,9 +76,11 @@ fn check_recovery(model: &mut Model, recovered: Vec<(Lsn, Vec<u8>)>) -> Result<(
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let sim = SimStorage::new();
     let dir = sim_dir();
-    let options = sim_options(&sim)
-        .with_segment_records_max(5)
-        .with_group_commit_records_max(3);
+    let options = WalOptions {
+        segment_records_max: 5,
+        group_commit_records_max: 3,
+        ..sim_options(&sim)
+    };
     let (mut wal, _) = Wal::open(&dir, options.clone()).expect("open");
     let mut model = Model::default();
     let mut serial = 0u64;

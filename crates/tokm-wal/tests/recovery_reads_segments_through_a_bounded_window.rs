@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{FileHook, Interposed, payload, replay_all, segment_names, sim_dir, sim_options};
 use tokm_storage::testkit::SimStorage;
-use tokm_wal::{Durability, Wal};
+use tokm_wal::{Durability, Wal, WalOptions};
 
 /// The read window of `tokm-wal` recovery (1 MiB), which no read may exceed.
 const WINDOW_BYTES: usize = 1 << 20;
@@ -25,7 +25,10 @@ impl FileHook for LargestRead {
 
 /// Writes `count` records of about 4 KiB into segments of at most 4 MiB.
 fn write_log(sim: &SimStorage, count: usize) -> Vec<Vec<u8>> {
-    let options = sim_options(sim).with_segment_bytes_max(4 << 20);
+    let options = WalOptions {
+        segment_bytes_max: 4 << 20,
+        ..sim_options(sim)
+    };
     let (wal, _) = Wal::open(&sim_dir(), options).expect("open");
     let payloads: Vec<Vec<u8>> = (0..count)
         .map(|index| {
@@ -61,7 +64,10 @@ fn a_log_many_windows_long_recovers_with_no_read_above_the_window() {
         "about 20 MiB of log"
     );
     let (storage, largest_read) = measured(&sim);
-    let options = sim_options(&sim).with_storage(Arc::new(storage));
+    let options = WalOptions {
+        storage: Arc::new(storage),
+        ..sim_options(&sim)
+    };
     let (wal, report) = Wal::open(&sim_dir(), options).expect("open");
     assert_eq!(report.records_count, 5_000);
     let records = replay_all(&wal).expect("replay");
@@ -88,7 +94,10 @@ fn zeros_after_a_sealed_segment_are_scanned_through_the_window_and_lose_nothing(
     sim.put_file(&sealed, &bytes);
 
     let (storage, largest_read) = measured(&sim);
-    let options = sim_options(&sim).with_storage(Arc::new(storage));
+    let options = WalOptions {
+        storage: Arc::new(storage),
+        ..sim_options(&sim)
+    };
     let (wal, report) = Wal::open(&sim_dir(), options).expect("nothing is lost");
     assert_eq!(report.loss, None);
     assert_eq!(report.damaged.len(), 1);

@@ -17,7 +17,14 @@ const FRAME_HEADER_LEN: usize = 20;
 
 /// Writes 7 records, 3 per segment, through `options`: segments hold LSNs 1..=3, 4..=6 and 7.
 fn write_three_segments(options: WalOptions) {
-    let (wal, _) = Wal::open(&sim_dir(), options.with_segment_records_max(3)).expect("open");
+    let (wal, _) = Wal::open(
+        &sim_dir(),
+        WalOptions {
+            segment_records_max: 3,
+            ..options
+        },
+    )
+    .expect("open");
     for index in 0..7 {
         wal.append(&payload(index), Durability::Sync)
             .expect("append");
@@ -80,8 +87,14 @@ fn an_encrypted_log_lists_the_key_id_of_every_segment() {
     let sim = SimStorage::new();
     let key = Key::from_bytes(&[3; 32]).expect("32-byte key");
     let keys = Arc::new(Keyring::new(KeyId::new(42), key, Algorithm::detect()));
-    write_three_segments(sim_options(&sim).with_keyring(Arc::clone(&keys)));
-    let options = sim_options(&sim).with_keyring(keys);
+    write_three_segments(WalOptions {
+        keyring: Some(Arc::clone(&keys)),
+        ..sim_options(&sim)
+    });
+    let options = WalOptions {
+        keyring: Some(keys),
+        ..sim_options(&sim)
+    };
     let (_reader, report) = WalReader::open(&sim_dir(), &options).expect("reader");
     let names = segment_names(&sim, &sim_dir());
     assert_intact_three_segments(&sim, &names, &report.segments);

@@ -8,13 +8,19 @@ use std::time::Duration;
 use common::{open_and_replay, segment_names, sim_dir, sim_options};
 use tokm_domain::{ManualClock, Timestamp};
 use tokm_storage::testkit::SimStorage;
-use tokm_wal::{Durability, Wal};
+use tokm_wal::{Durability, Wal, WalOptions};
 
 #[test]
 fn segments_rotate_by_record_count() {
     let sim = SimStorage::new();
-    let (wal, _) =
-        Wal::open(&sim_dir(), sim_options(&sim).with_segment_records_max(3)).expect("open");
+    let (wal, _) = Wal::open(
+        &sim_dir(),
+        WalOptions {
+            segment_records_max: 3,
+            ..sim_options(&sim)
+        },
+    )
+    .expect("open");
     for _ in 0..7 {
         wal.append(b"r", Durability::Batch).expect("append");
     }
@@ -33,7 +39,10 @@ fn segments_rotate_by_record_count() {
 fn segments_rotate_before_passing_the_byte_limit() {
     let sim = SimStorage::new();
     // Header 120 bytes + frames of 20 + 100 bytes: two frames fit in 400 bytes, three do not.
-    let options = sim_options(&sim).with_segment_bytes_max(400);
+    let options = WalOptions {
+        segment_bytes_max: 400,
+        ..sim_options(&sim)
+    };
     let (wal, _) = Wal::open(&sim_dir(), options.clone()).expect("open");
     for _ in 0..5 {
         wal.append(&[7u8; 100], Durability::Sync).expect("append");
@@ -55,9 +64,11 @@ fn segments_rotate_before_passing_the_byte_limit() {
 fn segments_rotate_by_age_on_the_injected_clock() {
     let sim = SimStorage::new();
     let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_000_000)));
-    let options = sim_options(&sim)
-        .with_clock(clock.clone())
-        .with_segment_age_max(Duration::from_secs(3600));
+    let options = WalOptions {
+        clock: clock.clone(),
+        segment_age_max: Duration::from_secs(3600),
+        ..sim_options(&sim)
+    };
     let (wal, _) = Wal::open(&sim_dir(), options).expect("open");
     wal.append(b"a", Durability::Sync).expect("append");
     clock.advance(Duration::from_millis(3_599_999));

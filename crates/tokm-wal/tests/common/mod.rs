@@ -17,10 +17,12 @@ pub fn sim_dir() -> PathBuf {
 
 /// Options over `sim`, with the background flusher effectively off so tests decide every sync.
 pub fn sim_options(sim: &SimStorage) -> WalOptions {
-    WalOptions::default()
-        .with_storage(Arc::new(sim.clone()))
-        .with_sync_interval(Duration::from_secs(3600))
-        .with_sync_bytes_max(u64::MAX)
+    WalOptions {
+        storage: Arc::new(sim.clone()),
+        sync_interval: Duration::from_secs(3600),
+        sync_bytes_max: u64::MAX,
+        ..WalOptions::default()
+    }
 }
 
 /// Recovered records: LSN and payload.
@@ -48,7 +50,10 @@ pub fn replay_all(wal: &Wal) -> Result<Records, WalError> {
 
 /// Options with the given mode.
 pub fn with_mode(options: WalOptions, mode: RecoveryMode) -> WalOptions {
-    options.with_recovery_mode(mode)
+    WalOptions {
+        recovery_mode: mode,
+        ..options
+    }
 }
 
 /// A recognisable payload for record `index`.
