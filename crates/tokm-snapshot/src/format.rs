@@ -16,18 +16,18 @@ pub(crate) const CHECKSUM_LEN: usize = 16;
 pub(crate) const TRAILER_LEN: usize = TRAILER_OFF_MAGIC + MAGIC.len();
 /// Longest header message a reader accepts; a node id is at most [`NODE_ID_LEN_MAX`] bytes,
 /// so real headers are far below it, and a larger length field is damage, not a request.
-pub(crate) const HEADER_LEN_LIMIT: usize = 4 * 1024;
+pub(crate) const HEADER_LEN_MAX: usize = 4 * 1024;
 /// Longest footer message a reader accepts.
-pub(crate) const FOOTER_LEN_LIMIT: usize = 1024;
+pub(crate) const FOOTER_LEN_MAX: usize = 1024;
 /// Longest block a reader accepts. Writers cut blocks near [`BLOCK_BYTES_TARGET`]; one block
 /// only exceeds it by its last session, which the domain's field limits keep far below this.
-pub(crate) const BLOCK_LEN_LIMIT: u64 = 64 * 1024 * 1024;
+pub(crate) const BLOCK_LEN_MAX: u64 = 64 * 1024 * 1024;
 /// Longest block index a reader accepts (about 1.5 M blocks).
-pub(crate) const INDEX_LEN_LIMIT: u64 = 64 * 1024 * 1024;
+pub(crate) const INDEX_LEN_MAX: u64 = 64 * 1024 * 1024;
 /// Longest encoded session a reader decodes. The domain's field limits keep a valid session
 /// under 7 KiB (a unit test in `write.rs` checks it), so a longer one is damage, refused
 /// before prost builds it: it could otherwise hold millions of metadata entries.
-pub(crate) const SESSION_BYTES_LIMIT: usize = 64 * 1024;
+pub(crate) const SESSION_BYTES_MAX: usize = 64 * 1024;
 /// A writer closes a block once it holds this many sessions...
 pub(crate) const BLOCK_SESSIONS_MAX: usize = 1024;
 /// ...or once its encoding reaches this many bytes, whichever comes first.

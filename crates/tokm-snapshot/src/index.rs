@@ -10,7 +10,7 @@ use prost::Message;
 use tokm_proto::{ProtoError, pb};
 
 use crate::error::LoadError;
-use crate::format::{BLOCK_LEN_LIMIT, BLOCK_SESSIONS_MAX, CHECKSUM_LEN};
+use crate::format::{BLOCK_LEN_MAX, BLOCK_SESSIONS_MAX, CHECKSUM_LEN};
 use crate::walk::{self, WalkError};
 
 /// Where one block is stored, as its handle says, after every check passed.
@@ -18,7 +18,7 @@ use crate::walk::{self, WalkError};
 pub(crate) struct BlockHandle {
     /// Offset of the stored block in the file.
     pub(crate) offset: u64,
-    /// Length of the stored block; at most [`BLOCK_LEN_LIMIT`].
+    /// Length of the stored block; at most [`BLOCK_LEN_MAX`].
     pub(crate) length: u64,
     /// Sessions in the block; at most [`BLOCK_SESSIONS_MAX`].
     pub(crate) session_count: u32,
@@ -122,7 +122,7 @@ impl CheckedHandles {
         if handle.offset != self.next_offset {
             return Err("block does not start where the previous one ends");
         }
-        if handle.length > BLOCK_LEN_LIMIT {
+        if handle.length > BLOCK_LEN_MAX {
             return Err("block is longer than the block limit");
         }
         let end = handle
@@ -257,7 +257,7 @@ mod tests {
                 "block does not start where the previous one ends",
             ),
             (
-                vec![handle(100, BLOCK_LEN_LIMIT + 1, 30)],
+                vec![handle(100, BLOCK_LEN_MAX + 1, 30)],
                 "block is longer than the block limit",
             ),
             (

@@ -25,8 +25,8 @@ use tokm_storage::{Access, Lsn, Storage, StorageFile};
 
 use crate::error::LoadError;
 use crate::format::{
-    self, CHECKSUM_LEN, FOOTER_LEN_LIMIT, FormatVersion, HEADER_LEN_LIMIT, INDEX_LEN_LIMIT, MAGIC,
-    PRELUDE_LEN, Prelude, PreludeError, SALT_LEN, SESSION_BYTES_LIMIT, SnapshotName, TRAILER_LEN,
+    self, CHECKSUM_LEN, FOOTER_LEN_MAX, FormatVersion, HEADER_LEN_MAX, INDEX_LEN_MAX, MAGIC,
+    PRELUDE_LEN, Prelude, PreludeError, SALT_LEN, SESSION_BYTES_MAX, SnapshotName, TRAILER_LEN,
     Trailer,
 };
 use crate::index::{self, BlockHandle, IndexBounds};
@@ -398,7 +398,7 @@ fn head_verifies(source: &Source<'_>, prelude_bytes: [u8; PRELUDE_LEN]) -> Resul
 
 /// Prelude, header message and header checksum, not yet verified.
 fn read_head(source: &Source<'_>, prelude: Prelude) -> Result<Vec<u8>, LoadError> {
-    if prelude.header_len as usize > HEADER_LEN_LIMIT {
+    if prelude.header_len as usize > HEADER_LEN_MAX {
         return Err(source.malformed(format::HEADER_LEN_OFFSET, "header length out of range"));
     }
     let head_len = prelude.head_len();
@@ -418,7 +418,7 @@ fn read_footer(
     let len = source.len_bytes;
     let footer_offset = trailer
         .footer_offset(len)
-        .filter(|offset| *offset >= blocks_start && trailer.footer_len as usize <= FOOTER_LEN_LIMIT)
+        .filter(|offset| *offset >= blocks_start && trailer.footer_len as usize <= FOOTER_LEN_MAX)
         .ok_or_else(|| source.malformed(len - TRAILER_LEN as u64, "footer length out of range"))?;
     let footer_bytes = source.read(footer_offset, u64::from(trailer.footer_len))?;
     if !trailer.matches(&footer_bytes) {
@@ -428,7 +428,7 @@ fn read_footer(
         source.decode(footer_offset, &footer_bytes, "SnapshotFooter")?;
     let index_end = footer.index_offset.checked_add(footer.index_length);
     if footer.index_offset < blocks_start
-        || footer.index_length > INDEX_LEN_LIMIT
+        || footer.index_length > INDEX_LEN_MAX
         || index_end != Some(footer_offset)
     {
         return Err(source.malformed(footer_offset, "footer points outside the file"));
@@ -607,7 +607,7 @@ impl BlockDecoder<'_> {
 }
 
 /// The sessions of one opened block, decoded one entry at a time: more entries than the
-/// handle declares (at most `BLOCK_SESSIONS_MAX`), or one longer than `SESSION_BYTES_LIMIT`,
+/// handle declares (at most `BLOCK_SESSIONS_MAX`), or one longer than `SESSION_BYTES_MAX`,
 /// stop decoding before they are built, so a crafted block costs no more than a real one.
 /// A version 2 entry is checked in place and copied once; a version 1 entry is decoded as a
 /// protobuf `Session` and laid out as a record.
@@ -640,7 +640,7 @@ fn decode_sessions(
                 "block holds more sessions than its handle says",
             ));
         }
-        if entry.bytes.len() > SESSION_BYTES_LIMIT {
+        if entry.bytes.len() > SESSION_BYTES_MAX {
             return Err(LoadError::malformed(
                 file,
                 job.offset,
@@ -932,7 +932,7 @@ mod tests {
     #[test]
     fn a_session_over_the_limit_is_refused_before_it_is_decoded() {
         // One session of 2-byte empty metadata entries: prost would build every one of them.
-        let entries = [0x6A, 0x00].repeat(SESSION_BYTES_LIMIT / 2 + 1);
+        let entries = [0x6A, 0x00].repeat(SESSION_BYTES_MAX / 2 + 1);
         let mut stored = Vec::new();
         prost::encoding::bytes::encode(1, &entries, &mut stored);
         let job = BlockJob {

@@ -18,7 +18,7 @@ use tokm_proto::pb;
 use tokm_storage::{AtomicFile, AtomicStep, Storage, StorageFile};
 
 use crate::error::WriteError;
-use crate::format::{self, BLOCK_BYTES_TARGET, BLOCK_SESSIONS_MAX, SESSION_BYTES_LIMIT};
+use crate::format::{self, BLOCK_BYTES_TARGET, BLOCK_SESSIONS_MAX, SESSION_BYTES_MAX};
 
 /// Most encoder threads a snapshot uses.
 const ENCODERS_MAX: usize = 8;
@@ -256,7 +256,7 @@ impl BlockWriter {
             checksum: block.checksum.to_vec(),
         };
         assert!(
-            handle.length <= format::BLOCK_LEN_LIMIT,
+            handle.length <= format::BLOCK_LEN_MAX,
             "blocks are cut near 256 KiB; one session cannot push one past the read limit"
         );
         self.sink.write_hashed(&block.stored)?;
@@ -309,7 +309,7 @@ impl PlainBlock {
     fn push(&mut self, record: &SessionRecord) {
         let bytes = record.as_bytes();
         assert!(
-            bytes.len() <= SESSION_BYTES_LIMIT,
+            bytes.len() <= SESSION_BYTES_MAX,
             "the domain's field limits keep a record far below the reader's limit"
         );
         prost::encoding::encode_key(
@@ -567,7 +567,7 @@ mod tests {
         let mut encoded = Vec::new();
         tokm_proto::encode_session(&session, &mut encoded);
         assert!(encoded.len() < 7 * 1024, "{} bytes", encoded.len());
-        assert!(encoded.len() * 8 < SESSION_BYTES_LIMIT);
+        assert!(encoded.len() * 8 < SESSION_BYTES_MAX);
     }
 
     #[test]

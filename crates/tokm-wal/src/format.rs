@@ -14,13 +14,13 @@ pub(crate) const HEADER_LEN: usize = 120;
 pub(crate) const FRAME_HEADER_LEN: usize = 20;
 /// Largest stored payload a frame may carry; a length field above this is damage, never an
 /// allocation request.
-pub(crate) const FRAME_PAYLOAD_BYTES_LIMIT: usize = 64 * 1024 * 1024;
+pub(crate) const FRAME_PAYLOAD_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Longest segment file a reader accepts: `segment_bytes_max` is capped at 1 GiB and one
-/// record may pass it by at most `FRAME_PAYLOAD_BYTES_LIMIT` plus a frame header.
+/// record may pass it by at most `FRAME_PAYLOAD_BYTES_MAX` plus a frame header.
 pub(crate) const SEGMENT_READ_BYTES_MAX: u64 =
-    SEGMENT_BYTES_MAX_LIMIT + (FRAME_HEADER_LEN + FRAME_PAYLOAD_BYTES_LIMIT) as u64;
+    SEGMENT_BYTES_CEILING + (FRAME_HEADER_LEN + FRAME_PAYLOAD_BYTES_MAX) as u64;
 /// Largest `segment_bytes_max` the options accept.
-pub(crate) const SEGMENT_BYTES_MAX_LIMIT: u64 = 1 << 30;
+pub(crate) const SEGMENT_BYTES_CEILING: u64 = 1 << 30;
 /// Size of the salt field.
 pub(crate) const SALT_LEN: usize = 32;
 /// Size of the key-check tag field.
@@ -333,7 +333,7 @@ pub(crate) fn finish_frame(out: &mut [u8], start: FrameStart, lsn: Lsn) {
     let FrameStart(start) = start;
     let payload_len = out.len() - start - FRAME_HEADER_LEN;
     assert!(
-        payload_len <= FRAME_PAYLOAD_BYTES_LIMIT,
+        payload_len <= FRAME_PAYLOAD_BYTES_MAX,
         "caller enforces the record size limit"
     );
     assert_ne!(lsn, Lsn::ZERO, "LSN 0 is never assigned");
@@ -388,7 +388,7 @@ pub(crate) fn read_frame(bytes: &[u8]) -> FrameRead<'_> {
         return FrameRead::Truncated;
     };
     let payload_len = u32::from_le_bytes(array(&header[..FRAME_OFF_LSN])) as usize;
-    if payload_len > FRAME_PAYLOAD_BYTES_LIMIT {
+    if payload_len > FRAME_PAYLOAD_BYTES_MAX {
         return FrameRead::Invalid;
     }
     let lsn = Lsn::new(u64::from_le_bytes(array(
@@ -417,7 +417,7 @@ pub(crate) fn read_frame(bytes: &[u8]) -> FrameRead<'_> {
 pub(crate) fn claimed_frame_len(bytes: &[u8]) -> Option<usize> {
     let field = bytes.get(..FRAME_OFF_LSN)?;
     let payload_len = u32::from_le_bytes(array(field)) as usize;
-    (payload_len <= FRAME_PAYLOAD_BYTES_LIMIT).then_some(frame_len(payload_len))
+    (payload_len <= FRAME_PAYLOAD_BYTES_MAX).then_some(frame_len(payload_len))
 }
 
 /// The LSN field of the frame starting at `bytes[0]`, without verifying anything; lets a

@@ -8,7 +8,7 @@ use tokm_crypto_adaptive::Keyring;
 use tokm_domain::{Clock, SystemClock};
 
 use crate::error::OpenError;
-use crate::format::{FRAME_PAYLOAD_BYTES_LIMIT, SEGMENT_BYTES_MAX_LIMIT};
+use crate::format::{FRAME_PAYLOAD_BYTES_MAX, SEGMENT_BYTES_CEILING};
 use crate::recovery::RecoveryMode;
 use tokm_storage::{FsStorage, Storage};
 
@@ -109,13 +109,13 @@ impl WalOptions {
     /// [`OpenError::InvalidArgument`] (`TM-WAL-4001`) naming the limit out of range.
     pub fn validate(&self) -> Result<(), OpenError> {
         let reject = |reason| Err(OpenError::InvalidArgument { reason });
-        if self.record_bytes_max == 0 || self.record_bytes_max > FRAME_PAYLOAD_BYTES_LIMIT / 2 {
+        if self.record_bytes_max == 0 || self.record_bytes_max > FRAME_PAYLOAD_BYTES_MAX / 2 {
             return reject("record_bytes_max must be between 1 byte and 32 MiB");
         }
         if self.segment_bytes_max == 0 || self.segment_records_max == 0 {
             return reject("segment limits must be positive");
         }
-        if self.segment_bytes_max > SEGMENT_BYTES_MAX_LIMIT {
+        if self.segment_bytes_max > SEGMENT_BYTES_CEILING {
             return reject("segment_bytes_max must be at most 1 GiB");
         }
         if self.group_commit_records_max == 0 || self.group_commit_bytes_max == 0 {

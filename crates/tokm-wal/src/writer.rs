@@ -174,7 +174,7 @@ struct State {
 
 /// The most bytes appenders buffer in memory for a segment whose file does not exist yet,
 /// whatever `sync_bytes_max` says: memory stays bounded however slow the seal round is.
-const AWAITING_SEAL_BYTES_LIMIT: u64 = 64 * 1024 * 1024;
+const AWAITING_SEAL_BYTES_MAX: u64 = 64 * 1024 * 1024;
 
 /// Where a segment lives in the log, for compaction.
 #[derive(Clone, Debug)]
@@ -503,7 +503,7 @@ impl Wal {
             group_commit_records_max: options.group_commit_records_max,
             group_commit_bytes_max: options.group_commit_bytes_max,
             awaiting_seal_bytes_max: usize::try_from(
-                options.sync_bytes_max.min(AWAITING_SEAL_BYTES_LIMIT),
+                options.sync_bytes_max.min(AWAITING_SEAL_BYTES_MAX),
             )
             .unwrap_or(usize::MAX)
             .max(options.group_commit_bytes_max),
