@@ -3,7 +3,9 @@
 //! Byte tables are in `FORMAT.md` (included in the crate docs); the constants below are the
 //! single source for them. Integers are little-endian (`to_le_bytes`/`from_le_bytes`).
 
+use tokm_crypto_adaptive::Algorithm;
 use tokm_domain::Timestamp;
+use tokm_proto::pb;
 use tokm_storage::Lsn;
 
 /// First eight bytes of every snapshot file, and last eight bytes of its trailer.
@@ -70,6 +72,24 @@ const TRAILER_OFF_MAGIC: usize = TRAILER_OFF_CHECKSUM + CHECKSUM_LEN;
 const BLOCK_AAD_PREFIX: &[u8; 8] = b"TOKMSNPB";
 /// Length of a sealed block's associated data.
 pub(crate) const BLOCK_AAD_LEN: usize = 24;
+
+/// The header's cipher id for a sealing algorithm.
+pub(crate) fn cipher_id(algorithm: Algorithm) -> pb::Cipher {
+    match algorithm {
+        Algorithm::Aes256Gcm => pb::Cipher::Aes256Gcm,
+        Algorithm::ChaCha20Poly1305 => pb::Cipher::Chacha20Poly1305,
+    }
+}
+
+/// The sealing algorithm a header's cipher id names: `Ok(None)` for plain blocks, `Err(())`
+/// for an id this build does not know.
+pub(crate) fn cipher_algorithm(cipher_id: i32) -> Result<Option<Algorithm>, ()> {
+    match pb::Cipher::try_from(cipher_id).map_err(|_| ())? {
+        pb::Cipher::None => Ok(None),
+        pb::Cipher::Aes256Gcm => Ok(Some(Algorithm::Aes256Gcm)),
+        pb::Cipher::Chacha20Poly1305 => Ok(Some(Algorithm::ChaCha20Poly1305)),
+    }
+}
 
 /// A snapshot id taken from the first eight bytes of `random` (u64 LE): unique per file with
 /// overwhelming probability.

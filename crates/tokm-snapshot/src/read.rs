@@ -18,7 +18,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use prost::Message;
-use tokm_crypto_adaptive::{Algorithm, CryptoError, FileCipher, FileSalt, KeyId, Keyring};
+use tokm_crypto_adaptive::{CryptoError, FileCipher, FileSalt, KeyId, Keyring};
 use tokm_domain::SessionRecord;
 use tokm_proto::{ProtoError, pb};
 use tokm_storage::{Access, Lsn, Storage, StorageFile};
@@ -494,16 +494,12 @@ fn header_encryption(
             },
         )
     };
-    let cipher = pb::Cipher::try_from(header.cipher).map_err(|_| unknown_cipher())?;
-    let algorithm = match cipher {
-        pb::Cipher::None => {
-            if header.key_id != 0 || !header.salt.is_empty() {
-                return Err(source.malformed(offset, "key id or salt without a cipher"));
-            }
-            return Ok((Encryption::None, None));
+    let Some(algorithm) = format::cipher_algorithm(header.cipher).map_err(|()| unknown_cipher())?
+    else {
+        if header.key_id != 0 || !header.salt.is_empty() {
+            return Err(source.malformed(offset, "key id or salt without a cipher"));
         }
-        pb::Cipher::Aes256Gcm => Algorithm::Aes256Gcm,
-        pb::Cipher::Chacha20Poly1305 => Algorithm::ChaCha20Poly1305,
+        return Ok((Encryption::None, None));
     };
     let salt: [u8; SALT_LEN] = header
         .salt
@@ -763,7 +759,7 @@ fn decode_in_parallel(
 mod tests {
     use super::*;
     use crate::store::{SnapshotOptions, SnapshotStore};
-    use tokm_crypto_adaptive::Key;
+    use tokm_crypto_adaptive::{Algorithm, Key};
     use tokm_domain::testkit::SessionFactory;
     use tokm_domain::{ManualClock, Session, Timestamp};
     use tokm_storage::testkit::SimStorage;

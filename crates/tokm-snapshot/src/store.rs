@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokm_crypto_adaptive::{Algorithm, FileSalt, Keyring};
+use tokm_crypto_adaptive::{FileSalt, Keyring};
 use tokm_domain::{Clock, ErrorChain, Session, SessionRecord, SystemClock};
 use tokm_proto::pb;
 use tokm_storage::{FsStorage, Lsn, Storage};
@@ -245,10 +245,7 @@ impl SnapshotStore {
                     algorithm: cipher.algorithm(),
                     key_id: cipher.key_id(),
                 },
-                match cipher.algorithm() {
-                    Algorithm::Aes256Gcm => pb::Cipher::Aes256Gcm,
-                    Algorithm::ChaCha20Poly1305 => pb::Cipher::Chacha20Poly1305,
-                },
+                format::cipher_id(cipher.algorithm()),
                 cipher.key_id().get(),
                 cipher.salt().as_bytes().to_vec(),
             ),
