@@ -342,6 +342,36 @@ impl Shared {
         {
             return Ok(());
         }
+        let bytes = match self.append_encoded(mutations, now, durability) {
+            Ok(bytes) => bytes,
+            // Refused before anything was appended: this write is too large for the log's
+            // `record_bytes_max`, and the log itself is fine, so the engine stays writable.
+            Err(error @ AppendError::RecordTooLarge { .. }) => {
+                return Err(SessionError::Storage {
+                    layer_code: error.code(),
+                    source: Box::new(error),
+                });
+            }
+            Err(error) => return Err(self.fail(error)),
+        };
+        self.logged_bytes_since_snapshot
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+        for mutation in mutations {
+            if let Mutation::Delete { id, .. } = mutation {
+                self.touch_logged_at.remove(id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Encodes `mutations` and appends them to the log as one batch; returns the payload bytes
+    /// appended.
+    fn append_encoded(
+        &self,
+        mutations: &[Mutation],
+        now: Timestamp,
+        durability: Durability,
+    ) -> Result<usize, AppendError> {
         // Every write runs through here: encode into buffers kept per thread rather than a
         // `Vec` per mutation plus a `Vec` of slices (the profile of 64 writers showed the
         // allocator and the payload's regrowth on this path). Calls do not nest, so the
@@ -355,7 +385,7 @@ impl Shared {
         /// A buffer grown past this by a large batch (a user's sessions deleted at once) is
         /// released rather than kept for the thread's lifetime.
         const KEPT_BUFFER_BYTES_MAX: usize = 64 * 1024;
-        let appended = ENCODED.with_borrow_mut(|(encoded, ends)| {
+        ENCODED.with_borrow_mut(|(encoded, ends)| {
             encoded.clear();
             ends.clear();
             for mutation in mutations {
@@ -385,27 +415,7 @@ impl Shared {
                 *ends = Vec::new();
             }
             result.map(|_| bytes)
-        });
-        let bytes = match appended {
-            Ok(bytes) => bytes,
-            // Refused before anything was appended: this write is too large for the log's
-            // `record_bytes_max`, and the log itself is fine, so the engine stays writable.
-            Err(error @ AppendError::RecordTooLarge { .. }) => {
-                return Err(SessionError::Storage {
-                    layer_code: error.code(),
-                    source: Box::new(error),
-                });
-            }
-            Err(error) => return Err(self.fail(error)),
-        };
-        self.logged_bytes_since_snapshot
-            .fetch_add(bytes as u64, Ordering::Relaxed);
-        for mutation in mutations {
-            if let Mutation::Delete { id, .. } = mutation {
-                self.touch_logged_at.remove(id);
-            }
-        }
-        Ok(())
+        })
     }
 
     /// Whether a touch of `id` at `now` must be logged: the first one, and then at most one

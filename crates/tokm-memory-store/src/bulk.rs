@@ -260,6 +260,37 @@ impl MemoryStore {
         }
     }
 
+    /// One shard of the token index from its `(token hash, id)` entries; a token hash given
+    /// to two ids is [`MemoryStoreError::DuplicateTokenHash`].
+    fn build_token_shard(
+        &self,
+        mut tokens: Vec<(TokenHash, PackedId)>,
+        capacity: usize,
+        shard_capacity: usize,
+    ) -> Result<MultiShard, MemoryStoreError> {
+        tokens.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()).then(a.1.cmp(&b.1)));
+        // Two entries of one id are one record given twice: the primary map's job reports that
+        // as a duplicate id.
+        if let Some(pair) = tokens
+            .windows(2)
+            .find(|pair| pair[0].0 == pair[1].0 && pair[0].1 != pair[1].1)
+            && let (Some(first), Some(second)) =
+                (pair[0].1.to_session_id(), pair[1].1.to_session_id())
+        {
+            return Err(MemoryStoreError::DuplicateTokenHash { first, second });
+        }
+        let entries = tokens
+            .iter()
+            .map(|(token, id)| (self.token_fingerprint(token), *id))
+            .collect();
+        MultiShard::build(entries, shard_capacity).map_err(|_| {
+            MemoryStoreError::CapacityUnavailable {
+                capacity,
+                structure: "token index",
+            }
+        })
+    }
+
     fn run_job(
         &self,
         job: Job,
@@ -288,26 +319,7 @@ impl MemoryStore {
                 self.records.install(shard, built);
             }
             Job::Token { shard, parts } => {
-                let mut tokens = parts.concat();
-                tokens.sort_unstable_by(|a, b| {
-                    a.0.as_bytes().cmp(b.0.as_bytes()).then(a.1.cmp(&b.1))
-                });
-                // Two entries of one id are one record given twice: the primary map's job
-                // reports that as a duplicate id.
-                if let Some(pair) = tokens
-                    .windows(2)
-                    .find(|pair| pair[0].0 == pair[1].0 && pair[0].1 != pair[1].1)
-                    && let (Some(first), Some(second)) =
-                        (pair[0].1.to_session_id(), pair[1].1.to_session_id())
-                {
-                    return Err(MemoryStoreError::DuplicateTokenHash { first, second });
-                }
-                let entries = tokens
-                    .iter()
-                    .map(|(token, id)| (self.token_fingerprint(token), *id))
-                    .collect();
-                let built = MultiShard::build(entries, shard_capacity)
-                    .map_err(unavailable("token index"))?;
+                let built = self.build_token_shard(parts.concat(), capacity, shard_capacity)?;
                 self.by_token.install(shard, built);
             }
             Job::Multi {

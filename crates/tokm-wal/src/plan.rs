@@ -172,81 +172,8 @@ impl LogPlan {
             (Some(at), RecoveryMode::PointInTime) => at.segment.map(|segment| (segment, at.offset)),
             _ => None,
         };
-        let mut repairs: Vec<Repair> = findings
-            .temp_files
-            .iter()
-            .map(|file| Repair::RemoveTemp { file: file.clone() })
-            .collect();
-        let mut kept = Vec::new();
-        for (index, segment) in findings.segments.iter().enumerate() {
-            let file = segment.file.clone();
-            let keeps_records = outcome.tallies[index].count > 0;
-            match cut {
-                Some((cut_index, _)) if index > cut_index => {
-                    repairs.push(Repair::QuarantineSegment { file });
-                }
-                Some((cut_index, offset)) if index == cut_index => {
-                    if !keeps_records {
-                        repairs.push(Repair::QuarantineSegment { file });
-                    } else {
-                        if offset < segment.size_bytes {
-                            repairs.push(Repair::QuarantineTail { file, offset });
-                        }
-                        kept.push(KeptSegment {
-                            index,
-                            end_offset: offset.min(segment.size_bytes),
-                        });
-                    }
-                }
-                Some(_) | None => {
-                    let end_offset = match segment.torn_tail_offset {
-                        Some(offset) => {
-                            repairs.push(Repair::Truncate { file, offset });
-                            offset
-                        }
-                        None => segment.size_bytes,
-                    };
-                    kept.push(KeptSegment { index, end_offset });
-                }
-            }
-        }
-        // The newest segment left must hold a record: one with none (a header, perhaps a torn
-        // tail) would be in the way of the new segment, which may start at its LSN.
-        if let Some(newest) = kept.pop_if(|newest| outcome.tallies[newest.index].count == 0) {
-            let segment = &findings.segments[newest.index];
-            let file = segment.file.clone();
-            let header_only = newest.end_offset == HEADER_LEN as u64
-                && matches!(segment.header, HeaderState::Intact(_));
-            // A truncation of the same file is moot once it is removed or moved.
-            repairs
-                .retain(|repair| !matches!(repair, Repair::Truncate { file: f, .. } if *f == file));
-            repairs.push(if header_only {
-                Repair::RemoveEmpty { file }
-            } else {
-                Repair::QuarantineSegment { file }
-            });
-        }
-        let highest_seen = findings
-            .segments
-            .iter()
-            .flat_map(|segment| {
-                [
-                    segment.highest_lsn,
-                    segment.first_lsn.prev(),
-                    segment.previous_lsn().unwrap_or(Lsn::ZERO),
-                ]
-            })
-            .max()
-            .unwrap_or(Lsn::ZERO)
-            .max(base);
-        let next_segment_id = findings
-            .segments
-            .iter()
-            .filter_map(|segment| segment.header_facts().map(|facts| facts.segment_id))
-            .max()
-            .map_or(SegmentId::new(1), |id| {
-                SegmentId::new(id.get().saturating_add(1))
-            });
+        let (mut kept, mut repairs) = keep_or_repair(findings, &outcome, cut);
+        drop_empty_newest(findings, &outcome, &mut kept, &mut repairs);
         let kept_last_lsn = kept
             .iter()
             .filter_map(|kept| outcome.tallies[kept.index].last)
@@ -261,9 +188,9 @@ impl LogPlan {
             kept,
             tallies: outcome.tallies,
             kept_last_lsn,
-            next_lsn: highest_seen.next(),
+            next_lsn: highest_lsn_seen(findings, base).next(),
             new_previous_lsn: kept_last_lsn.max(base),
-            next_segment_id,
+            next_segment_id: next_segment_id(findings),
         }
     }
 
@@ -637,6 +564,108 @@ impl Gate {
             self.loss_first_lsn = first;
         }
     }
+}
+
+/// What becomes of each segment: kept up to an end offset, or repaired (a temp file removed, a
+/// torn tail truncated, everything after a point-in-time `cut` quarantined).
+fn keep_or_repair(
+    findings: &LogFindings,
+    outcome: &Outcome,
+    cut: Option<(usize, u64)>,
+) -> (Vec<KeptSegment>, Vec<Repair>) {
+    let mut repairs: Vec<Repair> = findings
+        .temp_files
+        .iter()
+        .map(|file| Repair::RemoveTemp { file: file.clone() })
+        .collect();
+    let mut kept = Vec::new();
+    for (index, segment) in findings.segments.iter().enumerate() {
+        let file = segment.file.clone();
+        let keeps_records = outcome.tallies[index].count > 0;
+        match cut {
+            Some((cut_index, _)) if index > cut_index => {
+                repairs.push(Repair::QuarantineSegment { file });
+            }
+            Some((cut_index, _)) if index == cut_index && !keeps_records => {
+                repairs.push(Repair::QuarantineSegment { file });
+            }
+            Some((cut_index, offset)) if index == cut_index => {
+                if offset < segment.size_bytes {
+                    repairs.push(Repair::QuarantineTail { file, offset });
+                }
+                kept.push(KeptSegment {
+                    index,
+                    end_offset: offset.min(segment.size_bytes),
+                });
+            }
+            Some(_) | None => {
+                let end_offset = match segment.torn_tail_offset {
+                    Some(offset) => {
+                        repairs.push(Repair::Truncate { file, offset });
+                        offset
+                    }
+                    None => segment.size_bytes,
+                };
+                kept.push(KeptSegment { index, end_offset });
+            }
+        }
+    }
+    (kept, repairs)
+}
+
+/// The newest segment left must hold a record: one with none (a header, perhaps a torn tail)
+/// would be in the way of the new segment, which may start at its LSN. It is removed when it is
+/// a bare intact header, quarantined otherwise.
+fn drop_empty_newest(
+    findings: &LogFindings,
+    outcome: &Outcome,
+    kept: &mut Vec<KeptSegment>,
+    repairs: &mut Vec<Repair>,
+) {
+    let Some(newest) = kept.pop_if(|newest| outcome.tallies[newest.index].count == 0) else {
+        return;
+    };
+    let segment = &findings.segments[newest.index];
+    let file = segment.file.clone();
+    let header_only =
+        newest.end_offset == HEADER_LEN as u64 && matches!(segment.header, HeaderState::Intact(_));
+    // A truncation of the same file is moot once it is removed or moved.
+    repairs.retain(|repair| !matches!(repair, Repair::Truncate { file: f, .. } if *f == file));
+    repairs.push(if header_only {
+        Repair::RemoveEmpty { file }
+    } else {
+        Repair::QuarantineSegment { file }
+    });
+}
+
+/// The highest LSN any segment names (a record, or the LSN before its first), at least `base`:
+/// new records start after it, so no LSN is used twice even for quarantined records.
+fn highest_lsn_seen(findings: &LogFindings, base: Lsn) -> Lsn {
+    findings
+        .segments
+        .iter()
+        .flat_map(|segment| {
+            [
+                segment.highest_lsn,
+                segment.first_lsn.prev(),
+                segment.previous_lsn().unwrap_or(Lsn::ZERO),
+            ]
+        })
+        .max()
+        .unwrap_or(Lsn::ZERO)
+        .max(base)
+}
+
+/// One past the highest segment id any readable header names.
+fn next_segment_id(findings: &LogFindings) -> SegmentId {
+    findings
+        .segments
+        .iter()
+        .filter_map(|segment| segment.header_facts().map(|facts| facts.segment_id))
+        .max()
+        .map_or(SegmentId::new(1), |id| {
+            SegmentId::new(id.get().saturating_add(1))
+        })
 }
 
 #[cfg(test)]
