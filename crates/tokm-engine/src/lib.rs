@@ -36,7 +36,7 @@
 //!
 //! // A restart recovers from the snapshot and the log.
 //! let (engine, report) = Engine::open(EngineConfig::new(dir.path()))?;
-//! assert_eq!(report.sessions, 1);
+//! assert_eq!(report.session_count, 1);
 //! assert_eq!(engine.get_by_token_hash(&token_hash)?, created);
 //! # Ok(())
 //! # }
