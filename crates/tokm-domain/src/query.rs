@@ -216,6 +216,21 @@ pub struct ListResult<T> {
     pub total: u64,
 }
 
+impl<T> ListResult<T> {
+    /// The `page` of `sorted`, every match in sort order, with their count as the total: for a
+    /// store that gathers all matches before paging.
+    pub fn page_of(sorted: Vec<T>, page: Page) -> ListResult<T> {
+        let total = sorted.len() as u64;
+        let offset = usize::try_from(page.offset()).unwrap_or(usize::MAX);
+        let items = sorted
+            .into_iter()
+            .skip(offset)
+            .take(page.size().get() as usize)
+            .collect();
+        ListResult { items, total }
+    }
+}
+
 /// A position in a sorted list: the sort key and id of the last item a client has seen.
 ///
 /// `list_after(filter, sort, Some(cursor), limit)` returns the matching sessions strictly after
@@ -319,6 +334,27 @@ pub struct CursorPage<T> {
     /// Where the next slice starts: `Some` exactly when more matching items existed after the
     /// last one returned at the time of the call.
     pub next: Option<Cursor>,
+}
+
+impl CursorPage<Session> {
+    /// The first `limit` of `rest`, the matches after the cursor in `sort` order, with a cursor
+    /// to the next slice when `rest` holds more: for a store that gathers matches before paging.
+    pub fn first_of(
+        rest: impl IntoIterator<Item = Session>,
+        sort: Sort,
+        limit: PageSize,
+    ) -> CursorPage<Session> {
+        let limit = limit.get() as usize;
+        let mut items: Vec<Session> = rest.into_iter().take(limit + 1).collect();
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next = if more {
+            items.last().map(|last| Cursor::after(last, sort))
+        } else {
+            None
+        };
+        CursorPage { items, next }
+    }
 }
 
 #[cfg(test)]

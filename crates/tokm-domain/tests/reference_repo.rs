@@ -180,15 +180,7 @@ impl SessionRepository for ReferenceRepo {
         sort: Sort,
         page: Page,
     ) -> Result<ListResult<Session>, SessionError> {
-        let found = self.matching(filter, sort);
-        let total = found.len() as u64;
-        let offset = usize::try_from(page.offset()).unwrap_or(usize::MAX);
-        let items = found
-            .into_iter()
-            .skip(offset)
-            .take(page.size().get() as usize)
-            .collect();
-        Ok(ListResult { items, total })
+        Ok(ListResult::page_of(self.matching(filter, sort), page))
     }
 
     fn list_after(
@@ -201,25 +193,14 @@ impl SessionRepository for ReferenceRepo {
         if let Some(cursor) = after {
             cursor.check_sort(sort)?;
         }
-        let mut rest: Vec<Session> = self
-            .matching(filter, sort)
-            .into_iter()
-            .filter(|s| {
-                after.is_none_or(|c| {
-                    c.precedes(s)
-                        || (self.fault == Some(Fault::CursorIsInclusive)
-                            && c == &Cursor::after(s, sort))
-                })
+        let rest = self.matching(filter, sort).into_iter().filter(|s| {
+            after.is_none_or(|c| {
+                c.precedes(s)
+                    || (self.fault == Some(Fault::CursorIsInclusive)
+                        && c == &Cursor::after(s, sort))
             })
-            .collect();
-        let more = rest.len() > limit.get() as usize;
-        rest.truncate(limit.get() as usize);
-        let next = if more {
-            rest.last().map(|s| Cursor::after(s, sort))
-        } else {
-            None
-        };
-        Ok(CursorPage { items: rest, next })
+        });
+        Ok(CursorPage::first_of(rest, sort, limit))
     }
 
     fn count_by_user(&self, user_id: &UserId) -> Result<u64, SessionError> {

@@ -929,15 +929,7 @@ impl SessionRepository for RedisClusterStore {
         page: Page,
     ) -> Result<ListResult<Session>, SessionError> {
         let now = self.clock.now();
-        let sessions = self.matching(filter, sort, now)?;
-        let total = sessions.len() as u64;
-        let offset = usize::try_from(page.offset()).unwrap_or(usize::MAX);
-        let items = sessions
-            .into_iter()
-            .skip(offset)
-            .take(page.size().get() as usize)
-            .collect();
-        Ok(ListResult { items, total })
+        Ok(ListResult::page_of(self.matching(filter, sort, now)?, page))
     }
 
     fn list_after(
@@ -951,21 +943,11 @@ impl SessionRepository for RedisClusterStore {
             cursor.check_sort(sort)?;
         }
         let now = self.clock.now();
-        let limit = limit.get() as usize;
-        let mut items: Vec<Session> = self
+        let rest = self
             .matching(filter, sort, now)?
             .into_iter()
-            .filter(|session| after.is_none_or(|cursor| cursor.precedes(session)))
-            .take(limit + 1)
-            .collect();
-        let more = items.len() > limit;
-        items.truncate(limit);
-        let next = if more {
-            items.last().map(|last| Cursor::after(last, sort))
-        } else {
-            None
-        };
-        Ok(CursorPage { items, next })
+            .filter(|session| after.is_none_or(|cursor| cursor.precedes(session)));
+        Ok(CursorPage::first_of(rest, sort, limit))
     }
 
     fn count_by_user(&self, user_id: &UserId) -> Result<u64, SessionError> {
